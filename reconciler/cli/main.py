@@ -1,0 +1,62 @@
+"""The `reconciler` command: a thin click layer; every command's work lives in the library."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from reconciler import __version__
+from reconciler.cli.catalogue import catalogue
+from reconciler.cli.validate import validate
+
+#: Exit codes (INTERFACE.md): 0 ok / in sync, 1 error or invalid, 2 changes pending (plan, drift).
+EXIT_OK, EXIT_ERROR = 0, 1
+
+
+class ReconcilerGroup(click.Group):
+    """Usage errors exit 1, not click's 2 (2 means "changes pending" to scripts); no traceback ever."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(130)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(EXIT_ERROR)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except BrokenPipeError:
+            sys.exit(EXIT_ERROR)
+        except Exception as exc:  # the last line of defence: a message, never a traceback
+            click.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
+            click.echo("please report this with the command you ran", err=True)
+            sys.exit(EXIT_ERROR)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+@click.group(cls=ReconcilerGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="reconciler")
+def cli() -> None:
+    """Keep eHerkenning access (who may log in where, on your organisation's behalf) as YAML in git.
+
+    \b
+    Typical use:
+      reconciler validate examples/org.yaml     check a config offline
+      reconciler catalogue list                 the services a config may name
+    """
+
+
+cli.add_command(validate)
+cli.add_command(catalogue)
+
+
+def main() -> None:
+    cli.main(prog_name="reconciler")

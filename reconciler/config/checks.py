@@ -1,0 +1,244 @@
+"""Domain checks that need no backend: references, levels and the rules a file alone can break.
+
+Each finding carries its rule id (R1..R20, see RULES.md) or a named check, and the position of the node
+that is wrong, so a beheerder can fix the exact line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from collections import defaultdict
+from typing import Sequence
+
+from reconciler.config.loader import LoadedOrg, Reporter
+from reconciler.config.models import ROLLING, Authorisation, MeansType, SecondFactorType, Until, User
+from reconciler.config.yamlpos import JsonPath
+from reconciler.domain import rules
+from reconciler.domain.catalogue import Catalogue, Service
+from reconciler.domain.levels import Level
+
+
+def _unknown_service(catalogue: Catalogue, key: str) -> str:
+    guess = catalogue.suggest(key)
+    hint = f"; did you mean {guess!r}?" if guess else "; `reconciler catalogue list` shows the known services"
+    return f"unknown service {key!r}{hint}"
+
+
+def check_until(reporter: Reporter, path: JsonPath, until: Until, today: dt.date, what: str) -> None:
+    """R9: at most 5 years ahead (error); today or in the past means it will be revoked (warning)."""
+    if until == ROLLING:
+        return
+    assert isinstance(until, dt.date)
+    latest = rules.max_end_date(today)
+    if until > latest:
+        reporter.error(path, "R9", f"until {until} is more than {rules.MAX_YEARS} years after today ({today}); "
+                                   f"the latest allowed end date is {latest} (or write `rolling`)")
+    elif until <= today:
+        reporter.warning(path, "R9", f"until {until} is not after today ({today}): the {what} must not exist "
+                                     "and will be revoked")
+
+
+def _is_uwv_or_tax(service: Service) -> bool:
+    return service.belastingdienst or service.key.startswith("uwv/") or service.provider.upper() == "UWV"
+
+
+def check_org(org: LoadedOrg, today: dt.date) -> None:
+    """All single-file domain checks; findings go to the file's reporter."""
+    cfg, r, cat = org.config, org.reporter, org.catalogue
+    _check_groups(org, today)
+    _check_users(org, today)
+    _check_chains(org, today)
+    if not any(u.is_admin for u in cfg.users):
+        r.error(("users",) if cfg.users else (), "R1",
+                "no user has role beheerder: every organisation needs at least one active admin (R1); "
+                "declare one (the first beheerder is the acting admin)")
+    if cfg.organisation.branch_number:
+        used = sorted({a.service for u in cfg.users for a in _all_authorisations(org, u)
+                       if (s := cat.get(a.service)) is not None and _is_uwv_or_tax(s)})
+        extra = f"; this file grants {', '.join(used)}" if used else ""
+        r.warning(("organisation", "branch_number"), "R17",
+                  "an organisation registered with a branch number cannot log in at UWV and Belastingdienst"
+                  + extra)
+
+
+def _all_authorisations(org: LoadedOrg, user: User) -> list[Authorisation]:
+    out = list(user.authorisations)
+    for name in user.groups:
+        group = org.config.groups.get(name)
+        if group is not None:
+            out.extend(group.authorisations)
+    return out
+
+
+def _check_groups(org: LoadedOrg, today: dt.date) -> None:
+    cfg, r, cat = org.config, org.reporter, org.catalogue
+    used = {g for u in cfg.users for g in u.groups}
+    for name, group in cfg.groups.items():
+        seen: dict[str, int] = {}
+        for k, auth in enumerate(group.authorisations):
+            path: JsonPath = ("groups", name, "authorisations", k)
+            if auth.service not in cat:
+                r.error(path + ("service",), "unknown-service", _unknown_service(cat, auth.service))
+            if auth.service in seen:
+                r.error(path + ("service",), "duplicate-authorisation",
+                        f"service {auth.service!r} is listed twice in group {name!r} (first at item {seen[auth.service]})")
+            seen.setdefault(auth.service, k)
+            check_until(r, path + ("until",), auth.until, today, "authorisation")
+        if name not in used:
+            r.warning(("groups", name), "unused-group", f"group {name!r} is given to no user", at_key=True)
+
+
+def _check_users(org: LoadedOrg, today: dt.date) -> None:
+    cfg, r, cat = org.config, org.reporter, org.catalogue
+    first: dict[str, int] = {}
+    unmanaged = cfg.policy.unmanaged_keys
+    tax_means: list[int] = []
+    for i, user in enumerate(cfg.users):
+        at: JsonPath = ("users", i)
+        if user.key in first:
+            r.error(at + ("email",), "duplicate-email",
+                    f"{user.email} is declared twice (first as users[{first[user.key]}]); e-mail addresses "
+                    "identify people and are compared case-insensitively")
+        first.setdefault(user.key, i)
+        if user.key in unmanaged:
+            r.error(at + ("email",), "unmanaged",
+                    f"{user.email} is listed in policy.unmanaged and also declared as a user; it is either managed "
+                    "here or left alone, not both")
+        if user.is_admin and not rules.admin_level_ok(user.level):
+            r.error(at + ("level",), "R2", f"a beheerder needs level {rules.ADMIN_MIN_LEVEL} or higher; "
+                                           f"{user.email} has {user.level}")
+        _check_second_factor(r, at, user)
+        if user.type is MeansType.BELASTINGDIENST:
+            tax_means.append(i)
+            if user.level != rules.TAX_MEANS_LEVEL:
+                r.error(at + ("level",), "R13", f"a belastingdienst means is {rules.TAX_MEANS_LEVEL} only; "
+                                                f"{user.email} has {user.level}")
+            if user.is_admin:
+                r.error(at + ("role",), "R13", "a belastingdienst means can never be a beheerder; make it a gebruiker")
+            if len(tax_means) > 1:
+                r.error(at + ("type",), "R13", "an organisation has at most one belastingdienst means; "
+                                               f"users[{tax_means[0]}] already is one")
+        _check_user_authorisations(org, i, user, today)
+
+
+def _check_second_factor(r: Reporter, at: JsonPath, user: User) -> None:
+    """R19: EH2+ and EH3 need a second factor; SMS needs a phone number."""
+    factor = user.second_factor
+    if factor is None:
+        if rules.needs_second_factor(user.level):
+            r.error(at + ("level",), "R19", f"level {user.level} needs a second factor: add "
+                                            "second_factor: {type: sms, phone: \"+316...\"} or {type: otp}")
+        return
+    if factor.type is SecondFactorType.SMS and not factor.phone:
+        r.error(at + ("second_factor", "type"), "R19", "second factor sms needs a phone (E.164, e.g. \"+31612345678\")")
+    if factor.type is SecondFactorType.OTP and factor.phone:
+        r.warning(at + ("second_factor", "phone"), "R19", "a phone is only used with second factor sms; "
+                                                          "it is ignored for otp")
+
+
+def _check_user_authorisations(org: LoadedOrg, i: int, user: User, today: dt.date) -> None:
+    cfg, r, cat = org.config, org.reporter, org.catalogue
+    at: JsonPath = ("users", i)
+    seen: dict[str, int] = {}
+    for k, auth in enumerate(user.authorisations):
+        path = at + ("authorisations", k)
+        service = cat.get(auth.service)
+        if service is None:
+            r.error(path + ("service",), "unknown-service", _unknown_service(cat, auth.service))
+        else:
+            _check_grantable(r, path + ("service",), user, service, "")
+        if auth.service in seen:
+            r.error(path + ("service",), "duplicate-authorisation",
+                    f"service {auth.service!r} is listed twice for {user.email} (first at item {seen[auth.service]})")
+        seen.setdefault(auth.service, k)
+        check_until(r, path + ("until",), auth.until, today, "authorisation")
+    for j, name in enumerate(user.groups):
+        path = at + ("groups", j)
+        group = cfg.groups.get(name)
+        if group is None:
+            known = sorted(cfg.groups)
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else (
+                f"; known groups: {', '.join(known)}" if known else "; this file declares no groups")
+            r.error(path, "unknown-group", f"unknown group {name!r}{hint}")
+            continue
+        for auth in group.authorisations:
+            service = cat.get(auth.service)
+            if service is not None:
+                _check_grantable(r, path, user, service, f" (via group {name!r})")
+
+
+def _check_grantable(r: Reporter, path: JsonPath, user: User, service: Service, via: str) -> None:
+    """R8 (level covers the service) and R13 (a tax means holds Belastingdienst services only)."""
+    if not rules.level_covers(user.level, service.level):
+        r.error(path, "R8", f"service {service.key!r}{via} needs level {service.level}; "
+                            f"{user.email} has {user.level}")
+    if user.type is MeansType.BELASTINGDIENST and not service.belastingdienst:
+        r.error(path, "R13", f"a belastingdienst means may hold Belastingdienst services only; "
+                             f"{service.key!r}{via} is not one")
+
+
+def _check_chains(org: LoadedOrg, today: dt.date) -> None:
+    cfg, r, cat = org.config, org.reporter, org.catalogue
+    first: dict[str, int] = {}
+    for i, chain in enumerate(cfg.chain_authorisations):
+        at: JsonPath = ("chain_authorisations", i)
+        kvk = chain.intermediary.kvk
+        if kvk == cfg.organisation.kvk:
+            r.error(at + ("intermediary", "kvk"), "R18",
+                    f"KvK {kvk} is this organisation's own; a chain authorisation goes to another organisation")
+        if kvk in first:
+            r.error(at + ("intermediary", "kvk"), "duplicate-intermediary",
+                    f"intermediary {kvk} is listed twice (first as chain_authorisations[{first[kvk]}]); "
+                    "list all its services in one entry")
+        first.setdefault(kvk, i)
+        for k, key in enumerate(chain.services):
+            if key not in cat:
+                r.error(at + ("services", k), "unknown-service", _unknown_service(cat, key))
+        check_until(r, at + ("until",), chain.until, today, "chain authorisation")
+
+
+_LINKED_FIELDS = ("level", "type", "name", "second_factor", "subscription")
+
+
+def check_estate(orgs: Sequence[LoadedOrg]) -> None:
+    """Checks across files: one file per KvK; a person in several files is one linked means (R15)."""
+    by_kvk: dict[str, LoadedOrg] = {}
+    for org in orgs:
+        kvk = org.config.organisation.kvk
+        if kvk in by_kvk:
+            org.reporter.error(("organisation", "kvk"), "duplicate-kvk",
+                               f"KvK {kvk} is also declared in {by_kvk[kvk].display}; write one file per organisation")
+        else:
+            by_kvk[kvk] = org
+    people: dict[str, list[tuple[LoadedOrg, int, User]]] = defaultdict(list)
+    for org in orgs:
+        for i, user in enumerate(org.config.users):
+            people[user.key].append((org, i, user))
+    for key, entries in people.items():
+        if len({id(o) for o, _, _ in entries}) < 2:
+            continue
+        first_org, first_i, first_user = entries[0]
+        for org, i, user in entries[1:]:
+            if org is first_org:
+                continue
+            for name in _LINKED_FIELDS:
+                mine, theirs = getattr(user, name), getattr(first_user, name)
+                if mine != theirs:
+                    shown = _show(theirs)
+                    org.reporter.error(("users", i, name), "R15",
+                                       f"{user.email} is also in {first_org.display} (one means linked to both "
+                                       f"organisations, R15) with {name} {shown}; a linked means has one {name}")
+
+
+def _show(value: object) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, Level):
+        return value.value
+    if hasattr(value, "value"):
+        return str(value.value)  # enums
+    if hasattr(value, "model_dump"):
+        return str(value.model_dump(mode="json", exclude_none=True))
+    return str(value)

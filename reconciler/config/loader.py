@@ -1,0 +1,226 @@
+"""Reading organisation files: discovery, YAML with positions, schema, models, catalogues, domain checks.
+
+Everything wrong with the input comes back as positioned diagnostics; nothing here raises on bad input.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import pydantic
+
+from reconciler.config.models import OrgConfig
+from reconciler.config.schema import CATALOGUE_SCHEMA, ORG_SCHEMA, schema_problems
+from reconciler.config.yamlpos import JsonPath, Mark, YamlDocument, YamlLoadError, decode, gc_paused, load_yaml
+from reconciler.diagnostics import Diagnostic, Severity, format_json_path
+from reconciler.domain.catalogue import Catalogue, Service, bundled_catalogue
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class Reporter:
+    """Collects diagnostics for one file, turning JSON paths into lines and columns."""
+
+    display: str
+    doc: YamlDocument | None = None
+    items: list[Diagnostic] = field(default_factory=list)
+
+    def add(self, severity: Severity, path: JsonPath, code: str, message: str, *, at_key: bool = False,
+            mark: Mark | None = None) -> None:
+        if mark is None:
+            mark = self.doc.mark(path, key=at_key) if self.doc is not None else Mark(1, 1)
+        self.items.append(Diagnostic(self.display, mark.line, mark.column, severity, code, message,
+                                     format_json_path(path)))
+
+    def error(self, path: JsonPath, code: str, message: str, *, at_key: bool = False) -> None:
+        self.add(Severity.ERROR, path, code, message, at_key=at_key)
+
+    def warning(self, path: JsonPath, code: str, message: str, *, at_key: bool = False) -> None:
+        self.add(Severity.WARNING, path, code, message, at_key=at_key)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.is_error for d in self.items)
+
+
+@dataclass
+class LoadedOrg:
+    """One organisation file that parsed and matched the schema."""
+
+    path: Path
+    display: str
+    doc: YamlDocument
+    config: OrgConfig
+    catalogue: Catalogue
+    reporter: Reporter
+
+
+@dataclass
+class LoadResult:
+    orgs: list[LoadedOrg]
+    diagnostics: list[Diagnostic]
+    files: int
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.is_error]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def discover(paths: Sequence[str]) -> tuple[list[tuple[Path, str]], list[Diagnostic]]:
+    """Files named, plus every *.yaml / *.yml directly inside named directories (hidden files skipped)."""
+    found: list[tuple[Path, str]] = []
+    problems: list[Diagnostic] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            entries = sorted(p for p in path.iterdir()
+                             if p.suffix.lower() in YAML_SUFFIXES and not p.name.startswith(".") and p.is_file())
+            if not entries:
+                problems.append(Diagnostic(raw, 1, 1, Severity.ERROR, "input",
+                                           "directory holds no *.yaml or *.yml files"))
+            found.extend((p, str(p)) for p in entries)
+        elif path.exists():
+            found.append((path, raw))
+        else:
+            problems.append(Diagnostic(raw, 1, 1, Severity.ERROR, "input", "no such file or directory"))
+    seen: set[Path] = set()
+    unique = []
+    for path, display in found:
+        resolved = path.resolve()
+        if resolved not in seen:
+            seen.add(resolved)
+            unique.append((path, display))
+    return unique, problems
+
+
+def read_document(path: Path, reporter: Reporter) -> YamlDocument | None:
+    """Read and parse one file; problems go to `reporter`, None when there is nothing to check further."""
+    try:
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        reporter.add(Severity.ERROR, (), "input", "is a directory, not a file", mark=Mark(1, 1))
+        return None
+    except OSError as exc:
+        reporter.add(Severity.ERROR, (), "input", f"cannot read the file: {exc.strerror or exc}", mark=Mark(1, 1))
+        return None
+    try:
+        doc = load_yaml(decode(raw))
+    except YamlLoadError as exc:
+        reporter.add(Severity.ERROR, (), exc.code, exc.message, mark=exc.mark)
+        return None
+    reporter.doc = doc
+    for problem in doc.problems:
+        reporter.add(Severity.ERROR, (), problem.code, problem.message, mark=problem.mark)
+    return doc
+
+
+def check_schema(schema: str, data: Any, reporter: Reporter) -> bool:
+    """Schema violations as `schema` errors; True when the data matches."""
+    problems = schema_problems(schema, data)
+    for problem in problems:
+        reporter.error(problem.path, "schema", problem.message, at_key=problem.at_key)
+    return not problems
+
+
+def build_model(data: Any, reporter: Reporter) -> OrgConfig | None:
+    try:
+        return OrgConfig.model_validate(data)
+    except pydantic.ValidationError as exc:  # the schema should have caught it; report, never trace
+        for err in exc.errors():
+            reporter.error(tuple(err["loc"]), "schema", err["msg"])
+        return None
+
+
+def load_catalogue_file(path: Path, display: str) -> tuple[list[Service], list[Diagnostic]]:
+    """A catalogue file's services, with positioned diagnostics for anything wrong in it."""
+    reporter = Reporter(display)
+    doc = read_document(path, reporter)
+    if doc is None or reporter.has_errors or not check_schema(CATALOGUE_SCHEMA, doc.data, reporter):
+        return [], reporter.items
+    services = [Service.from_data(item) for item in doc.data["services"]]
+    base = bundled_catalogue()
+    keys: dict[str, int] = {}
+    uuids: dict[str, int] = {}
+    for i, service in enumerate(services):
+        where = ("services", i)
+        if service.key in keys:
+            reporter.error(where + ("key",), "catalogue", f"service {service.key!r} is listed twice "
+                           f"(first as services[{keys[service.key]}])")
+        keys.setdefault(service.key, i)
+        if service.uuid in uuids:
+            reporter.error(where + ("uuid",), "catalogue", f"UUID {service.uuid} is used twice "
+                           f"(first by services[{uuids[service.uuid]}])")
+        uuids.setdefault(service.uuid, i)
+        known = base.get(service.key)
+        if known is not None and known != service:
+            reporter.error(where + ("key",), "catalogue", f"service {service.key!r} is in the bundled catalogue "
+                           "with other details; give it another key")
+    return services, reporter.items
+
+
+def load_paths(paths: Sequence[str], today: dt.date) -> LoadResult:
+    """Load and check every organisation file under `paths`; all problems of all files are reported."""
+    with gc_paused():
+        return _load_paths(paths, today)
+
+
+def _load_paths(paths: Sequence[str], today: dt.date) -> LoadResult:
+    from reconciler.config.checks import check_estate, check_org  # local: checks import this module's types
+
+    files, diagnostics = discover(paths)
+    parsed: list[tuple[Path, str, Reporter, YamlDocument]] = []
+    for path, display in files:
+        reporter = Reporter(display)
+        doc = read_document(path, reporter)
+        parsed.append((path, display, reporter, doc))  # type: ignore[arg-type]
+    # A file named by another file's `catalogue:` is a catalogue, not an organisation.
+    catalogue_refs = {(path.parent / doc.data["catalogue"]).resolve() for path, _, _, doc in parsed
+                      if doc is not None and isinstance(doc.data, dict) and isinstance(doc.data.get("catalogue"), str)}
+    orgs: list[LoadedOrg] = []
+    catalogue_cache: dict[Path, tuple[list[Service], list[Diagnostic]]] = {}
+    for path, display, reporter, doc in parsed:
+        if path.resolve() in catalogue_refs:
+            continue
+        diagnostics.extend(reporter.items if doc is None else [])
+        if doc is None:
+            continue
+        if not check_schema(ORG_SCHEMA, doc.data, reporter) or reporter.has_errors:
+            diagnostics.extend(reporter.items)
+            continue
+        config = build_model(doc.data, reporter)
+        if config is None:
+            diagnostics.extend(reporter.items)
+            continue
+        catalogue = bundled_catalogue()
+        if config.catalogue:
+            cat_path = (path.parent / config.catalogue)
+            key = cat_path.resolve()
+            if not cat_path.is_file():
+                reporter.error(("catalogue",), "catalogue", f"catalogue file {config.catalogue!r} not found "
+                               f"(looked for {os.path.normpath(cat_path)})")
+            else:
+                if key not in catalogue_cache:
+                    catalogue_cache[key] = load_catalogue_file(cat_path, os.path.normpath(cat_path))
+                    diagnostics.extend(catalogue_cache[key][1])
+                services, cat_diags = catalogue_cache[key]
+                if any(d.is_error for d in cat_diags):
+                    reporter.error(("catalogue",), "catalogue", f"catalogue file {config.catalogue!r} has errors")
+                catalogue = catalogue.extended(services)
+        orgs.append(LoadedOrg(path, display, doc, config, catalogue, reporter))
+    for org in orgs:
+        check_org(org, today)
+    check_estate(orgs)
+    for org in orgs:
+        diagnostics.extend(org.reporter.items)
+    order = {display: i for i, (_, display) in enumerate(files)}
+    diagnostics.sort(key=lambda d: (order.get(d.path, -1), d.line, d.column, d.code))
+    return LoadResult(orgs=orgs, diagnostics=diagnostics, files=len(files))

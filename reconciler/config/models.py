@@ -1,0 +1,148 @@
+"""Typed models of an organisation file, built after the JSON schema has accepted the data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from reconciler.domain.levels import Level
+
+ROLLING: Literal["rolling"] = "rolling"
+Until = dt.date | Literal["rolling"]
+
+
+class Role(str, Enum):
+    BEHEERDER = "beheerder"
+    GEBRUIKER = "gebruiker"
+
+
+class MeansType(str, Enum):
+    REGULIER = "regulier"
+    BELASTINGDIENST = "belastingdienst"
+
+
+class Subscription(str, Enum):
+    ONE_YEAR = "1y"
+    THREE_YEARS = "3y"
+
+
+class SecondFactorType(str, Enum):
+    SMS = "sms"
+    OTP = "otp"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+class SecondFactor(_Model):
+    type: SecondFactorType
+    phone: str | None = None
+
+
+class Authorisation(_Model):
+    service: str
+    until: Until
+
+
+class User(_Model):
+    email: str
+    name: str
+    role: Role
+    level: Level
+    type: MeansType = MeansType.REGULIER
+    second_factor: SecondFactor | None = None
+    subscription: Subscription = Subscription.ONE_YEAR
+    groups: tuple[str, ...] = ()
+    authorisations: tuple[Authorisation, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """E-mail addresses identify people case-insensitively."""
+        return self.email.lower()
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.BEHEERDER
+
+
+class Group(_Model):
+    description: str | None = None
+    authorisations: tuple[Authorisation, ...] = ()
+
+
+class Intermediary(_Model):
+    kvk: str
+    name: str | None = None
+
+
+class ChainAuthorisation(_Model):
+    intermediary: Intermediary
+    services: tuple[str, ...]
+    until: Until
+
+
+class Threshold(_Model):
+    """A removal limit: a count, or a percentage of the existing objects (from 10 objects on)."""
+
+    count: int | None = None
+    percent: float | None = None
+
+    @classmethod
+    def parse(cls, raw: int | str) -> "Threshold":
+        if isinstance(raw, int):
+            return cls(count=raw)
+        return cls(percent=float(raw.rstrip("%")))
+
+    def limit(self, existing: int) -> int | None:
+        """Most removals allowed among `existing` objects; None means no limit applies."""
+        if self.count is not None:
+            return self.count
+        assert self.percent is not None
+        if existing < 10:
+            return None
+        return math.floor(existing * self.percent / 100)
+
+    def __str__(self) -> str:
+        return str(self.count) if self.count is not None else f"{self.percent:g}%"
+
+
+class Policy(_Model):
+    prune: bool = False
+    max_removals: int | str = "25%"
+    renew_before: str = "60d"
+    unmanaged: tuple[str, ...] = ()
+
+    @property
+    def threshold(self) -> Threshold:
+        return Threshold.parse(self.max_removals)
+
+    @property
+    def renew_before_days(self) -> int:
+        return int(self.renew_before.rstrip("d"))
+
+    @property
+    def unmanaged_keys(self) -> frozenset[str]:
+        return frozenset(e.lower() for e in self.unmanaged)
+
+
+class Organisation(_Model):
+    kvk: str
+    name: str
+    branch_number: str | None = None
+
+
+class OrgConfig(_Model):
+    """One organisation file."""
+
+    version: Literal[1]
+    organisation: Organisation
+    catalogue: str | None = None
+    policy: Policy = Field(default_factory=Policy)
+    groups: dict[str, Group] = Field(default_factory=dict)
+    users: tuple[User, ...] = ()
+    chain_authorisations: tuple[ChainAuthorisation, ...] = ()

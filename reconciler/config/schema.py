@@ -1,0 +1,188 @@
+"""The JSON schemas in `schemas/` and their errors, rewritten for people and mapped to JSON paths."""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any, Callable
+
+import jsonschema
+from jsonschema import Draft202012Validator, FormatChecker
+
+try:
+    import jsonschema_rs
+except ImportError:  # pragma: no cover
+    jsonschema_rs = None
+
+from reconciler.config.yamlpos import JsonPath
+
+ORG_SCHEMA = "org.schema.json"
+CATALOGUE_SCHEMA = "catalogue.schema.json"
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaProblem:
+    """A schema violation at `path`; `at_key` points at the key rather than its value."""
+
+    path: JsonPath
+    message: str
+    at_key: bool = False
+
+
+def schema_text(name: str) -> str:
+    return resources.files("reconciler").joinpath("schemas", name).read_text(encoding="utf-8")
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    return json.loads(schema_text(name))
+
+
+_formats = FormatChecker(formats=())
+
+
+@_formats.checks("date", raises=ValueError)
+def _is_date(value: object) -> bool:
+    return not isinstance(value, str) or bool(dt.date.fromisoformat(value))
+
+
+@_formats.checks("until", raises=ValueError)
+def _is_until(value: object) -> bool:
+    return not isinstance(value, str) or value == "rolling" or bool(dt.date.fromisoformat(value))
+
+
+@cache
+def validator(name: str) -> Draft202012Validator:
+    return Draft202012Validator(load_schema(name), format_checker=_formats)
+
+
+def _format_ok(fmt: str) -> Callable[[str], bool]:
+    def check(value: str) -> bool:
+        return _formats.conforms(value, fmt)
+    return check
+
+
+@cache
+def fast_validator(name: str) -> Callable[[Any], bool] | None:
+    """A compiled (Rust) validator of the same schema: a large valid file is confirmed in milliseconds."""
+    if jsonschema_rs is None:  # pragma: no cover - the dependency is declared; this keeps us working without it
+        return None
+    compiled = jsonschema_rs.Draft202012Validator(
+        load_schema(name), formats={f: _format_ok(f) for f in ("date", "until")}, validate_formats=True)
+    return compiled.is_valid
+
+
+def schema_problems(name: str, data: Any) -> list[SchemaProblem]:
+    """Every violation of schema `name` by `data`, each phrased as what is wrong and what is allowed.
+
+    Valid data is confirmed by the compiled validator; only when it says no does the (slower) reference
+    implementation walk the data to explain each error, so both always agree on the verdict's source.
+    """
+    fast = fast_validator(name)
+    if fast is not None and fast(data):
+        return []
+    problems: list[SchemaProblem] = []
+    for error in validator(name).iter_errors(data):
+        problems.extend(_explain(error))
+    return problems
+
+
+_TYPE_WORDS = {"string": "a string", "integer": "a whole number", "number": "a number", "boolean": "true or false",
+               "array": "a list", "object": "a mapping", "null": "nothing"}
+
+
+def _what(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "a whole number"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _name(path: JsonPath) -> str:
+    for part in reversed(path):
+        if isinstance(part, str):
+            return part
+    return "the file"
+
+
+_SENTENCE_END = re.compile(r"(?<!e\.g)\.\s+(?=[A-Z`(])")
+
+
+def _hint(schema: dict[str, Any]) -> str:
+    """The first sentence of a schema description: it says what is allowed."""
+    text = schema.get("description", "")
+    return _SENTENCE_END.split(text)[0].rstrip(".") if text else ""
+
+
+def _explain(error: jsonschema.ValidationError) -> list[SchemaProblem]:
+    path: JsonPath = tuple(error.absolute_path)
+    kind = error.validator
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    value = error.instance
+    name = _name(path)
+    if "propertyNames" in error.relative_schema_path or "propertyNames" in error.schema_path:
+        return [SchemaProblem(path + (str(value),), f"{value!r} is not a valid name here: {_hint(schema)}", at_key=True)]
+    if kind == "format":
+        return [SchemaProblem(path, f"{value!r} is not a real date (YYYY-MM-DD)")]
+    if kind == "additionalProperties" and isinstance(value, dict):
+        allowed = sorted(schema.get("properties", {}))
+        extra = [k for k in value if k not in schema.get("properties", {})]
+        out = []
+        for key in extra:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            guess = f"; did you mean {close[0]!r}?" if close else ""
+            out.append(SchemaProblem(path + (key,), f"unknown key {key!r}{guess} (allowed here: {', '.join(allowed)})",
+                                     at_key=True))
+        if out:
+            return out
+    if kind == "required":
+        missing = str(error.message).split("'")[1] if "'" in error.message else "?"
+        prop = schema.get("properties", {}).get(missing, {})
+        hint = _hint(prop)
+        where = f" in {name}" if path else ""
+        return [SchemaProblem(path, f"missing required key {missing!r}{where}" + (f" ({hint})" if hint else ""))]
+    if kind == "type":
+        expected = error.validator_value
+        words = " or ".join(_TYPE_WORDS.get(t, t) for t in (expected if isinstance(expected, list) else [expected]))
+        tip = ""
+        if "string" in (expected if isinstance(expected, list) else [expected]) and isinstance(value, (int, float)) \
+                and not isinstance(value, bool):
+            tip = f' (write it in quotes: "{value}")'
+        if path == ():
+            return [SchemaProblem(path, f"the file must be {words} of keys such as version, organisation, users; "
+                                        f"found {_what(value)}")]
+        return [SchemaProblem(path, f"{name} must be {words}, not {_what(value)}{tip}")]
+    if kind in ("enum", "const"):
+        allowed = error.validator_value if kind == "enum" else [error.validator_value]
+        return [SchemaProblem(path, f"{value!r} is not allowed for {name}; allowed: "
+                                    + ", ".join(json.dumps(a) if not isinstance(a, str) else a for a in allowed))]
+    if kind == "pattern":
+        hint = _hint(schema)
+        return [SchemaProblem(path, f"{value!r} is not a valid {name}" + (f": {hint}" if hint else ""))]
+    if kind == "minItems":
+        return [SchemaProblem(path, f"{name} needs at least {error.validator_value} item(s)")]
+    if kind == "uniqueItems":
+        return [SchemaProblem(path, f"{name} lists the same item more than once")]
+    if kind == "minLength":
+        return [SchemaProblem(path, f"{name} must not be empty")]
+    if kind == "maxLength":
+        return [SchemaProblem(path, f"{name} is longer than {error.validator_value} characters")]
+    if kind == "minimum":
+        return [SchemaProblem(path, f"{name} must be at least {error.validator_value}")]
+    return [SchemaProblem(path, f"{name}: {error.message}")]
