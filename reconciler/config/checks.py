@@ -39,10 +39,6 @@ def check_until(reporter: Reporter, path: JsonPath, until: Until, today: dt.date
                                      "and will be revoked")
 
 
-def _is_uwv_or_tax(service: Service) -> bool:
-    return service.belastingdienst or service.key.startswith("uwv/") or service.provider.upper() == "UWV"
-
-
 def check_org(org: LoadedOrg, today: dt.date) -> None:
     """All single-file domain checks; findings go to the file's reporter."""
     cfg, r, cat = org.config, org.reporter, org.catalogue
@@ -50,12 +46,12 @@ def check_org(org: LoadedOrg, today: dt.date) -> None:
     _check_users(org, today)
     _check_chains(org, today)
     if not any(u.is_admin for u in cfg.users):
-        r.error(("users",) if cfg.users else (), "R1",
+        r.error(("users",), "R1",
                 "no user has role beheerder: every organisation needs at least one active admin (R1); "
                 "declare one (the first beheerder is the acting admin)")
     if cfg.organisation.branch_number:
         used = sorted({a.service for u in cfg.users for a in _all_authorisations(org, u)
-                       if (s := cat.get(a.service)) is not None and _is_uwv_or_tax(s)})
+                       if (s := cat.get(a.service)) is not None and rules.unusable_with_branch_number(s)})
         extra = f"; this file grants {', '.join(used)}" if used else ""
         r.warning(("organisation", "branch_number"), "R17",
                   "an organisation registered with a branch number cannot log in at UWV and Belastingdienst"

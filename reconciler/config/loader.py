@@ -125,7 +125,7 @@ def read_document(path: Path, reporter: Reporter) -> YamlDocument | None:
 
 def check_schema(schema: str, data: Any, reporter: Reporter) -> bool:
     """Schema violations as `schema` errors; True when the data matches."""
-    problems = schema_problems(schema, data)
+    problems = schema_problems(schema, data, reporter.doc.source_text if reporter.doc is not None else None)
     for problem in problems:
         reporter.error(problem.path, "schema", problem.message, at_key=problem.at_key)
     return not problems
@@ -141,13 +141,16 @@ def build_model(data: Any, reporter: Reporter) -> OrgConfig | None:
 
 
 def load_catalogue_file(path: Path, display: str) -> tuple[list[Service], list[Diagnostic]]:
-    """A catalogue file's services, with positioned diagnostics for anything wrong in it."""
+    """A catalogue file's services, with positioned diagnostics for anything wrong in it.
+
+    An entry with a bundled key replaces the bundled one: the bundled UUIDs are examples, and a catalogue
+    imported from the real eToegang service catalog must be able to put the real ones in their place.
+    """
     reporter = Reporter(display)
     doc = read_document(path, reporter)
     if doc is None or reporter.has_errors or not check_schema(CATALOGUE_SCHEMA, doc.data, reporter):
         return [], reporter.items
     services = [Service.from_data(item) for item in doc.data["services"]]
-    base = bundled_catalogue()
     keys: dict[str, int] = {}
     uuids: dict[str, int] = {}
     for i, service in enumerate(services):
@@ -160,10 +163,6 @@ def load_catalogue_file(path: Path, display: str) -> tuple[list[Service], list[D
             reporter.error(where + ("uuid",), "catalogue", f"UUID {service.uuid} is used twice "
                            f"(first by services[{uuids[service.uuid]}])")
         uuids.setdefault(service.uuid, i)
-        known = base.get(service.key)
-        if known is not None and known != service:
-            reporter.error(where + ("key",), "catalogue", f"service {service.key!r} is in the bundled catalogue "
-                           "with other details; give it another key")
     return services, reporter.items
 
 

@@ -77,7 +77,10 @@ def fast_validator(name: str) -> Callable[[Any], bool] | None:
     return compiled.is_valid
 
 
-def schema_problems(name: str, data: Any) -> list[SchemaProblem]:
+SourceText = Callable[[JsonPath], "str | None"]
+
+
+def schema_problems(name: str, data: Any, source: SourceText | None = None) -> list[SchemaProblem]:
     """Every violation of schema `name` by `data`, each phrased as what is wrong and what is allowed.
 
     Valid data is confirmed by the compiled validator; only when it says no does the (slower) reference
@@ -88,7 +91,7 @@ def schema_problems(name: str, data: Any) -> list[SchemaProblem]:
         return []
     problems: list[SchemaProblem] = []
     for error in validator(name).iter_errors(data):
-        problems.extend(_explain(error))
+        problems.extend(_explain(error, source or (lambda path: None)))
     return problems
 
 
@@ -130,7 +133,17 @@ def _hint(schema: dict[str, Any]) -> str:
     return _SENTENCE_END.split(text)[0].rstrip(".") if text else ""
 
 
-def _explain(error: jsonschema.ValidationError) -> list[SchemaProblem]:
+def _quote_tip(schema: dict[str, Any], text: str | None) -> str:
+    """Suggest quoting only with the text as written, and only when the quoted text would be valid."""
+    if text is None:
+        return ""
+    pattern = schema.get("pattern")
+    if pattern is not None and not re.search(pattern, text):
+        return ""
+    return f' (write it in quotes: "{text}")'
+
+
+def _explain(error: jsonschema.ValidationError, source: SourceText) -> list[SchemaProblem]:
     path: JsonPath = tuple(error.absolute_path)
     kind = error.validator
     schema = error.schema if isinstance(error.schema, dict) else {}
@@ -163,13 +176,17 @@ def _explain(error: jsonschema.ValidationError) -> list[SchemaProblem]:
         tip = ""
         if "string" in (expected if isinstance(expected, list) else [expected]) and isinstance(value, (int, float)) \
                 and not isinstance(value, bool):
-            tip = f' (write it in quotes: "{value}")'
+            tip = _quote_tip(schema, source(path))
         if path == ():
             return [SchemaProblem(path, f"the file must be {words} of keys such as version, organisation, users; "
                                         f"found {_what(value)}")]
         return [SchemaProblem(path, f"{name} must be {words}, not {_what(value)}{tip}")]
     if kind in ("enum", "const"):
         allowed = error.validator_value if kind == "enum" else [error.validator_value]
+        unquote = [a for a in allowed if not isinstance(a, str) and isinstance(value, str) and str(a) == value]
+        if unquote:
+            return [SchemaProblem(path, f"{name} must be the number {unquote[0]}, not the string {value!r}; "
+                                        "write it without quotes")]
         return [SchemaProblem(path, f"{value!r} is not allowed for {name}; allowed: "
                                     + ", ".join(json.dumps(a) if not isinstance(a, str) else a for a in allowed))]
     if kind == "pattern":

@@ -86,6 +86,22 @@ class YamlDocument:
     root: Node | None
     problems: list[YamlProblem] = field(default_factory=list)
 
+    def source_text(self, path: JsonPath) -> str | None:
+        """The text a scalar was written as (`01234567`, not the number YAML made of it), if any."""
+        node = self._node(path)
+        return node.value if isinstance(node, ScalarNode) else None
+
+    def _node(self, path: JsonPath) -> Node | None:
+        node = self.root
+        for part in path:
+            if isinstance(node, MappingNode) and isinstance(part, str):
+                node = next((v for k, v in node.value if isinstance(k, ScalarNode) and k.value == part), None)
+            elif isinstance(node, SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+                node = node.value[part]
+            else:
+                return None
+        return node
+
     def mark(self, path: JsonPath, *, key: bool = False) -> Mark:
         """Position of the node at `path` (of its key with `key=True`), or of its nearest existing ancestor."""
         node = self.root
@@ -170,8 +186,14 @@ def _load(text: str) -> YamlDocument:
         mark = exc.problem_mark or exc.context_mark
         pos = Mark(mark.line + 1, mark.column + 1) if mark else Mark(1, 1)
         problem = exc.problem or "invalid YAML"
-        context = f" ({exc.context})" if exc.context else ""
-        raise YamlLoadError(pos, "yaml", f"YAML syntax: {problem}{context}") from None
+        context = ""
+        if exc.context:
+            cm = exc.context_mark
+            where = f" at line {cm.line + 1}, column {cm.column + 1}" if cm and (cm.line, cm.column) != (
+                mark.line if mark else -1, mark.column if mark else -1) else ""
+            context = f" ({exc.context}{where})"
+        hint = _SYNTAX_HINTS.get(problem, "")
+        raise YamlLoadError(pos, "yaml", f"YAML syntax: {problem}{context}{hint}") from None
     except yaml.YAMLError as exc:  # reader errors (control characters) and the like
         raise YamlLoadError(Mark(1, 1), "yaml", f"YAML: {exc}") from None
     if len(nodes) > 1:
@@ -253,6 +275,14 @@ class _Converter:
         self.problems.append(YamlProblem(
             _mark(node), "yaml",
             f"YAML tag {_short_tag(node.tag)!r} is not allowed; only plain strings, numbers, booleans, lists and mappings"))
+
+
+_SYNTAX_HINTS = {
+    "mapping values are not allowed here": "; a value that contains ': ' must be written in quotes",
+    "mapping values are not allowed in this context": "; a value that contains ': ' must be written in quotes",
+    "found character '\\t' that cannot start any token": "; indent with spaces, not tabs",
+    "found undefined alias": "; an alias (*name) needs an anchor (&name) before it",
+}
 
 
 def _short_tag(tag: str) -> str:

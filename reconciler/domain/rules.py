@@ -6,6 +6,15 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+from reconciler.config.models import MeansType, Role, SecondFactorType, Subscription
+from reconciler.domain.catalogue import Catalogue, Service
+from reconciler.domain.state import (
+    Chain, DeleteAuthorisation, DeleteChain, DeleteMeans, DeleteMembership, DeleteOrganisation, Effect, Means,
+    Membership, OrgInfo, Pending, PendingKind, PutAuthorisation, PutChain, PutMeans, PutMembership, Status,
+)
 
 from reconciler.domain.levels import Level
 
@@ -51,3 +60,593 @@ def admin_level_ok(level: Level) -> bool:
 def needs_second_factor(level: Level) -> bool:
     """R19."""
     return level in SECOND_FACTOR_LEVELS
+
+
+# =========================================================================================================
+# The operations an admin (and the supplier, the holder and time) can perform, and the rules that govern
+# them. `execute` checks an operation against a read-only View of the backend and returns the primitive
+# writes (effects) it causes, or raises a Refusal naming the rule. The sandbox persists those effects in
+# SQLite; the planner applies them to an in-memory World to simulate a plan step by step.
+# =========================================================================================================
+
+
+
+class Refusal(Exception):
+    """The backend refuses an operation: `code` is a rule id (R1..R20) or a named condition."""
+
+    status = 409
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Forbidden(Refusal):
+    status = 403
+
+
+class NotFound(Refusal):
+    status = 404
+
+
+class Invalid(Refusal):
+    status = 422
+
+
+class View(Protocol):
+    """What the rules need to read; implemented by the in-memory World and by the sandbox's store."""
+
+    catalogue: Catalogue
+
+    def org(self, kvk: str) -> OrgInfo | None: ...
+    def get_means(self, means_id: str) -> Means | None: ...
+    def means_by_email(self, email: str) -> Means | None: ...
+    def membership(self, kvk: str, means_id: str) -> Membership | None: ...
+    def memberships_of(self, means_id: str) -> dict[str, Membership]: ...
+    def members(self, kvk: str) -> dict[str, Membership]: ...
+    def active_admins(self, kvk: str) -> list[str]: ...
+    def tax_means(self, kvk: str) -> list[str]: ...
+    def authorisations_of(self, kvk: str, means_id: str) -> dict[str, dt.date]: ...
+    def authorisation(self, kvk: str, means_id: str, service: str) -> dt.date | None: ...
+    def chain(self, kvk: str, intermediary_kvk: str) -> Chain | None: ...
+
+
+# ------------------------------------------------------------------------------------------- operations
+@dataclass(frozen=True)
+class RequestMeans:
+    kvk: str
+    means_id: str                         # chosen by the caller (the store), so effects are deterministic
+    email: str
+    name: str
+    role: Role
+    level: Level
+    type: MeansType = MeansType.REGULIER
+    second_factor: SecondFactorType | None = None
+    phone: str | None = None
+    subscription: Subscription = Subscription.ONE_YEAR
+
+
+@dataclass(frozen=True)
+class LinkMeans:
+    kvk: str                              # the organisation to link the means to
+    means_id: str
+    role: Role
+    subscription: Subscription = Subscription.ONE_YEAR
+
+
+@dataclass(frozen=True)
+class ChangeRole:
+    kvk: str
+    means_id: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class ChangeLevel:
+    kvk: str
+    means_id: str
+    level: Level
+    second_factor: SecondFactorType | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class ChangeType:
+    kvk: str
+    means_id: str
+    type: MeansType
+    subscription: Subscription = Subscription.ONE_YEAR
+
+
+@dataclass(frozen=True)
+class ChangePhone:
+    kvk: str
+    means_id: str
+    phone: str
+
+
+@dataclass(frozen=True)
+class ChangeEmail:
+    kvk: str
+    means_id: str
+    email: str
+
+
+@dataclass(frozen=True)
+class ResendInvitation:
+    kvk: str
+    means_id: str
+
+
+@dataclass(frozen=True)
+class Terminate:
+    kvk: str
+    means_id: str
+    mode: str = "now"                     # now | date | end_of_contract
+    date: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class Grant:
+    kvk: str
+    means_ids: tuple[str, ...]
+    services: tuple[str, ...]             # UUIDs
+    end_date: dt.date | None = None       # default: 5 years (R9)
+
+
+@dataclass(frozen=True)
+class SetEndDate:
+    kvk: str
+    means_ids: tuple[str, ...]
+    services: tuple[str, ...]
+    end_date: dt.date
+
+
+@dataclass(frozen=True)
+class Revoke:
+    kvk: str
+    means_ids: tuple[str, ...]
+    services: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class IssueChain:
+    kvk: str
+    intermediary_kvk: str
+    services: tuple[str, ...]
+    end_date: dt.date | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class SetChainEndDate:
+    kvk: str
+    intermediary_kvk: str
+    end_date: dt.date
+
+
+@dataclass(frozen=True)
+class RemoveIntermediary:
+    kvk: str
+    intermediary_kvk: str
+
+
+AdminOperation = (RequestMeans | LinkMeans | ChangeRole | ChangeLevel | ChangeType | ChangePhone | ChangeEmail
+                  | ResendInvitation | Terminate | Grant | SetEndDate | Revoke | IssueChain | SetChainEndDate
+                  | RemoveIntermediary)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _actor(view: View, kvk: str, actor_id: str) -> Means:
+    """The acting admin must be an active beheerder of the organisation."""
+    if view.org(kvk) is None:
+        raise NotFound("not-found", f"organisation {kvk} is not known to this backend")
+    actor = view.get_means(actor_id)
+    membership = view.membership(kvk, actor_id)
+    if actor is None or membership is None:
+        raise Forbidden("forbidden", f"you are not linked to organisation {kvk}")
+    if not membership.is_admin or not actor.active:
+        raise Forbidden("forbidden", f"you are not an active beheerder of organisation {kvk}")
+    return actor
+
+
+def _member(view: View, kvk: str, means_id: str) -> tuple[Means, Membership]:
+    means = view.get_means(means_id)
+    membership = view.membership(kvk, means_id)
+    if means is None or membership is None:
+        raise NotFound("not-found", f"means {means_id} is not linked to organisation {kvk}")
+    return means, membership
+
+
+def _no_pending(means: Means) -> None:
+    """R6: one mutation at a time."""
+    if means.pending is not None:
+        raise Refusal("R6", f"a {means.pending.kind.value} change of {means.email} is still being processed; "
+                            "no other change is accepted until the supplier has handled it")
+
+
+def _up_to_actor(actor: Means, level: Level, what: str) -> None:
+    """R4: up to your own level."""
+    if level > actor.level:
+        raise Refusal("R4", f"{what} at level {level} is above your own level {actor.level}; "
+                            "only an admin with that level can do it")
+
+
+def _second_factor_ok(level: Level, factor: SecondFactorType | None, phone: str | None) -> None:
+    """R19."""
+    if needs_second_factor(level) and factor is None:
+        raise Refusal("R19", f"level {level} needs a second factor (sms with a mobile number, or otp)")
+    if factor is SecondFactorType.SMS and not phone:
+        raise Refusal("R19", "second factor sms needs a mobile number")
+
+
+def _admin_count_after(view: View, kvk: str, removed: str) -> int:
+    return len([mid for mid in view.active_admins(kvk) if mid != removed])
+
+
+def _end_date(today: dt.date, end: dt.date | None) -> dt.date:
+    """R9: default five years; at the earliest tomorrow, at most five years ahead."""
+    if end is None:
+        return max_end_date(today)
+    if end < earliest_end_date(today):
+        raise Refusal("R9", f"end date {end} is not after today ({today}); ending an authorisation today is a revoke")
+    if end > max_end_date(today):
+        raise Refusal("R9", f"end date {end} is more than {MAX_YEARS} years ahead; the latest is {max_end_date(today)}")
+    return end
+
+
+def _services(view: View, uuids: Sequence[str]) -> list[Service]:
+    out = []
+    for uuid in uuids:
+        service = view.catalogue.by_uuid(uuid)
+        if service is None:
+            raise Invalid("unknown-service", f"service {uuid} is not in the catalogue")
+        out.append(service)
+    return out
+
+
+def unusable_with_branch_number(service: Service) -> bool:
+    """R17: an organisation registered with a branch number cannot log in at UWV and Belastingdienst."""
+    return service.belastingdienst or service.key.startswith("uwv/") or service.provider.upper() == "UWV"
+
+
+# ----------------------------------------------------------------------------------------------- execute
+def execute(view: View, actor_id: str, op: AdminOperation, today: dt.date) -> list[Effect]:
+    """Check `op`, performed by the admin means `actor_id`, against every rule; return its effects."""
+    if isinstance(op, LinkMeans):
+        return _execute_in_target(view, actor_id, op, today)
+    actor = _actor(view, op.kvk, actor_id)
+    handler = _HANDLERS[type(op)]
+    return handler(view, actor, op, today)
+
+
+def _request_means(view: View, actor: Means, op: RequestMeans, today: dt.date) -> list[Effect]:
+    existing = view.means_by_email(op.email)
+    if existing is not None:
+        raise Refusal("R15", f"{op.email} already holds a means; link that means to this organisation "
+                             "instead of buying a second one")
+    _up_to_actor(actor, op.level, "a new means")
+    if op.role is Role.BEHEERDER and not admin_level_ok(op.level):
+        raise Refusal("R2", f"a beheerder needs level {ADMIN_MIN_LEVEL} or higher, not {op.level}")
+    if op.type is MeansType.BELASTINGDIENST:
+        _tax_means_ok(view, op.kvk, op.level, op.role, exclude=None)
+    _second_factor_ok(op.level, op.second_factor, op.phone)
+    means = Means(id=op.means_id, email=op.email, name=op.name, level=op.level, type=op.type,
+                  second_factor=op.second_factor, phone=op.phone, subscription=op.subscription,
+                  status=Status.WACHTEN_OP_GOEDKEURING, contract_start=today)
+    return [PutMeans(means), PutMembership(op.kvk, means.id, Membership(op.role))]
+
+
+def _tax_means_ok(view: View, kvk: str, level: Level, role: Role, exclude: str | None) -> None:
+    """R13: EH3 only, never an admin, at most one per organisation."""
+    if level != TAX_MEANS_LEVEL:
+        raise Refusal("R13", f"a belastingdienst means is {TAX_MEANS_LEVEL} only, not {level}")
+    if role is Role.BEHEERDER:
+        raise Refusal("R13", "a belastingdienst means cannot be a beheerder")
+    others = [mid for mid in view.tax_means(kvk) if mid != exclude]
+    if others:
+        raise Refusal("R13", f"organisation {kvk} already has a belastingdienst means; at most one is allowed")
+
+
+def _link_means(view: View, actor: Means, op: LinkMeans, today: dt.date) -> list[Effect]:
+    means = view.get_means(op.means_id)
+    if means is None:
+        raise NotFound("not-found", f"means {op.means_id} does not exist")
+    actor_orgs = view.memberships_of(actor.id)
+    shared = [kvk for kvk, ms in actor_orgs.items() if ms.is_admin and kvk in view.memberships_of(means.id)]
+    if not shared:
+        raise Forbidden("R4", f"{means.email} is not linked to an organisation you manage")
+    if view.membership(op.kvk, means.id) is not None:
+        raise Refusal("already-linked", f"{means.email} is already linked to organisation {op.kvk}")
+    _up_to_actor(actor, means.level, "linking a means")
+    _no_pending(means)
+    if means.status is Status.WACHTEN_OP_GOEDKEURING:
+        raise Refusal("R5", f"{means.email} has not been approved yet; link it once the supplier has approved it")
+    if op.role is Role.BEHEERDER and not admin_level_ok(means.level):
+        raise Refusal("R2", f"a beheerder needs level {ADMIN_MIN_LEVEL} or higher; {means.email} has {means.level}")
+    if means.type is MeansType.BELASTINGDIENST:
+        _tax_means_ok(view, op.kvk, means.level, op.role, exclude=means.id)
+    pending = Pending(PendingKind.LINK, kvk=op.kvk, role=op.role, subscription=op.subscription)
+    return [PutMeans(means.with_(pending=pending))]
+
+
+def _execute_in_target(view: View, actor_id: str, op: LinkMeans, today: dt.date) -> list[Effect]:
+    """R4: links go only to organisations the acting admin is linked to (checked against the target)."""
+    if view.org(op.kvk) is None:
+        raise NotFound("not-found", f"organisation {op.kvk} is not known to this backend")
+    actor = view.get_means(actor_id)
+    if actor is None or view.membership(op.kvk, actor_id) is None:
+        raise Forbidden("R4", f"you are not linked to organisation {op.kvk}; links go only to your own organisations")
+    return _link_means(view, actor, op, today)
+
+
+def _change_role(view: View, actor: Means, op: ChangeRole, today: dt.date) -> list[Effect]:
+    means, membership = _member(view, op.kvk, op.means_id)
+    if membership.role is op.role:
+        return []
+    _no_pending(means)
+    if op.role is Role.GEBRUIKER:
+        if means.id == actor.id:
+            raise Refusal("R3", "you cannot make yourself a gebruiker; another beheerder must do it")
+        if means.active and _admin_count_after(view, op.kvk, means.id) == 0:
+            raise Refusal("R1", f"{means.email} is the only active beheerder; make someone else beheerder first")
+    else:
+        if not admin_level_ok(means.level):
+            raise Refusal("R2", f"a beheerder needs level {ADMIN_MIN_LEVEL} or higher; {means.email} has {means.level}")
+        if means.type is MeansType.BELASTINGDIENST:
+            raise Refusal("R13", "a belastingdienst means cannot be a beheerder")
+    return [PutMembership(op.kvk, means.id, Membership(op.role, membership.terminates_on))]
+
+
+def _change_level(view: View, actor: Means, op: ChangeLevel, today: dt.date) -> list[Effect]:
+    means, _ = _member(view, op.kvk, op.means_id)
+    if means.level == op.level:
+        return []
+    _no_pending(means)
+    if not means.active:
+        raise Refusal("R5", f"{means.email} is {means.status.value}; only an active means can change level")
+    if means.type is MeansType.BELASTINGDIENST:
+        raise Refusal("R13", f"a belastingdienst means is {TAX_MEANS_LEVEL} only; change its type first")
+    _up_to_actor(actor, op.level, "the new level")
+    for kvk, ms in view.memberships_of(means.id).items():
+        if ms.is_admin and not admin_level_ok(op.level):
+            raise Refusal("R2", f"{means.email} is a beheerder of {kvk}; a beheerder needs {ADMIN_MIN_LEVEL} or higher")
+        for uuid in view.authorisations_of(kvk, means.id):
+            service = view.catalogue.by_uuid(uuid)
+            if service is not None and not level_covers(op.level, service.level):
+                raise Refusal("R8", f"{means.email} holds {service.key} ({service.level}) at {kvk}; revoke it "
+                                    f"before lowering the level to {op.level}")
+    factor, phone = means.second_factor, means.phone
+    if factor is None:  # R19: an upgrade from EH2+ keeps the factor; from EH2 one is chosen now
+        factor, phone = op.second_factor, op.phone
+    _second_factor_ok(op.level, factor, phone)
+    pending = Pending(PendingKind.LEVEL, level=op.level)
+    return [PutMeans(means.with_(pending=pending, second_factor=factor, phone=phone))]
+
+
+def _change_type(view: View, actor: Means, op: ChangeType, today: dt.date) -> list[Effect]:
+    means, membership = _member(view, op.kvk, op.means_id)
+    if means.type is op.type:
+        return []
+    _no_pending(means)
+    if op.type is MeansType.BELASTINGDIENST:
+        for kvk, ms in view.memberships_of(means.id).items():
+            _tax_means_ok(view, kvk, means.level, ms.role, exclude=means.id)
+    effects: list[Effect] = [PutMeans(means.with_(type=op.type, subscription=op.subscription, contract_start=today))]
+    for kvk in view.memberships_of(means.id):  # R13: a type change drops the means' authorisations
+        effects.extend(DeleteAuthorisation(kvk, means.id, uuid) for uuid in view.authorisations_of(kvk, means.id))
+    return effects
+
+
+def _change_phone(view: View, actor: Means, op: ChangePhone, today: dt.date) -> list[Effect]:
+    means, _ = _member(view, op.kvk, op.means_id)
+    if means.id == actor.id:
+        raise Refusal("R3", "you cannot change your own mobile number here; another beheerder must do it")
+    if means.status not in (Status.WACHTEN_OP_ACTIVATIE, Status.ACTIEF):
+        raise Refusal("R12", f"the mobile number can be changed while awaiting activation or active; "
+                             f"{means.email} is {means.status.value}")
+    if means.second_factor is not SecondFactorType.SMS:
+        raise Refusal("R12", f"{means.email} does not use sms as second factor")
+    _no_pending(means)
+    return [PutMeans(means.with_(phone=op.phone))] if means.phone != op.phone else []
+
+
+def _change_email(view: View, actor: Means, op: ChangeEmail, today: dt.date) -> list[Effect]:
+    means, _ = _member(view, op.kvk, op.means_id)
+    if means.email == op.email:
+        return []
+    if means.active:
+        raise Refusal("R11", f"{means.email} is active; after activation only the holder can change the e-mail")
+    other = view.means_by_email(op.email)
+    if other is not None and other.id != means.id:
+        raise Refusal("R15", f"{op.email} already holds another means")
+    _no_pending(means)
+    return [PutMeans(means.with_(email=op.email))]
+
+
+def _resend_invitation(view: View, actor: Means, op: ResendInvitation, today: dt.date) -> list[Effect]:
+    means, _ = _member(view, op.kvk, op.means_id)
+    if means.status is not Status.ACTIVATIE_VERLOPEN:
+        raise Refusal("R5", f"a new invitation is sent only after the activation expired; {means.email} is "
+                            f"{means.status.value}")
+    return [PutMeans(means.with_(status=Status.WACHTEN_OP_ACTIVATIE,
+                                 activation_deadline=today + dt.timedelta(days=ACTIVATION_DAYS)))]
+
+
+def _terminate(view: View, actor: Means, op: Terminate, today: dt.date) -> list[Effect]:
+    means, membership = _member(view, op.kvk, op.means_id)
+    _no_pending(means)
+    members = view.members(op.kvk)
+    last = len(members) == 1
+    if not last and means.active and membership.is_admin and _admin_count_after(view, op.kvk, means.id) == 0:
+        if means.id == actor.id:
+            raise Refusal("R3", "you cannot terminate your own means while you are the only active beheerder")
+        raise Refusal("R1", f"{means.email} is the only active beheerder; make someone else beheerder first")
+    if op.mode == "now":
+        effects: list[Effect] = [DeleteMembership(op.kvk, means.id)]
+        if len(view.memberships_of(means.id)) == 1:
+            effects.append(DeleteMeans(means.id))
+        if last:  # R14 (3.4.1): the last means ends eHerkenning for the whole organisation
+            effects.append(DeleteOrganisation(op.kvk))
+        return effects
+    if op.mode == "date":
+        if op.date is None or op.date <= today:
+            raise Invalid("invalid", "a termination date must be in the future")
+        when = op.date
+    elif op.mode == "end_of_contract":
+        when = contract_end(means, today)
+    else:
+        raise Invalid("invalid", f"unknown termination mode {op.mode!r}; allowed: now, date, end_of_contract")
+    return [PutMembership(op.kvk, means.id, Membership(membership.role, when))]
+
+
+def contract_end(means: Means, today: dt.date) -> dt.date:
+    """The end of the running contract period: the next anniversary of the start by subscription length."""
+    years = 3 if means.subscription is Subscription.THREE_YEARS else 1
+    end = means.contract_start or today
+    while end <= today:
+        end = add_years(end, years)
+    return end
+
+
+def _grant(view: View, actor: Means, op: Grant, today: dt.date) -> list[Effect]:
+    services = _services(view, op.services)
+    end = _end_date(today, op.end_date)
+    if not op.means_ids or not services:
+        raise Invalid("invalid", "a grant needs at least one user and one service")
+    org = view.org(op.kvk)
+    if org is not None and org.branch_number:
+        blocked = [s.key for s in services if unusable_with_branch_number(s)]
+        if blocked:
+            raise Refusal("R17", f"organisation {op.kvk} is registered with a branch number and cannot use "
+                                 + ", ".join(blocked))
+    highest = max(s.level for s in services)  # R10: the highest service level decides who qualifies
+    effects: list[Effect] = []
+    for means_id in op.means_ids:
+        means, _ = _member(view, op.kvk, means_id)
+        if not means.active:
+            raise Refusal("R7", f"{means.email} is {means.status.value}; authorisations are added only to active users")
+        if not level_covers(means.level, highest):
+            raise Refusal("R8", f"{means.email} has level {means.level}; the services need {highest}")
+        if means.type is MeansType.BELASTINGDIENST:
+            other = [s.key for s in services if not s.belastingdienst]
+            if other:
+                raise Refusal("R13", f"{means.email} is a belastingdienst means; {', '.join(other)} is not a "
+                                     "Belastingdienst service")
+        effects.extend(PutAuthorisation(op.kvk, means.id, s.uuid, end) for s in services)
+    return effects
+
+
+def _existing_pairs(view: View, kvk: str, means_ids: Sequence[str], uuids: Sequence[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for means_id in means_ids:
+        means, _ = _member(view, kvk, means_id)
+        for uuid in uuids:
+            if view.authorisation(kvk, means_id, uuid) is None:
+                raise NotFound("not-found", f"{means.email} has no authorisation for service {uuid}")
+            pairs.append((means_id, uuid))
+    return pairs
+
+
+def _set_end_date(view: View, actor: Means, op: SetEndDate, today: dt.date) -> list[Effect]:
+    end = _end_date(today, op.end_date)
+    return [PutAuthorisation(op.kvk, mid, uuid, end) for mid, uuid in _existing_pairs(view, op.kvk, op.means_ids,
+                                                                                       op.services)]
+
+
+def _revoke(view: View, actor: Means, op: Revoke, today: dt.date) -> list[Effect]:
+    return [DeleteAuthorisation(op.kvk, mid, uuid) for mid, uuid in _existing_pairs(view, op.kvk, op.means_ids,
+                                                                                      op.services)]
+
+
+def _issue_chain(view: View, actor: Means, op: IssueChain, today: dt.date) -> list[Effect]:
+    if op.intermediary_kvk == op.kvk:
+        raise Refusal("R18", "an organisation cannot issue chain authorisations to itself")
+    services = _services(view, op.services)
+    if not services:
+        raise Invalid("invalid", "a chain authorisation needs at least one service")
+    end = _end_date(today, op.end_date)
+    existing = view.chain(op.kvk, op.intermediary_kvk)
+    uuids = frozenset(s.uuid for s in services) | (existing.services if existing else frozenset())
+    name = op.name or (existing.name if existing else None)
+    return [PutChain(op.kvk, Chain(op.intermediary_kvk, name, uuids, end))]
+
+
+def _set_chain_end_date(view: View, actor: Means, op: SetChainEndDate, today: dt.date) -> list[Effect]:
+    existing = view.chain(op.kvk, op.intermediary_kvk)
+    if existing is None:
+        raise NotFound("not-found", f"no chain authorisations to intermediary {op.intermediary_kvk}")
+    end = _end_date(today, op.end_date)
+    return [PutChain(op.kvk, Chain(existing.intermediary_kvk, existing.name, existing.services, end))]
+
+
+def _remove_intermediary(view: View, actor: Means, op: RemoveIntermediary, today: dt.date) -> list[Effect]:
+    if view.chain(op.kvk, op.intermediary_kvk) is None:
+        raise NotFound("not-found", f"no chain authorisations to intermediary {op.intermediary_kvk}")
+    return [DeleteChain(op.kvk, op.intermediary_kvk)]
+
+
+_HANDLERS = {
+    RequestMeans: _request_means, ChangeRole: _change_role, ChangeLevel: _change_level,
+    ChangeType: _change_type, ChangePhone: _change_phone, ChangeEmail: _change_email,
+    ResendInvitation: _resend_invitation, Terminate: _terminate, Grant: _grant, SetEndDate: _set_end_date,
+    Revoke: _revoke, IssueChain: _issue_chain, SetChainEndDate: _set_chain_end_date,
+    RemoveIntermediary: _remove_intermediary,
+}
+
+
+# ------------------------------------------------------------------------- the supplier, the holder, time
+def approve(view: View, means_id: str, today: dt.date) -> list[Effect]:
+    """The supplier approves a request (R5) or processes a pending mutation (R6)."""
+    means = view.get_means(means_id)
+    if means is None:
+        raise NotFound("not-found", f"means {means_id} does not exist")
+    if means.status is Status.WACHTEN_OP_GOEDKEURING:
+        return [PutMeans(means.with_(status=Status.WACHTEN_OP_ACTIVATIE,
+                                     activation_deadline=today + dt.timedelta(days=ACTIVATION_DAYS)))]
+    pending = means.pending
+    if pending is None:
+        raise Refusal("R5", f"{means.email} has no request or change awaiting approval")
+    if pending.kind is PendingKind.LEVEL:
+        assert pending.level is not None
+        return [PutMeans(means.with_(level=pending.level, pending=None))]
+    assert pending.kvk is not None and pending.role is not None
+    if view.org(pending.kvk) is None:
+        return [PutMeans(means.with_(pending=None))]
+    return [PutMeans(means.with_(pending=None)), PutMembership(pending.kvk, means.id, Membership(pending.role))]
+
+
+def reject(view: View, means_id: str, today: dt.date) -> list[Effect]:
+    """The supplier rejects: a rejected request disappears (R5); a rejected mutation is dropped."""
+    means = view.get_means(means_id)
+    if means is None:
+        raise NotFound("not-found", f"means {means_id} does not exist")
+    if means.status is Status.WACHTEN_OP_GOEDKEURING:
+        effects: list[Effect] = [DeleteMembership(kvk, means.id) for kvk in view.memberships_of(means.id)]
+        return effects + [DeleteMeans(means.id)]
+    if means.pending is None:
+        raise Refusal("R5", f"{means.email} has no request or change awaiting approval")
+    return [PutMeans(means.with_(pending=None))]
+
+
+def activate(view: View, means_id: str, today: dt.date) -> list[Effect]:
+    """The holder activates within 30 days of approval (R5)."""
+    means = view.get_means(means_id)
+    if means is None:
+        raise NotFound("not-found", f"means {means_id} does not exist")
+    if means.status is not Status.WACHTEN_OP_ACTIVATIE:
+        raise Refusal("R5", f"{means.email} is {means.status.value}; only a means awaiting activation can be activated")
+    if means.activation_deadline is not None and today > means.activation_deadline:
+        return [PutMeans(means.with_(status=Status.ACTIVATIE_VERLOPEN))]
+    return [PutMeans(means.with_(status=Status.ACTIEF, activation_deadline=None))]
+
+
+def expire_activation(view: View, means_id: str, today: dt.date) -> list[Effect]:
+    """The 30 days pass without activation (R5)."""
+    means = view.get_means(means_id)
+    if means is None:
+        raise NotFound("not-found", f"means {means_id} does not exist")
+    if means.status is not Status.WACHTEN_OP_ACTIVATIE:
+        raise Refusal("R5", f"{means.email} is {means.status.value}, not awaiting activation")
+    return [PutMeans(means.with_(status=Status.ACTIVATIE_VERLOPEN))]

@@ -1,0 +1,266 @@
+"""The beheer backend's state as plain objects: means, memberships, authorisations, chain authorisations.
+
+The same objects describe what the sandbox stores and what the planner simulates; `World` is the
+in-memory implementation of the read view the rules need (`reconciler.domain.rules.View`) and of the
+primitive writes (`Effect`s) the rules produce.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+from reconciler.config.models import MeansType, Role, SecondFactorType, Subscription
+from reconciler.domain.catalogue import Catalogue
+from reconciler.domain.levels import Level
+
+
+class Status(str, Enum):
+    """Means statuses (manual 3.5)."""
+
+    WACHTEN_OP_GOEDKEURING = "wachten_op_goedkeuring"
+    WACHTEN_OP_ACTIVATIE = "wachten_op_activatie"
+    ACTIEF = "actief"
+    ACTIVATIE_VERLOPEN = "activatie_verlopen"
+
+
+class PendingKind(str, Enum):
+    """Mutations the supplier processes before they take effect (R6: one at a time)."""
+
+    LEVEL = "level"
+    LINK = "link"
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    kind: PendingKind
+    level: Level | None = None          # LEVEL: the new level
+    kvk: str | None = None              # LINK: the organisation to link to
+    role: Role | None = None            # LINK: the role there
+    subscription: Subscription | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Means:
+    """One person's eHerkenning means (global: it may be linked to several organisations, R15)."""
+
+    id: str
+    email: str
+    name: str
+    level: Level
+    type: MeansType = MeansType.REGULIER
+    second_factor: SecondFactorType | None = None
+    phone: str | None = None
+    subscription: Subscription = Subscription.ONE_YEAR
+    status: Status = Status.WACHTEN_OP_GOEDKEURING
+    activation_deadline: dt.date | None = None
+    contract_start: dt.date | None = None
+    pending: Pending | None = None
+
+    @property
+    def key(self) -> str:
+        return self.email.lower()
+
+    @property
+    def active(self) -> bool:
+        return self.status is Status.ACTIEF
+
+    def with_(self, **changes: object) -> "Means":
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """A means' place in one organisation: its role there and a scheduled termination, if any."""
+
+    role: Role
+    terminates_on: dt.date | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.BEHEERDER
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """The chain authorisations issued to one intermediary (R18)."""
+
+    intermediary_kvk: str
+    name: str | None
+    services: frozenset[str]            # service UUIDs
+    end_date: dt.date
+
+
+@dataclass(frozen=True, slots=True)
+class OrgInfo:
+    kvk: str
+    name: str
+    branch_number: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------- effects
+@dataclass(frozen=True, slots=True)
+class PutMeans:
+    means: Means
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteMeans:
+    means_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PutMembership:
+    kvk: str
+    means_id: str
+    membership: Membership
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteMembership:
+    kvk: str
+    means_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PutAuthorisation:
+    kvk: str
+    means_id: str
+    service: str                        # UUID
+    end_date: dt.date
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteAuthorisation:
+    kvk: str
+    means_id: str
+    service: str
+
+
+@dataclass(frozen=True, slots=True)
+class PutChain:
+    kvk: str
+    chain: Chain
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteChain:
+    kvk: str
+    intermediary_kvk: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteOrganisation:
+    """R14 (3.4.1): terminating the last means ends eHerkenning for the whole organisation."""
+
+    kvk: str
+
+
+Effect = (PutMeans | DeleteMeans | PutMembership | DeleteMembership | PutAuthorisation | DeleteAuthorisation
+          | PutChain | DeleteChain | DeleteOrganisation)
+
+
+# ------------------------------------------------------------------------------------------------ world
+@dataclass
+class OrgState:
+    info: OrgInfo
+    members: dict[str, Membership] = field(default_factory=dict)
+    authorisations: dict[tuple[str, str], dt.date] = field(default_factory=dict)   # (means id, uuid) -> end
+    chains: dict[str, Chain] = field(default_factory=dict)
+    revision: int = 0
+
+
+@dataclass
+class World:
+    """Everything the backend knows, in memory: the planner's simulator and a reference for the sandbox."""
+
+    catalogue: Catalogue
+    means: dict[str, Means] = field(default_factory=dict)
+    orgs: dict[str, OrgState] = field(default_factory=dict)
+
+    # --- the View protocol (reconciler.domain.rules.View)
+    def org(self, kvk: str) -> OrgInfo | None:
+        state = self.orgs.get(kvk)
+        return state.info if state else None
+
+    def get_means(self, means_id: str) -> Means | None:
+        return self.means.get(means_id)
+
+    def means_by_email(self, email: str) -> Means | None:
+        wanted = email.lower()
+        return next((m for m in self.means.values() if m.key == wanted), None)
+
+    def membership(self, kvk: str, means_id: str) -> Membership | None:
+        state = self.orgs.get(kvk)
+        return state.members.get(means_id) if state else None
+
+    def memberships_of(self, means_id: str) -> dict[str, Membership]:
+        return {kvk: s.members[means_id] for kvk, s in self.orgs.items() if means_id in s.members}
+
+    def members(self, kvk: str) -> dict[str, Membership]:
+        state = self.orgs.get(kvk)
+        return dict(state.members) if state else {}
+
+    def active_admins(self, kvk: str) -> list[str]:
+        state = self.orgs.get(kvk)
+        if state is None:
+            return []
+        return [mid for mid, ms in state.members.items() if ms.is_admin and self.means[mid].active]
+
+    def tax_means(self, kvk: str) -> list[str]:
+        state = self.orgs.get(kvk)
+        if state is None:
+            return []
+        return [mid for mid in state.members if self.means[mid].type is MeansType.BELASTINGDIENST]
+
+    def authorisations_of(self, kvk: str, means_id: str) -> dict[str, dt.date]:
+        state = self.orgs.get(kvk)
+        if state is None:
+            return {}
+        return {svc: end for (mid, svc), end in state.authorisations.items() if mid == means_id}
+
+    def authorisation(self, kvk: str, means_id: str, service: str) -> dt.date | None:
+        state = self.orgs.get(kvk)
+        return state.authorisations.get((means_id, service)) if state else None
+
+    def chain(self, kvk: str, intermediary_kvk: str) -> Chain | None:
+        state = self.orgs.get(kvk)
+        return state.chains.get(intermediary_kvk) if state else None
+
+    # --- writes
+    def apply(self, effects: list[Effect]) -> None:
+        touched: set[str] = set()
+        for effect in effects:
+            match effect:
+                case PutMeans(means=m):
+                    self.means[m.id] = m
+                case DeleteMeans(means_id=mid):
+                    self.means.pop(mid, None)
+                case PutMembership(kvk=kvk, means_id=mid, membership=ms):
+                    self.orgs[kvk].members[mid] = ms
+                    touched.add(kvk)
+                case DeleteMembership(kvk=kvk, means_id=mid):
+                    state = self.orgs[kvk]
+                    state.members.pop(mid, None)
+                    for key in [k for k in state.authorisations if k[0] == mid]:
+                        del state.authorisations[key]
+                    touched.add(kvk)
+                case PutAuthorisation(kvk=kvk, means_id=mid, service=svc, end_date=end):
+                    self.orgs[kvk].authorisations[(mid, svc)] = end
+                    touched.add(kvk)
+                case DeleteAuthorisation(kvk=kvk, means_id=mid, service=svc):
+                    self.orgs[kvk].authorisations.pop((mid, svc), None)
+                    touched.add(kvk)
+                case PutChain(kvk=kvk, chain=chain):
+                    self.orgs[kvk].chains[chain.intermediary_kvk] = chain
+                    touched.add(kvk)
+                case DeleteChain(kvk=kvk, intermediary_kvk=ikvk):
+                    self.orgs[kvk].chains.pop(ikvk, None)
+                    touched.add(kvk)
+                case DeleteOrganisation(kvk=kvk):
+                    self.orgs.pop(kvk, None)
+                    touched.discard(kvk)
+        for kvk in touched:
+            if kvk in self.orgs:
+                self.orgs[kvk].revision += 1

@@ -1,0 +1,235 @@
+"""The rules module against the in-memory World: each refusal carries its rule id (RULES.md R1..R20)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from reconciler.config.models import MeansType, Role, SecondFactorType, Subscription
+from reconciler.domain import rules
+from reconciler.domain.catalogue import bundled_catalogue
+from reconciler.domain.levels import Level
+from reconciler.domain.state import Means, Membership, OrgInfo, OrgState, Status, World
+
+TODAY = dt.date(2026, 11, 21)
+KVK, OTHER = "99966564", "12345678"
+CAT = bundled_catalogue()
+UWV = CAT["uwv/werkgeversportaal"].uuid
+TAX = CAT["belastingdienst/aangifte-omzetbelasting"].uuid
+TENDER = CAT["rvo/tenderned"].uuid
+
+
+def person(mid: str, level: Level = Level.EH3, status: Status = Status.ACTIEF, **kw: object) -> Means:
+    factor = None if level in (Level.EH2, Level.EH4) else SecondFactorType.OTP
+    return Means(id=mid, email=f"{mid}@example.nl", name=mid.title(), level=level, second_factor=factor,
+                 status=status, contract_start=dt.date(2025, 1, 1), **kw)  # type: ignore[arg-type]
+
+
+def world(*members: tuple[Means, Role], branch: str | None = None) -> World:
+    w = World(catalogue=CAT)
+    org = OrgState(OrgInfo(KVK, "Ketelaar Klip", branch))
+    for means, role in members:
+        w.means[means.id] = means
+        org.members[means.id] = Membership(role)
+    w.orgs[KVK] = org
+    return w
+
+
+def refused(w: World, op: object, actor: str = "admin") -> rules.Refusal:
+    with pytest.raises(rules.Refusal) as info:
+        rules.execute(w, actor, op, TODAY)  # type: ignore[arg-type]
+    return info.value
+
+
+def run(w: World, op: object, actor: str = "admin") -> None:
+    w.apply(rules.execute(w, actor, op, TODAY))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def w() -> World:
+    return world((person("admin"), Role.BEHEERDER), (person("user", Level.EH2PLUS), Role.GEBRUIKER))
+
+
+def test_r1_the_only_active_admin_cannot_be_demoted_by_another(w: World) -> None:
+    run(w, rules.ChangeRole(KVK, "user", Role.BEHEERDER))
+    run(w, rules.ChangeRole(KVK, "admin", Role.GEBRUIKER), actor="user")  # now two admins: allowed
+    err = refused(w, rules.ChangeRole(KVK, "user", Role.GEBRUIKER), actor="user")
+    assert err.code == "R3"
+
+
+def test_r1_counts_only_active_admins() -> None:
+    w = world((person("admin"), Role.BEHEERDER), (person("new", status=Status.WACHTEN_OP_ACTIVATIE), Role.BEHEERDER),
+              (person("other"), Role.BEHEERDER))
+    run(w, rules.ChangeRole(KVK, "other", Role.GEBRUIKER))
+    # `new` is an admin but not active: terminating `admin` would leave no active admin.
+    err = refused(w, rules.Terminate(KVK, "admin"), actor="admin")
+    assert err.code == "R3"
+    assert rules.execute(w, "admin", rules.ChangeRole(KVK, "new", Role.GEBRUIKER), TODAY)
+
+
+def test_r1_terminating_the_only_admin_by_another_admin_is_refused() -> None:
+    w = world((person("admin"), Role.BEHEERDER), (person("b", status=Status.WACHTEN_OP_ACTIVATIE), Role.BEHEERDER),
+              (person("c"), Role.GEBRUIKER))
+    # only `admin` is active; nobody else can act, so R3 for self; R1 is checked for others via role change
+    assert refused(w, rules.Terminate(KVK, "admin")).code == "R3"
+
+
+def test_r2_admin_needs_eh2plus(w: World) -> None:
+    w.means["low"] = person("low", Level.EH2)
+    w.orgs[KVK].members["low"] = Membership(Role.GEBRUIKER)
+    assert refused(w, rules.ChangeRole(KVK, "low", Role.BEHEERDER)).code == "R2"
+    op = rules.RequestMeans(KVK, "n1", "n@x.nl", "N", Role.BEHEERDER, Level.EH2)
+    assert refused(w, op).code == "R2"
+
+
+def test_r4_up_to_own_level() -> None:
+    w = world((person("admin", Level.EH2PLUS), Role.BEHEERDER))
+    op = rules.RequestMeans(KVK, "n1", "n@x.nl", "N", Role.GEBRUIKER, Level.EH3, second_factor=SecondFactorType.OTP)
+    assert refused(w, op).code == "R4"
+
+
+def test_r5_grant_waits_for_activation_r7() -> None:
+    w = world((person("admin"), Role.BEHEERDER), (person("new", status=Status.WACHTEN_OP_ACTIVATIE), Role.GEBRUIKER))
+    assert refused(w, rules.Grant(KVK, ("new",), (UWV,))).code == "R7"
+    w.apply(rules.activate(w, "new", TODAY))
+    run(w, rules.Grant(KVK, ("new",), (UWV,)))
+    assert w.authorisation(KVK, "new", UWV) == rules.max_end_date(TODAY)
+
+
+def test_r5_lifecycle_request_approve_activate(w: World) -> None:
+    op = rules.RequestMeans(KVK, "n1", "n@x.nl", "N", Role.GEBRUIKER, Level.EH3, second_factor=SecondFactorType.OTP)
+    run(w, op)
+    assert w.means["n1"].status is Status.WACHTEN_OP_GOEDKEURING
+    with pytest.raises(rules.Refusal) as info:
+        rules.activate(w, "n1", TODAY)
+    assert info.value.code == "R5"
+    w.apply(rules.approve(w, "n1", TODAY))
+    assert w.means["n1"].activation_deadline == TODAY + dt.timedelta(days=30)
+    w.apply(rules.activate(w, "n1", TODAY + dt.timedelta(days=31)))
+    assert w.means["n1"].status is Status.ACTIVATIE_VERLOPEN
+
+
+def test_r5_rejected_request_disappears(w: World) -> None:
+    run(w, rules.RequestMeans(KVK, "n1", "n@x.nl", "N", Role.GEBRUIKER, Level.EH2))
+    w.apply(rules.reject(w, "n1", TODAY))
+    assert "n1" not in w.means and "n1" not in w.orgs[KVK].members
+
+
+def test_r6_one_mutation_at_a_time(w: World) -> None:
+    run(w, rules.ChangeLevel(KVK, "user", Level.EH3))
+    assert w.means["user"].pending is not None and w.means["user"].level is Level.EH2PLUS
+    assert refused(w, rules.ChangeRole(KVK, "user", Role.BEHEERDER)).code == "R6"
+    w.apply(rules.approve(w, "user", TODAY))
+    assert w.means["user"].level is Level.EH3 and w.means["user"].pending is None
+
+
+def test_r8_level_covers_the_highest_service(w: World) -> None:
+    err = refused(w, rules.Grant(KVK, ("user",), (TENDER, UWV)))
+    assert err.code == "R8" and "EH3" in err.message
+    run(w, rules.Grant(KVK, ("user",), (TENDER,)))
+    # a downgrade that would leave an authorisation above the level is refused too
+    run(w, rules.Grant(KVK, ("admin",), (UWV,)))
+    assert refused(w, rules.ChangeLevel(KVK, "admin", Level.EH2PLUS)).code == "R8"
+
+
+def test_r9_end_dates(w: World) -> None:
+    assert refused(w, rules.Grant(KVK, ("admin",), (UWV,), TODAY)).code == "R9"
+    assert refused(w, rules.Grant(KVK, ("admin",), (UWV,), rules.max_end_date(TODAY) + dt.timedelta(days=1))).code == "R9"
+    run(w, rules.Grant(KVK, ("admin",), (UWV,), TODAY + dt.timedelta(days=1)))
+
+
+def test_r10_bulk_grant_overwrites_end_dates(w: World) -> None:
+    run(w, rules.Grant(KVK, ("admin", "user"), (TENDER,), dt.date(2027, 1, 1)))
+    run(w, rules.Grant(KVK, ("admin", "user"), (TENDER,), dt.date(2028, 1, 1)))
+    assert {w.authorisation(KVK, m, TENDER) for m in ("admin", "user")} == {dt.date(2028, 1, 1)}
+
+
+def test_r11_email_only_before_activation(w: World) -> None:
+    assert refused(w, rules.ChangeEmail(KVK, "user", "new@x.nl")).code == "R11"
+
+
+def test_r12_r3_phone() -> None:
+    w = world((person("admin"), Role.BEHEERDER),
+              (person("sms").with_(second_factor=SecondFactorType.SMS, phone="+31600000000"), Role.GEBRUIKER))
+    run(w, rules.ChangePhone(KVK, "sms", "+31611111111"))
+    assert w.means["sms"].phone == "+31611111111"
+    assert refused(w, rules.ChangePhone(KVK, "admin", "+31611111111")).code == "R3"
+
+
+def test_r13_tax_means() -> None:
+    tax = person("tax").with_(type=MeansType.BELASTINGDIENST)
+    w = world((person("admin"), Role.BEHEERDER), (tax, Role.GEBRUIKER))
+    assert refused(w, rules.Grant(KVK, ("tax",), (UWV,))).code == "R13"
+    assert refused(w, rules.ChangeRole(KVK, "tax", Role.BEHEERDER)).code == "R13"
+    op = rules.RequestMeans(KVK, "t2", "t2@x.nl", "T", Role.GEBRUIKER, Level.EH3, MeansType.BELASTINGDIENST,
+                            SecondFactorType.OTP)
+    assert refused(w, op).code == "R13"
+    run(w, rules.Grant(KVK, ("tax",), (TAX,)))
+    run(w, rules.ChangeType(KVK, "tax", MeansType.REGULIER, Subscription.THREE_YEARS))
+    assert w.authorisations_of(KVK, "tax") == {}  # a type change drops the authorisations
+    assert w.means["tax"].contract_start == TODAY
+
+
+def test_r14_last_means_ends_the_organisation() -> None:
+    w = world((person("admin"), Role.BEHEERDER))
+    run(w, rules.Terminate(KVK, "admin"))
+    assert KVK not in w.orgs and "admin" not in w.means
+
+
+def test_r14_terminate_on_date_and_end_of_contract(w: World) -> None:
+    run(w, rules.Terminate(KVK, "user", "date", dt.date(2027, 1, 1)))
+    assert w.orgs[KVK].members["user"].terminates_on == dt.date(2027, 1, 1)
+    run(w, rules.Terminate(KVK, "user", "end_of_contract"))
+    assert w.orgs[KVK].members["user"].terminates_on == dt.date(2027, 1, 1)  # 1y from 2025-01-01
+
+
+def test_r15_an_existing_email_is_linked_not_bought_twice(w: World) -> None:
+    op = rules.RequestMeans(KVK, "n1", "USER@example.nl", "U", Role.GEBRUIKER, Level.EH2)
+    assert refused(w, op).code == "R15"
+
+
+def test_r15_r4_link_to_own_organisations_only(w: World) -> None:
+    w.orgs[OTHER] = OrgState(OrgInfo(OTHER, "Other"))
+    op = rules.LinkMeans(OTHER, "user", Role.GEBRUIKER)
+    err = refused(w, op)
+    assert err.code == "R4" and isinstance(err, rules.Forbidden)
+    w.orgs[OTHER].members["admin"] = Membership(Role.BEHEERDER)
+    run(w, op)
+    assert w.means["user"].pending is not None and "user" not in w.orgs[OTHER].members
+    w.apply(rules.approve(w, "user", TODAY))
+    assert w.orgs[OTHER].members["user"].role is Role.GEBRUIKER
+
+
+def test_r17_branch_number_blocks_uwv_and_belastingdienst() -> None:
+    w = world((person("admin"), Role.BEHEERDER), branch="000012345678")
+    assert refused(w, rules.Grant(KVK, ("admin",), (UWV,))).code == "R17"
+    run(w, rules.Grant(KVK, ("admin",), (TENDER,)))
+
+
+def test_r18_chain_authorisations(w: World) -> None:
+    assert refused(w, rules.IssueChain(KVK, KVK, (UWV,))).code == "R18"
+    run(w, rules.IssueChain(KVK, "47474747", (UWV,), name="Accountants"))
+    run(w, rules.IssueChain(KVK, "47474747", (TAX,)))
+    assert w.chain(KVK, "47474747").services == frozenset({UWV, TAX})
+    run(w, rules.RemoveIntermediary(KVK, "47474747"))
+    assert w.chain(KVK, "47474747") is None
+
+
+def test_r19_second_factor_required(w: World) -> None:
+    op = rules.RequestMeans(KVK, "n1", "n@x.nl", "N", Role.GEBRUIKER, Level.EH3)
+    assert refused(w, op).code == "R19"
+    op = rules.RequestMeans(KVK, "n1", "n@x.nl", "N", Role.GEBRUIKER, Level.EH3, second_factor=SecondFactorType.SMS)
+    assert refused(w, op).code == "R19"
+
+
+def test_read_only_actor_and_strangers_are_forbidden(w: World) -> None:
+    with pytest.raises(rules.Forbidden):
+        rules.execute(w, "user", rules.ChangeRole(KVK, "admin", Role.GEBRUIKER), TODAY)
+    with pytest.raises(rules.Forbidden):
+        rules.execute(w, "nobody", rules.Grant(KVK, ("admin",), (UWV,)), TODAY)
+
+
+def test_add_years_handles_leap_day() -> None:
+    assert rules.add_years(dt.date(2028, 2, 29), 5) == dt.date(2033, 2, 28)
+    assert rules.max_end_date(TODAY) == dt.date(2031, 11, 21)
