@@ -81,25 +81,46 @@ def discover(paths: Sequence[str]) -> tuple[list[tuple[Path, str]], list[Diagnos
     problems: list[Diagnostic] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
+        kind = _kind(path)
+        if kind == "bad":
+            problems.append(Diagnostic(raw, 1, 1, Severity.ERROR, "input", "not a usable path (too long, or it "
+                                       "contains a character no file name can hold)"))
+        elif kind == "dir":
             entries = sorted(p for p in path.iterdir()
                              if p.suffix.lower() in YAML_SUFFIXES and not p.name.startswith(".") and p.is_file())
             if not entries:
                 problems.append(Diagnostic(raw, 1, 1, Severity.ERROR, "input",
                                            "directory holds no *.yaml or *.yml files"))
             found.extend((p, str(p)) for p in entries)
-        elif path.exists():
+        elif kind == "file":
             found.append((path, raw))
         else:
             problems.append(Diagnostic(raw, 1, 1, Severity.ERROR, "input", "no such file or directory"))
     seen: set[Path] = set()
     unique = []
     for path, display in found:
-        resolved = path.resolve()
+        resolved = _resolve(path)
         if resolved not in seen:
             seen.add(resolved)
             unique.append((path, display))
     return unique, problems
+
+
+def _kind(path: Path) -> str:
+    """"dir", "file", "missing" or "bad" (a name the OS refuses), without letting OSError escape."""
+    try:
+        if path.is_dir():
+            return "dir"
+        return "file" if path.exists() else "missing"
+    except (OSError, ValueError):
+        return "bad"
+
+
+def _resolve(path: Path) -> Path | None:
+    try:
+        return path.resolve()
+    except (OSError, ValueError):
+        return None
 
 
 def read_document(path: Path, reporter: Reporter) -> YamlDocument | None:
@@ -182,12 +203,16 @@ def _load_paths(paths: Sequence[str], today: dt.date) -> LoadResult:
         doc = read_document(path, reporter)
         parsed.append((path, display, reporter, doc))  # type: ignore[arg-type]
     # A file named by another file's `catalogue:` is a catalogue, not an organisation.
-    catalogue_refs = {(path.parent / doc.data["catalogue"]).resolve() for path, _, _, doc in parsed
-                      if doc is not None and isinstance(doc.data, dict) and isinstance(doc.data.get("catalogue"), str)}
+    catalogue_refs: set[Path] = set()
+    for path, _, _, doc in parsed:
+        if doc is not None and isinstance(doc.data, dict) and isinstance(doc.data.get("catalogue"), str):
+            ref = _resolve(path.parent / doc.data["catalogue"])
+            if ref is not None and ref != _resolve(path):
+                catalogue_refs.add(ref)
     orgs: list[LoadedOrg] = []
     catalogue_cache: dict[Path, tuple[list[Service], list[Diagnostic]]] = {}
     for path, display, reporter, doc in parsed:
-        if path.resolve() in catalogue_refs:
+        if _resolve(path) in catalogue_refs:
             continue
         diagnostics.extend(reporter.items if doc is None else [])
         if doc is None:
@@ -202,8 +227,11 @@ def _load_paths(paths: Sequence[str], today: dt.date) -> LoadResult:
         catalogue = bundled_catalogue()
         if config.catalogue:
             cat_path = (path.parent / config.catalogue)
-            key = cat_path.resolve()
-            if not cat_path.is_file():
+            key = _resolve(cat_path)
+            if key is None or _kind(cat_path) == "bad":
+                reporter.error(("catalogue",), "catalogue", f"catalogue path {config.catalogue!r} is not a usable "
+                               "file name")
+            elif not cat_path.is_file():
                 reporter.error(("catalogue",), "catalogue", f"catalogue file {config.catalogue!r} not found "
                                f"(looked for {os.path.normpath(cat_path)})")
             else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from decimal import Decimal
 from enum import Enum
 from typing import Literal
 
@@ -90,13 +91,13 @@ class Threshold(_Model):
     """A removal limit: a count, or a percentage of the existing objects (from 10 objects on)."""
 
     count: int | None = None
-    percent: float | None = None
+    percent: Decimal | None = None
 
     @classmethod
     def parse(cls, raw: int | str) -> "Threshold":
         if isinstance(raw, int):
             return cls(count=raw)
-        return cls(percent=float(raw.rstrip("%")))
+        return cls(percent=Decimal(raw.rstrip("%")))  # exact: 4.6% of 1,500 is 69, not 68.99...
 
     def limit(self, existing: int) -> int | None:
         """Most removals allowed among `existing` objects; None means no limit applies."""
@@ -108,7 +109,7 @@ class Threshold(_Model):
         return math.floor(existing * self.percent / 100)
 
     def __str__(self) -> str:
-        return str(self.count) if self.count is not None else f"{self.percent:g}%"
+        return str(self.count) if self.count is not None else f"{self.percent}%"
 
 
 class Policy(_Model):

@@ -56,9 +56,28 @@ def _is_until(value: object) -> bool:
     return not isinstance(value, str) or value == "rolling" or bool(dt.date.fromisoformat(value))
 
 
+def _pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Any:
+    """ECMA-262 semantics for `$`: the end of the text. Python's `$` also matches before a final newline,
+    which would let "12345678\n" pass as a KvK number."""
+    if isinstance(instance, str) and not _ecma_search(pattern, instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+@cache
+def _ecma_regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"(?<!\\)\$", r"\\Z", pattern))
+
+
+def _ecma_search(pattern: str, text: str) -> bool:
+    return _ecma_regex(pattern).search(text) is not None
+
+
+_Validator = jsonschema.validators.extend(Draft202012Validator, {"pattern": _pattern})
+
+
 @cache
 def validator(name: str) -> Draft202012Validator:
-    return Draft202012Validator(load_schema(name), format_checker=_formats)
+    return _Validator(load_schema(name), format_checker=_formats)
 
 
 def _format_ok(fmt: str) -> Callable[[str], bool]:
@@ -138,7 +157,7 @@ def _quote_tip(schema: dict[str, Any], text: str | None) -> str:
     if text is None:
         return ""
     pattern = schema.get("pattern")
-    if pattern is not None and not re.search(pattern, text):
+    if pattern is not None and not _ecma_search(pattern, text):
         return ""
     return f' (write it in quotes: "{text}")'
 

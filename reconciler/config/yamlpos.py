@@ -9,6 +9,7 @@ accepted; timestamps stay strings (the schema checks dates), and alias expansion
 from __future__ import annotations
 
 import gc
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -176,10 +177,38 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            gc.freeze()  # what was built is long-lived: keep later collections from walking it again
             gc.enable()
 
 
+def _check_flow_depth(text: str) -> None:
+    """libyaml composes flow collections recursively: 30,000 nested `[` overflow the C stack and kill the
+    process. Refuse such nesting before parsing (brackets inside quotes count too; harmless at 64)."""
+    brackets = _BRACKETS.sub("", text)
+    if len(brackets) <= MAX_DEPTH:
+        return
+    depth = 0
+    for i, char in enumerate(brackets):
+        depth += 1 if char in "[{" else -1
+        if depth > MAX_DEPTH:
+            offset = _nth_bracket(text, i)
+            before = text[:offset]
+            raise YamlLoadError(Mark(before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1), "yaml",
+                                f"nesting deeper than {MAX_DEPTH} levels")
+
+
+_BRACKETS = re.compile(r"[^\[\]{}]+")
+
+
+def _nth_bracket(text: str, n: int) -> int:
+    for i, match in enumerate(re.finditer(r"[\[\]{}]", text)):
+        if i == n:
+            return match.start()
+    return 0  # pragma: no cover
+
+
 def _load(text: str) -> YamlDocument:
+    _check_flow_depth(text)
     try:
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
@@ -194,7 +223,12 @@ def _load(text: str) -> YamlDocument:
             context = f" ({exc.context}{where})"
         hint = _SYNTAX_HINTS.get(problem, "")
         raise YamlLoadError(pos, "yaml", f"YAML syntax: {problem}{context}{hint}") from None
-    except yaml.YAMLError as exc:  # reader errors (control characters) and the like
+    except yaml.reader.ReaderError as exc:  # control characters and the like, at a character offset
+        before = text[: exc.position]
+        pos = Mark(before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1)
+        raise YamlLoadError(pos, "yaml", f"YAML: {exc.reason} (character {exc.character!r}); "
+                                         "remove it or write it as an escape in a double-quoted string") from None
+    except yaml.YAMLError as exc:
         raise YamlLoadError(Mark(1, 1), "yaml", f"YAML: {exc}") from None
     if len(nodes) > 1:
         raise YamlLoadError(_mark(nodes[1]), "yaml", "more than one YAML document in the file; write one per file")
@@ -241,9 +275,9 @@ class _Converter:
                 self.problems.append(YamlProblem(_mark(knode), "yaml",
                                                  "merge keys (<<) are not supported; write the keys out"))
                 continue
-            key = self.scalar(knode)
-            if not isinstance(key, str):
-                key = str(key) if not isinstance(key, (dict, list)) else key
+            key = knode.value  # as written: `on:` stays 'on' (not YAML 1.1's True), so messages and positions match
+            if knode.tag not in (_STR, _INT, _BOOL, _NULL, _FLOAT, _TIMESTAMP):
+                self.bad_tag(knode)
             if key in first:
                 prev = _mark(first[key])
                 self.problems.append(YamlProblem(
