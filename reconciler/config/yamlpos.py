@@ -154,6 +154,12 @@ def decode(raw: bytes) -> str:
         line = before.count(b"\n") + 1
         col = exc.start - (before.rfind(b"\n") + 1) + 1
         raise YamlLoadError(Mark(line, col), "yaml", "file is not UTF-8 text (is it a binary file?)") from None
+    for char, name in (("\x85", "U+0085 (next line)"), ("\u2028", "U+2028 (line separator)"),
+                       ("\u2029", "U+2029 (paragraph separator)")):
+        if char in text:  # YAML counts these as line breaks and editors do not: positions would disagree
+            before = text[: text.index(char)]
+            raise YamlLoadError(Mark(before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1), "yaml",
+                                f"file contains the invisible character {name}; remove it")
     if "\x00" in text:
         before = text[: text.index("\x00")]
         raise YamlLoadError(Mark(before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1),
@@ -181,34 +187,47 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _check_flow_depth(text: str) -> None:
-    """libyaml composes flow collections recursively: 30,000 nested `[` overflow the C stack and kill the
-    process. Refuse such nesting before parsing (brackets inside quotes count too; harmless at 64)."""
-    brackets = _BRACKETS.sub("", text)
-    if len(brackets) <= MAX_DEPTH:
+def _check_depth(text: str) -> None:
+    """libyaml composes nested collections recursively: 30,000 nested `[` (or `- - - ...` on one line)
+    overflow the C stack and kill the process. A cheap scan finds text that might nest that deep; only then
+    is the depth measured exactly on libyaml's event stream, which is parsed without recursion."""
+    if not _maybe_deep(text):
         return
     depth = 0
-    for i, char in enumerate(brackets):
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    raise YamlLoadError(Mark(mark.line + 1, mark.column + 1), "yaml",
+                                        f"nesting deeper than {MAX_DEPTH} levels")
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # a syntax error: composing reports it, with its position
+
+
+_OPENERS = re.compile(r"(?:[\[{?-]\s*){%d}" % (MAX_DEPTH // 4))
+
+
+def _maybe_deep(text: str) -> bool:
+    """True when brackets could nest past the limit, or a line opens many compact block collections."""
+    if _OPENERS.search(text):
+        return True
+    depth = 0
+    for char in _BRACKETS.sub("", text):
         depth += 1 if char in "[{" else -1
-        if depth > MAX_DEPTH:
-            offset = _nth_bracket(text, i)
-            before = text[:offset]
-            raise YamlLoadError(Mark(before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1), "yaml",
-                                f"nesting deeper than {MAX_DEPTH} levels")
+        if depth > MAX_DEPTH // 2:
+            return True
+    return False
 
 
 _BRACKETS = re.compile(r"[^\[\]{}]+")
 
 
-def _nth_bracket(text: str, n: int) -> int:
-    for i, match in enumerate(re.finditer(r"[\[\]{}]", text)):
-        if i == n:
-            return match.start()
-    return 0  # pragma: no cover
-
-
 def _load(text: str) -> YamlDocument:
-    _check_flow_depth(text)
+    _check_depth(text)
     try:
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
