@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -109,6 +110,25 @@ class TestRead:
         example = Path(__file__).resolve().parents[2] / "examples" / "org.yaml"
         result = load_paths([str(example)], today)
         assert result.ok and result.diagnostics == [] and len(result.orgs) == 1
+
+    def test_unreadable_file(self, write: Callable[..., Path], tmp_path: Path, minimal_org: str) -> None:
+        path = write("secret.yaml", minimal_org)
+        path.chmod(0)
+        try:
+            result = load_paths([str(path)], TODAY)
+            if not os.access(path, os.R_OK):  # as root chmod 000 does not stop reading: no assertion then
+                [d] = result.diagnostics
+                assert (d.path, d.line, d.column, d.code) == (str(path), 1, 1, "input")
+                assert d.message.startswith("cannot read the file")
+        finally:
+            path.chmod(0o644)
+        # Unreadable for everyone, root included: a directory named like a YAML file, read directly.
+        folder = tmp_path / "foo.yaml"
+        folder.mkdir()
+        reporter = Reporter(str(folder))
+        assert read_document(folder, reporter) is None
+        assert [(i.line, i.column, i.code, i.message) for i in reporter.items] == [
+            (1, 1, "input", "is a directory, not a file")]
 
     def test_read_error_is_a_diagnostic(self, write: Callable[..., Path], minimal_org: str,
                                         monkeypatch: pytest.MonkeyPatch) -> None:

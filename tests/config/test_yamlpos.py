@@ -251,8 +251,8 @@ class TestLimits:
     def test_very_deep_nesting_does_not_crash_the_process(self, expr: str) -> None:
         # libyaml composes nested collections recursively: ~30,000 levels (a 60-200 KB file) overflow the C
         # stack and the interpreter dies with SIGSEGV, before the converter's depth check ever runs.
-        # Bug (block-seq, still open): the pre-parse guard counts only brackets, so a line of 100,000
-        # compact block sequence entries (`- - - ... x`) still kills the process.
+        # Regression (block-seq): a guard that counted only brackets let a line of 100,000 compact block
+        # sequence entries (`- - - ... x`) through to the crash.
         code = ("from reconciler.config.yamlpos import load_yaml, YamlLoadError\n"
                 "n = 100_000\n"
                 "try:\n"
@@ -267,13 +267,13 @@ class TestLimits:
 
     @pytest.mark.parametrize("text", [
         "a: 1  # " + "[" * 70 + "\n",
+        "a: 1  # " + "- " * 40 + "\n",           # the quick scan is fooled; the exact count is not
         'a: "' + "{" * 70 + '"\n',
         "a: |\n  " + "[" * 70 + "\n",
-    ], ids=["comment", "quoted", "block-scalar"])
+    ], ids=["comment", "comment-dashes", "quoted", "block-scalar"])
     def test_brackets_that_are_text_are_not_nesting(self, text: str) -> None:
-        # Bug: the guard against deep flow nesting counts every bracket in the file, also those in comments,
-        # quoted strings and block scalars, so a valid file with 65+ opening brackets in a comment or a
-        # description is refused with "nesting deeper than 64 levels".
+        # Regression: a guard that counted every bracket in the file (comments, quoted strings and block
+        # scalars too) refused a valid file with 65+ opening brackets in a comment or a description.
         assert load_yaml(text).data["a"] in (1, "{" * 70, "[" * 70 + "\n")
 
     def test_multiple_documents_are_refused_at_the_second(self) -> None:
@@ -319,6 +319,13 @@ class TestDecode:
         assert err.mark == Mark(2, 10)
         assert "not UTF-8" in err.message
 
+    def test_non_utf8_byte_column_counts_characters(self) -> None:
+        # Bug: the column of a bad byte is counted in bytes, every other column (YAML marks, NUL bytes,
+        # control characters) in characters: after the two-byte "ë" the Latin-1 "é" is character 14 of
+        # its line, reported as column 15.
+        err = decode_error("naam: Zoë caf".encode() + b"\xe9\n")
+        assert err.mark == Mark(1, 14)
+
     def test_non_utf8_first_byte(self) -> None:
         assert decode_error(b"\xff\xfev\x00").mark == Mark(1, 1)
 
@@ -333,6 +340,14 @@ class TestDecode:
         err = decode_error(b"version: 1\nname: ab\x00cd\n")
         assert err.mark == Mark(2, 9)
         assert "NUL" in err.message
+
+    @pytest.mark.parametrize("char", ["\x85", "\u2028", "\u2029"])
+    def test_invisible_line_breaks_are_refused_with_their_position(self, char: str) -> None:
+        # YAML counts these as line breaks and editors do not: every later position would be off.
+        err = decode_error(f"version: 1\nname: a{char}b\n".encode())
+        assert err.code == "yaml"
+        assert err.mark == Mark(2, 8)
+        assert f"U+{ord(char):04X}" in err.message
 
     def test_size_limit(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(yamlpos, "MAX_BYTES", 20)
