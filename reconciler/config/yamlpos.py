@@ -150,10 +150,10 @@ def decode(raw: bytes) -> str:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line_start = raw.rfind(b"\n", 0, exc.start) + 1
-        line = raw.count(b"\n", 0, exc.start) + 1
-        prefix = raw[line_start: exc.start].decode("utf-8", errors="replace")
-        col = len(prefix.removeprefix("\ufeff") if line_start == 0 else prefix) + 1  # characters, not bytes
+        body = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw  # utf-8-sig's offsets skip the BOM
+        line_start = body.rfind(b"\n", 0, exc.start) + 1
+        line = body.count(b"\n", 0, exc.start) + 1
+        col = len(body[line_start: exc.start].decode("utf-8", errors="replace")) + 1  # characters, not bytes
         raise YamlLoadError(Mark(line, col), "yaml", "file is not UTF-8 text (is it a binary file?)") from None
     for char, name in (("\x85", "U+0085 (next line)"), ("\u2028", "U+2028 (line separator)"),
                        ("\u2029", "U+2029 (paragraph separator)")):
