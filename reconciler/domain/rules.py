@@ -16,7 +16,7 @@ from reconciler.domain.state import (
     Membership, OrgInfo, Pending, PendingKind, PutAuthorisation, PutChain, PutMeans, PutMembership, Status,
 )
 
-from reconciler.domain.levels import Level
+from reconciler.domain.levels import MEANS_LEVELS, Level
 
 #: R2: an admin's means is at least EH2+.
 ADMIN_MIN_LEVEL = Level.EH2PLUS
@@ -97,7 +97,8 @@ class Invalid(Refusal):
 class View(Protocol):
     """What the rules need to read; implemented by the in-memory World and by the sandbox's store."""
 
-    catalogue: Catalogue
+    @property
+    def catalogue(self) -> Catalogue: ...
 
     def org(self, kvk: str) -> OrgInfo | None: ...
     def get_means(self, means_id: str) -> Means | None: ...
@@ -105,6 +106,7 @@ class View(Protocol):
     def membership(self, kvk: str, means_id: str) -> Membership | None: ...
     def memberships_of(self, means_id: str) -> dict[str, Membership]: ...
     def members(self, kvk: str) -> dict[str, Membership]: ...
+    def member_count(self, kvk: str) -> int: ...
     def active_admins(self, kvk: str) -> list[str]: ...
     def tax_means(self, kvk: str) -> list[str]: ...
     def authorisations_of(self, kvk: str, means_id: str) -> dict[str, dt.date]: ...
@@ -238,13 +240,12 @@ AdminOperation = (RequestMeans | LinkMeans | ChangeRole | ChangeLevel | ChangeTy
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _actor(view: View, kvk: str, actor_id: str) -> Means:
-    """The acting admin must be an active beheerder of the organisation."""
-    if view.org(kvk) is None:
-        raise NotFound("not-found", f"organisation {kvk} is not known to this backend")
+def acting_admin(view: View, kvk: str, actor_id: str) -> Means:
+    """The acting admin must be an active beheerder of the organisation. An organisation that does not
+    exist answers like one you are not linked to, so a token cannot probe which KvK numbers are known."""
     actor = view.get_means(actor_id)
     membership = view.membership(kvk, actor_id)
-    if actor is None or membership is None:
+    if actor is None or membership is None or view.org(kvk) is None:
         raise Forbidden("forbidden", f"you are not linked to organisation {kvk}")
     if not membership.is_admin or not actor.active:
         raise Forbidden("forbidden", f"you are not an active beheerder of organisation {kvk}")
@@ -282,7 +283,16 @@ def _second_factor_ok(level: Level, factor: SecondFactorType | None, phone: str 
 
 
 def _admin_count_after(view: View, kvk: str, removed: str) -> int:
-    return len([mid for mid in view.active_admins(kvk) if mid != removed])
+    """R1: active admins that remain once `removed` is gone; one whose termination is already scheduled
+    does not count, or two admins could schedule each other away and leave none when the day comes."""
+    staying = 0
+    for mid in view.active_admins(kvk):
+        if mid == removed:
+            continue
+        membership = view.membership(kvk, mid)
+        if membership is not None and membership.terminates_on is None:
+            staying += 1
+    return staying
 
 
 def _end_date(today: dt.date, end: dt.date | None) -> dt.date:
@@ -316,7 +326,7 @@ def execute(view: View, actor_id: str, op: AdminOperation, today: dt.date) -> li
     """Check `op`, performed by the admin means `actor_id`, against every rule; return its effects."""
     if isinstance(op, LinkMeans):
         return _execute_in_target(view, actor_id, op, today)
-    actor = _actor(view, op.kvk, actor_id)
+    actor = acting_admin(view, op.kvk, actor_id)
     handler = _HANDLERS[type(op)]
     return handler(view, actor, op, today)
 
@@ -326,6 +336,8 @@ def _request_means(view: View, actor: Means, op: RequestMeans, today: dt.date) -
     if existing is not None:
         raise Refusal("R15", f"{op.email} already holds a means; link that means to this organisation "
                              "instead of buying a second one")
+    if op.level not in MEANS_LEVELS:
+        raise Invalid("invalid", f"a means is {', '.join(str(l) for l in MEANS_LEVELS)}; not {op.level}")
     _up_to_actor(actor, op.level, "a new means")
     if op.role is Role.BEHEERDER and not admin_level_ok(op.level):
         raise Refusal("R2", f"a beheerder needs level {ADMIN_MIN_LEVEL} or higher, not {op.level}")
@@ -354,9 +366,10 @@ def _link_means(view: View, actor: Means, op: LinkMeans, today: dt.date) -> list
     if means is None:
         raise NotFound("not-found", f"means {op.means_id} does not exist")
     actor_orgs = view.memberships_of(actor.id)
-    shared = [kvk for kvk, ms in actor_orgs.items() if ms.is_admin and kvk in view.memberships_of(means.id)]
+    means_orgs = view.memberships_of(means.id)
+    shared = [kvk for kvk, ms in actor_orgs.items() if ms.is_admin and kvk in means_orgs]
     if not shared:
-        raise Forbidden("R4", f"{means.email} is not linked to an organisation you manage")
+        raise Refusal("R4", f"{means.email} is not linked to an organisation you manage")
     if view.membership(op.kvk, means.id) is not None:
         raise Refusal("already-linked", f"{means.email} is already linked to organisation {op.kvk}")
     _up_to_actor(actor, means.level, "linking a means")
@@ -373,11 +386,11 @@ def _link_means(view: View, actor: Means, op: LinkMeans, today: dt.date) -> list
 
 def _execute_in_target(view: View, actor_id: str, op: LinkMeans, today: dt.date) -> list[Effect]:
     """R4: links go only to organisations the acting admin is linked to (checked against the target)."""
-    if view.org(op.kvk) is None:
-        raise NotFound("not-found", f"organisation {op.kvk} is not known to this backend")
     actor = view.get_means(actor_id)
-    if actor is None or view.membership(op.kvk, actor_id) is None:
-        raise Forbidden("R4", f"you are not linked to organisation {op.kvk}; links go only to your own organisations")
+    if actor is None or not actor.active:
+        raise Forbidden("forbidden", "your means is not active")
+    if view.org(op.kvk) is None or view.membership(op.kvk, actor_id) is None:
+        raise Refusal("R4", f"you are not linked to organisation {op.kvk}; links go only to your own organisations")
     return _link_means(view, actor, op, today)
 
 
@@ -477,8 +490,7 @@ def _resend_invitation(view: View, actor: Means, op: ResendInvitation, today: dt
 def _terminate(view: View, actor: Means, op: Terminate, today: dt.date) -> list[Effect]:
     means, membership = _member(view, op.kvk, op.means_id)
     _no_pending(means)
-    members = view.members(op.kvk)
-    last = len(members) == 1
+    last = view.member_count(op.kvk) == 1
     if not last and means.active and membership.is_admin and _admin_count_after(view, op.kvk, means.id) == 0:
         if means.id == actor.id:
             raise Refusal("R3", "you cannot terminate your own means while you are the only active beheerder")

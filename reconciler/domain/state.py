@@ -202,6 +202,10 @@ class World:
         state = self.orgs.get(kvk)
         return dict(state.members) if state else {}
 
+    def member_count(self, kvk: str) -> int:
+        state = self.orgs.get(kvk)
+        return len(state.members) if state else 0
+
     def active_admins(self, kvk: str) -> list[str]:
         state = self.orgs.get(kvk)
         if state is None:

@@ -1,0 +1,589 @@
+"""`BeheerClient`: the one way the reconciler talks to a beheer backend (docs/beheer-api.md, API v1).
+
+Everything that is not about eHerkenning lives here, once: the bearer token (kept in a `Secret` and
+redacted from every message), timeouts, retries with exponential backoff and full jitter (429, 502-504,
+timeouts, dropped connections), `Retry-After`, an `Idempotency-Key` on every mutation that stays the same
+across retries (so a retry after "committed, then the connection dropped" cannot apply a step twice),
+`If-Match` revisions, pagination, and the mapping of problem+json answers onto `reconciler.backend.errors`.
+The embedded sandbox and a remote server are reached through this same code (`reconciler.backend.connect`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import json
+import logging
+import os
+import random as _random
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping, TypeVar
+
+import anyio
+import httpx
+
+from reconciler.backend.errors import (
+    BackendError, BackendUnreachable, ConfigurationError, UnexpectedResponse, error_class_for,
+)
+from reconciler.backend.types import (
+    Me, MutationResult, Page, RemoteAuthorisation, RemoteChain, RemoteEvent, RemoteMeans, RemoteOrganisation,
+    RemoteService, Secret, TerminationMode,
+)
+from reconciler.config.models import MeansType, Role, SecondFactorType, Subscription
+from reconciler.domain.levels import Level
+
+log = logging.getLogger("reconciler.backend")
+
+T = TypeVar("T")
+
+#: The environment variable a remote backend's token is read from (never from a file or an argument).
+TOKEN_ENV = "BEHEER_API_TOKEN"
+#: Largest page the contract allows; the helpers always ask for it to keep round trips down.
+MAX_LIMIT = 500
+#: Statuses worth retrying: the server said "not now", not "no".
+RETRY_STATUSES: frozenset[int] = frozenset({429, 502, 503, 504})
+#: Transport failures that retrying cannot heal (a bad URL scheme, a request httpx cannot even build).
+_NOT_RETRIED = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+
+SleepFn = Callable[[float], Awaitable[None]]
+RandomFn = Callable[[], float]
+
+
+def token_from_env(env: Mapping[str, str] | None = None) -> Secret:
+    """The remote backend's token from `BEHEER_API_TOKEN`, wrapped at once so it cannot leak into output."""
+    value = (os.environ if env is None else env).get(TOKEN_ENV, "").strip()
+    if not value:
+        raise ConfigurationError(
+            f"{TOKEN_ENV} is not set: a remote beheer backend needs the API token of an admin in the "
+            f"environment variable {TOKEN_ENV} (it is never read from a file or an argument)")
+    return Secret(value)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard to try: `attempts` in total (first try included), backoff `base_delay * 2**n` capped at
+    `max_delay` with full jitter, and at most `max_total_delay` seconds of sleeping over one request."""
+
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    max_total_delay: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("attempts must be at least 1")
+
+    def backoff(self, retry: int, rand: RandomFn) -> float:
+        """Full jitter (uniform in [0, cap]) spreads clients out instead of having them retry in lockstep."""
+        cap = min(self.max_delay, self.base_delay * (2 ** retry))
+        return rand() * cap
+
+
+NO_RETRY = RetryPolicy(attempts=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds to wait for a connection and for each read/write; a hung backend must not hang an apply."""
+
+    connect: float = 5.0
+    read: float = 30.0
+    write: float = 30.0
+    pool: float = 5.0
+
+    def to_httpx(self) -> httpx.Timeout:
+        return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
+
+
+class _Redactor:
+    """Replaces known secrets in text; applied to everything the backend or httpx says before we repeat it."""
+
+    def __init__(self, *secrets: Secret | None) -> None:
+        self._values = sorted({s.reveal() for s in secrets if s}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for value in self._values:
+            text = text.replace(value, "***")
+        return text
+
+
+class _BearerAuth(httpx.Auth):
+    """Adds the bearer header at send time, so the token lives in no default header a repr could show."""
+
+    def __init__(self, token: Secret) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Any:
+        request.headers["Authorization"] = f"Bearer {self._token.reveal()}"
+        yield request
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(***)"
+
+
+def _wire(value: Any) -> Any:
+    """Enums as their value, dates as YYYY-MM-DD, containers recursively: the JSON the contract expects."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {k: _wire(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value) if isinstance(value, (set, frozenset)) else value
+        return [_wire(v) for v in items]
+    return value
+
+
+def _second_factor(kind: SecondFactorType | str | None, phone: str | None) -> dict[str, Any] | None:
+    if kind is None:
+        if phone is not None:
+            raise ValueError("a phone number needs second_factor=sms")
+        return None
+    return {"type": _wire(kind), "phone": phone}
+
+
+def _revision_from_etag(value: str | None) -> int | None:
+    """`"12"` or `W/"12"` -> 12; None when absent or not a number."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.startswith("W/"):
+        text = text[2:]
+    text = text.strip('"')
+    return int(text) if text.isdigit() else None
+
+
+def _retry_after(value: str | None) -> float | None:
+    """`Retry-After` in seconds (the contract), or an HTTP date (RFC 9110 allows it); None if unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value.strip()))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
+
+
+def _segment(value: str) -> str:
+    """A path segment from an identifier; refuses anything that would change the path's shape."""
+    text = str(value)
+    if not text or "/" in text or text in {".", ".."}:
+        raise ValueError(f"invalid identifier in a URL path: {text!r}")
+    return text
+
+
+class BeheerClient:
+    """An async client for the beheer API v1. Use as `async with BeheerClient(...) as client:`.
+
+    Reads return typed objects (`reconciler.backend.types`); mutations return `MutationResult` and take
+    `if_match=` (the revision the plan was made on) and `idempotency_key=` (derived from the plan by the
+    apply step; a fresh uuid4 otherwise). Failures raise `reconciler.backend.errors.BackendError`
+    subclasses. `request_counts` counts the HTTP requests sent through the typed methods, by method,
+    retries included.
+    """
+
+    def __init__(self, base_url: str, token: Secret | str | None = None, *,
+                 transport: httpx.AsyncBaseTransport | None = None, http: httpx.AsyncClient | None = None,
+                 timeouts: Timeouts | None = None, retry: RetryPolicy | None = None,
+                 sleep: SleepFn | None = None, rand: RandomFn | None = None,
+                 request_counts: Counter[str] | None = None) -> None:
+        self._token = Secret(token) if token is not None and not isinstance(token, Secret) else token
+        self._redact = _Redactor(self._token)
+        self._auth: httpx.Auth | None = _BearerAuth(self._token) if self._token else None
+        self.timeouts = timeouts or Timeouts()
+        self.retry = retry or RetryPolicy()
+        self._sleep: SleepFn = sleep or anyio.sleep
+        self._rand: RandomFn = rand or _random.random
+        self.request_counts: Counter[str] = request_counts if request_counts is not None else Counter()
+        self._owns_http = http is None
+        if http is None:
+            http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=self.timeouts.to_httpx(),
+                                     headers={"Accept": "application/json"}, follow_redirects=False)
+        #: The underlying httpx client (same transport, no token attached): for `/sandbox` control calls.
+        self.http: httpx.AsyncClient = http
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> "BeheerClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool, unless it is shared with the client this one was derived from."""
+        if self._owns_http:
+            await self.http.aclose()
+
+    def with_token(self, token: Secret | str | None) -> "BeheerClient":
+        """A client acting as another admin over the same connection (one token per organisation);
+        shares the request counter. Closing it leaves the connection open; close the original."""
+        sibling = BeheerClient(str(self.http.base_url), token, http=self.http, timeouts=self.timeouts,
+                               retry=self.retry, sleep=self._sleep, rand=self._rand,
+                               request_counts=self.request_counts)
+        sibling._owns_http = False
+        return sibling
+
+    @property
+    def has_token(self) -> bool:
+        return bool(self._token)
+
+    @property
+    def requests_total(self) -> int:
+        return sum(self.request_counts.values())
+
+    def __repr__(self) -> str:
+        return f"BeheerClient(base_url={str(self.http.base_url)!r}, token={'***' if self._token else None})"
+
+    # ------------------------------------------------------------------------------------------- transport
+    async def _request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                       body: Mapping[str, Any] | None = None, mutating: bool = False,
+                       if_match: int | None = None, idempotency_key: str | None = None) -> httpx.Response:
+        """Send one logical request, retrying what is retryable; returns a 2xx response or raises."""
+        headers: dict[str, str] = {}
+        if mutating:
+            headers["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
+            if if_match is not None:
+                headers["If-Match"] = f'"{int(if_match)}"'
+        elif if_match is not None or idempotency_key is not None:
+            raise ValueError("if_match and idempotency_key apply to mutating requests only")
+        content = json.dumps(_wire(body), separators=(",", ":")).encode() if body is not None else None
+        if content is not None:
+            headers["Content-Type"] = "application/json"
+        query = {k: _wire(v) for k, v in (params or {}).items() if v is not None}
+
+        policy = self.retry
+        slept = 0.0
+        attempt = 0
+        while True:
+            attempt += 1
+            self.request_counts[method] += 1
+            failure: BackendError
+            wait: float | None = None
+            try:
+                response = await self.http.request(method, path, params=query or None, content=content,
+                                                   headers=headers, auth=self._auth or httpx.USE_CLIENT_DEFAULT)
+            except _NOT_RETRIED as exc:
+                raise BackendUnreachable(self._transport_detail(exc), method=method, path=path,
+                                         attempts=attempt) from None
+            except httpx.TransportError as exc:
+                failure = BackendUnreachable(self._transport_detail(exc), method=method, path=path,
+                                             attempts=attempt)
+                log.debug("%s %s: attempt %d failed: %s", method, path, attempt, self._transport_detail(exc))
+            else:
+                log.debug("%s %s -> %d (attempt %d)", method, path, response.status_code, attempt)
+                if response.is_success:
+                    return response
+                failure = self._problem(response, method, path, attempt)
+                if response.status_code not in RETRY_STATUSES:
+                    raise failure
+                wait = failure.retry_after
+
+            if attempt >= policy.attempts:
+                raise failure
+            delay = wait if wait is not None else policy.backoff(attempt - 1, self._rand)
+            remaining = policy.max_total_delay - slept
+            if wait is not None and wait > remaining:
+                log.info("%s %s: backend asks to wait %.1fs, more than the retry budget; giving up",
+                         method, path, wait)
+                raise failure
+            if wait is None and remaining <= 0:
+                raise failure               # the delay budget is spent: do not hammer without pause
+            delay = min(delay, remaining)
+            log.info("%s %s: %s; retrying in %.2fs (attempt %d of %d)", method, path,
+                     failure.code or failure.status, delay, attempt + 1, policy.attempts)
+            await self._sleep(delay)
+            slept += delay
+
+    def _transport_detail(self, exc: httpx.TransportError) -> str:
+        kind = {httpx.TimeoutException: "timed out", httpx.ConnectError: "connection failed",
+                httpx.RemoteProtocolError: "connection dropped before a complete response"}
+        what = next((text for cls, text in kind.items() if isinstance(exc, cls)), "transport error")
+        text = self._redact(str(exc)).strip()
+        return f"{what} ({type(exc).__name__}{': ' + text if text else ''})"
+
+    def _problem(self, response: httpx.Response, method: str, path: str, attempt: int) -> BackendError:
+        """An error response as the typed exception: problem+json fields when present, else the body text."""
+        code: str | None = None
+        title: str | None = None
+        detail = ""
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if isinstance(data, Mapping):
+            code = data.get("code") if isinstance(data.get("code"), str) else None
+            title = data.get("title") if isinstance(data.get("title"), str) else None
+            raw = data.get("detail")
+            if isinstance(raw, str):
+                detail = raw
+            elif raw is not None:           # e.g. a framework's list of validation errors
+                detail = json.dumps(raw, ensure_ascii=False)[:500]
+        elif response.text:
+            detail = response.text.strip()[:300]
+        cls = error_class_for(response.status_code, code)
+        return cls(self._redact(detail), status=response.status_code, code=code,
+                   title=self._redact(title) if title else None, method=method, path=path, attempts=attempt,
+                   retry_after=_retry_after(response.headers.get("Retry-After")))
+
+    def _json(self, response: httpx.Response, method: str, path: str) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise UnexpectedResponse("the body is not JSON", status=response.status_code, method=method,
+                                     path=path) from None
+
+    def _parse(self, parse: Callable[[Any], T], data: Any, method: str, path: str, status: int) -> T:
+        """Run a `types` parser; off-contract data becomes `UnexpectedResponse` (one place fails loudly)."""
+        try:
+            return parse(data)
+        except (ValueError, KeyError, TypeError) as exc:
+            detail = self._redact(f"{type(exc).__name__}: {exc}")
+            raise UnexpectedResponse(detail, status=status, method=method, path=path) from None
+
+    async def _get(self, path: str, parse: Callable[[Any], T], params: Mapping[str, Any] | None = None) -> T:
+        response = await self._request("GET", path, params=params)
+        return self._parse(parse, self._json(response, "GET", path), "GET", path, response.status_code)
+
+    async def _mutate(self, method: str, path: str, body: Mapping[str, Any] | None, *, if_match: int | None,
+                      idempotency_key: str | None) -> MutationResult:
+        response = await self._request(method, path, body=body, mutating=True, if_match=if_match,
+                                       idempotency_key=idempotency_key)
+        data: Any = self._json(response, method, path) if response.content else {}
+        etag = _revision_from_etag(response.headers.get("ETag"))
+
+        def parse(d: Any) -> MutationResult:
+            if not isinstance(d, Mapping):
+                raise ValueError("a mutation answer should be a JSON object {revision, result}")
+            revision = d.get("revision", etag)
+            if isinstance(revision, bool) or not isinstance(revision, int):
+                raise ValueError(f"'revision' should be an integer, got {revision!r}")
+            result = d.get("result") or {}
+            if not isinstance(result, Mapping):
+                raise ValueError("'result' should be a JSON object")
+            return MutationResult(revision=revision, result=result, status=response.status_code)
+
+        return self._parse(parse, data, method, path, response.status_code)
+
+    async def _page(self, path: str, parse_item: Callable[[Any], T], limit: int, cursor: str | None) -> Page[T]:
+        if not 1 <= limit <= MAX_LIMIT:
+            raise ValueError(f"limit must be 1..{MAX_LIMIT}, got {limit}")
+
+        def parse(data: Any) -> Page[T]:
+            if not isinstance(data, Mapping) or not isinstance(data.get("items"), list):
+                raise ValueError("a list answer should be a JSON object with an 'items' list")
+            nxt = data.get("next_cursor")
+            if nxt is not None and not isinstance(nxt, str):
+                raise ValueError("'next_cursor' should be a string or null")
+            return Page(items=tuple(parse_item(i) for i in data["items"]), next_cursor=nxt or None)
+
+        return await self._get(path, parse, {"limit": limit, "cursor": cursor})
+
+    async def _iter(self, path: str, parse_item: Callable[[Any], T], limit: int) -> AsyncIterator[T]:
+        """Every item of a list endpoint, following `next_cursor`; a cursor seen twice is a backend bug."""
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            page = await self._page(path, parse_item, limit, cursor)
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            if page.next_cursor in seen:
+                raise UnexpectedResponse(f"the backend returned cursor {page.next_cursor!r} twice",
+                                         method="GET", path=path)
+            seen.add(page.next_cursor)
+            cursor = page.next_cursor
+
+    async def _all(self, path: str, parse_item: Callable[[Any], T], limit: int) -> list[T]:
+        return [item async for item in self._iter(path, parse_item, limit)]
+
+    @staticmethod
+    def _org(kvk: str) -> str:
+        return f"/v1/organisations/{_segment(kvk)}"
+
+    # -------------------------------------------------------------------------------------------- reads
+    async def me(self) -> Me:
+        """The acting admin the token belongs to."""
+        return await self._get("/v1/me", Me.parse)
+
+    async def list_organisations(self, *, limit: int = MAX_LIMIT) -> list[RemoteOrganisation]:
+        """Organisations the acting admin is linked to (follows cursors if the backend pages them)."""
+        return await self._all("/v1/organisations", RemoteOrganisation.parse, limit)
+
+    async def get_organisation(self, kvk: str) -> RemoteOrganisation:
+        """One organisation with its revision (from the body, else the ETag)."""
+        path = self._org(kvk)
+        response = await self._request("GET", path)
+        etag = _revision_from_etag(response.headers.get("ETag"))
+        return self._parse(lambda d: RemoteOrganisation.parse(d, etag_revision=etag),
+                           self._json(response, "GET", path), "GET", path, response.status_code)
+
+    async def list_means(self, kvk: str, *, limit: int = MAX_LIMIT, cursor: str | None = None
+                         ) -> Page[RemoteMeans]:
+        return await self._page(f"{self._org(kvk)}/means", RemoteMeans.parse, limit, cursor)
+
+    def iter_means(self, kvk: str, *, limit: int = MAX_LIMIT) -> AsyncIterator[RemoteMeans]:
+        return self._iter(f"{self._org(kvk)}/means", RemoteMeans.parse, limit)
+
+    async def list_all_means(self, kvk: str, *, limit: int = MAX_LIMIT) -> list[RemoteMeans]:
+        return await self._all(f"{self._org(kvk)}/means", RemoteMeans.parse, limit)
+
+    async def get_means(self, kvk: str, means_id: str) -> RemoteMeans:
+        return await self._get(f"{self._org(kvk)}/means/{_segment(means_id)}", RemoteMeans.parse)
+
+    async def list_authorisations(self, kvk: str, *, limit: int = MAX_LIMIT, cursor: str | None = None
+                                  ) -> Page[RemoteAuthorisation]:
+        return await self._page(f"{self._org(kvk)}/authorisations", RemoteAuthorisation.parse, limit, cursor)
+
+    def iter_authorisations(self, kvk: str, *, limit: int = MAX_LIMIT) -> AsyncIterator[RemoteAuthorisation]:
+        return self._iter(f"{self._org(kvk)}/authorisations", RemoteAuthorisation.parse, limit)
+
+    async def list_all_authorisations(self, kvk: str, *, limit: int = MAX_LIMIT) -> list[RemoteAuthorisation]:
+        return await self._all(f"{self._org(kvk)}/authorisations", RemoteAuthorisation.parse, limit)
+
+    async def list_chains(self, kvk: str, *, limit: int = MAX_LIMIT, cursor: str | None = None
+                          ) -> Page[RemoteChain]:
+        return await self._page(f"{self._org(kvk)}/chain-authorisations", RemoteChain.parse, limit, cursor)
+
+    def iter_chains(self, kvk: str, *, limit: int = MAX_LIMIT) -> AsyncIterator[RemoteChain]:
+        return self._iter(f"{self._org(kvk)}/chain-authorisations", RemoteChain.parse, limit)
+
+    async def list_all_chains(self, kvk: str, *, limit: int = MAX_LIMIT) -> list[RemoteChain]:
+        return await self._all(f"{self._org(kvk)}/chain-authorisations", RemoteChain.parse, limit)
+
+    async def list_services(self, *, limit: int = MAX_LIMIT) -> list[RemoteService]:
+        """The backend's catalogue (follows cursors if the backend pages it)."""
+        return await self._all("/v1/services", RemoteService.parse, limit)
+
+    async def list_events(self, kvk: str, *, limit: int = MAX_LIMIT, cursor: str | None = None
+                          ) -> Page[RemoteEvent]:
+        return await self._page(f"{self._org(kvk)}/events", RemoteEvent.parse, limit, cursor)
+
+    def iter_events(self, kvk: str, *, limit: int = MAX_LIMIT) -> AsyncIterator[RemoteEvent]:
+        return self._iter(f"{self._org(kvk)}/events", RemoteEvent.parse, limit)
+
+    async def list_all_events(self, kvk: str, *, limit: int = MAX_LIMIT) -> list[RemoteEvent]:
+        return await self._all(f"{self._org(kvk)}/events", RemoteEvent.parse, limit)
+
+    # ---------------------------------------------------------------------------------------- mutations
+    async def request_means(self, kvk: str, *, email: str, name: str, role: Role | str, level: Level | str,
+                            type: MeansType | str | None = None,
+                            second_factor: SecondFactorType | str | None = None, phone: str | None = None,
+                            subscription: Subscription | str | None = None, if_match: int | None = None,
+                            idempotency_key: str | None = None) -> MutationResult:
+        """Request a new means (201; it then waits for the supplier's approval)."""
+        body = {"email": email, "name": name, "role": role, "level": level, "type": type,
+                "second_factor": _second_factor(second_factor, phone), "subscription": subscription}
+        return await self._mutate("POST", f"{self._org(kvk)}/means", body, if_match=if_match,
+                                  idempotency_key=idempotency_key)
+
+    async def change_role(self, kvk: str, means_id: str, role: Role | str, *, if_match: int | None = None,
+                          idempotency_key: str | None = None) -> MutationResult:
+        return await self._mutate("POST", f"{self._org(kvk)}/means/{_segment(means_id)}/role", {"role": role},
+                                  if_match=if_match, idempotency_key=idempotency_key)
+
+    async def change_level(self, kvk: str, means_id: str, level: Level | str, *,
+                           second_factor: SecondFactorType | str | None = None, phone: str | None = None,
+                           if_match: int | None = None, idempotency_key: str | None = None) -> MutationResult:
+        """Change the level; 202, pending until the supplier processes it (`result.pending`)."""
+        body = {"level": level, "second_factor": _second_factor(second_factor, phone)}
+        return await self._mutate("POST", f"{self._org(kvk)}/means/{_segment(means_id)}/level", body,
+                                  if_match=if_match, idempotency_key=idempotency_key)
+
+    async def change_type(self, kvk: str, means_id: str, type: MeansType | str, *,
+                          subscription: Subscription | str | None = None, if_match: int | None = None,
+                          idempotency_key: str | None = None) -> MutationResult:
+        """Change the type; the backend drops the means' authorisations (R13)."""
+        return await self._mutate("POST", f"{self._org(kvk)}/means/{_segment(means_id)}/type",
+                                  {"type": type, "subscription": subscription}, if_match=if_match,
+                                  idempotency_key=idempotency_key)
+
+    async def change_phone(self, kvk: str, means_id: str, phone: str, *, if_match: int | None = None,
+                           idempotency_key: str | None = None) -> MutationResult:
+        return await self._mutate("POST", f"{self._org(kvk)}/means/{_segment(means_id)}/phone", {"phone": phone},
+                                  if_match=if_match, idempotency_key=idempotency_key)
+
+    async def change_email(self, kvk: str, means_id: str, email: str, *, if_match: int | None = None,
+                           idempotency_key: str | None = None) -> MutationResult:
+        return await self._mutate("POST", f"{self._org(kvk)}/means/{_segment(means_id)}/email", {"email": email},
+                                  if_match=if_match, idempotency_key=idempotency_key)
+
+    async def resend_invitation(self, kvk: str, means_id: str, *, if_match: int | None = None,
+                                idempotency_key: str | None = None) -> MutationResult:
+        """A new activation letter after expiry (costs money: keep the idempotency key stable)."""
+        return await self._mutate("POST", f"{self._org(kvk)}/means/{_segment(means_id)}/invitation", None,
+                                  if_match=if_match, idempotency_key=idempotency_key)
+
+    async def link_means(self, kvk: str, means_id: str, *, to_kvk: str, role: Role | str,
+                         subscription: Subscription | str | None = None, if_match: int | None = None,
+                         idempotency_key: str | None = None) -> MutationResult:
+        """Link the means (known in `kvk`) to organisation `to_kvk`; 202, pending until processed."""
+        body = {"kvk": to_kvk, "role": role, "subscription": subscription}
+        return await self._mutate("POST", f"{self._org(kvk)}/means/{_segment(means_id)}/links", body,
+                                  if_match=if_match, idempotency_key=idempotency_key)
+
+    async def terminate_means(self, kvk: str, means_id: str, *, mode: TerminationMode | str = TerminationMode.NOW,
+                              date: dt.date | None = None, if_match: int | None = None,
+                              idempotency_key: str | None = None) -> MutationResult:
+        mode = TerminationMode(_wire(mode))
+        if (mode is TerminationMode.DATE) != (date is not None):
+            raise ValueError("terminate_means: a date is required with mode=date, and only then")
+        return await self._mutate("POST", f"{self._org(kvk)}/means/{_segment(means_id)}/terminate",
+                                  {"mode": mode, "date": date}, if_match=if_match, idempotency_key=idempotency_key)
+
+    async def grant(self, kvk: str, means_ids: Iterable[str], services: Iterable[str], *,
+                    end_date: dt.date | None = None, if_match: int | None = None,
+                    idempotency_key: str | None = None) -> MutationResult:
+        """Bulk grant (services x means, one end date); overwrites end dates of existing ones."""
+        body = {"means_ids": list(means_ids), "services": list(services), "end_date": end_date}
+        return await self._mutate("POST", f"{self._org(kvk)}/authorisations", body, if_match=if_match,
+                                  idempotency_key=idempotency_key)
+
+    async def set_end_date(self, kvk: str, means_ids: Iterable[str], services: Iterable[str], end_date: dt.date,
+                           *, if_match: int | None = None, idempotency_key: str | None = None) -> MutationResult:
+        body = {"means_ids": list(means_ids), "services": list(services), "end_date": end_date}
+        return await self._mutate("POST", f"{self._org(kvk)}/authorisations/end-date", body, if_match=if_match,
+                                  idempotency_key=idempotency_key)
+
+    async def revoke(self, kvk: str, means_ids: Iterable[str], services: Iterable[str], *,
+                     if_match: int | None = None, idempotency_key: str | None = None) -> MutationResult:
+        """Bulk revoke: immediate and final."""
+        body = {"means_ids": list(means_ids), "services": list(services)}
+        return await self._mutate("POST", f"{self._org(kvk)}/authorisations/revoke", body, if_match=if_match,
+                                  idempotency_key=idempotency_key)
+
+    async def issue_chain(self, kvk: str, intermediary_kvk: str, services: Iterable[str], *,
+                          name: str | None = None, end_date: dt.date | None = None, if_match: int | None = None,
+                          idempotency_key: str | None = None) -> MutationResult:
+        """Issue chain authorisations (adds services to an existing intermediary)."""
+        body = {"intermediary_kvk": intermediary_kvk, "name": name, "services": list(services),
+                "end_date": end_date}
+        return await self._mutate("POST", f"{self._org(kvk)}/chain-authorisations", body, if_match=if_match,
+                                  idempotency_key=idempotency_key)
+
+    async def set_chain_end_date(self, kvk: str, intermediary_kvk: str, end_date: dt.date, *,
+                                 if_match: int | None = None, idempotency_key: str | None = None
+                                 ) -> MutationResult:
+        return await self._mutate(
+            "POST", f"{self._org(kvk)}/chain-authorisations/{_segment(intermediary_kvk)}/end-date",
+            {"end_date": end_date}, if_match=if_match, idempotency_key=idempotency_key)
+
+    async def remove_intermediary(self, kvk: str, intermediary_kvk: str, *, if_match: int | None = None,
+                                  idempotency_key: str | None = None) -> MutationResult:
+        """Remove the intermediary and all its chain authorisations."""
+        return await self._mutate("DELETE", f"{self._org(kvk)}/chain-authorisations/{_segment(intermediary_kvk)}",
+                                  None, if_match=if_match, idempotency_key=idempotency_key)
+
+
+__all__ = ["BeheerClient", "MAX_LIMIT", "NO_RETRY", "RETRY_STATUSES", "RetryPolicy", "TOKEN_ENV", "Timeouts",
+           "token_from_env"]

@@ -1,0 +1,218 @@
+"""`--backend` values and opening a `BeheerClient` on them.
+
+`sandbox:PATH` runs the sandbox's ASGI app in this process (no server, no port) behind the very same
+client, serialisation and rules as a remote server; `http(s)://HOST` talks to a real backend with the token
+from `BEHEER_API_TOKEN`. The default is `RECONCILER_BACKEND`, else `sandbox:.reconciler/sandbox.db`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Literal, Mapping
+from urllib.parse import urlsplit
+
+import anyio
+import httpx
+
+from reconciler.backend.client import BeheerClient, token_from_env
+from reconciler.backend.errors import ConfigurationError
+from reconciler.backend.types import Secret
+
+log = logging.getLogger("reconciler.backend")
+
+BACKEND_ENV = "RECONCILER_BACKEND"
+DEFAULT_BACKEND = "sandbox:.reconciler/sandbox.db"
+#: The base URL the embedded app is addressed by; never resolved, only used to build request URLs.
+EMBEDDED_BASE_URL = "http://sandbox.embedded"
+
+_ALLOWED = ("allowed: sandbox:PATH (the embedded sandbox, e.g. sandbox:.reconciler/sandbox.db) "
+            "or the http:// or https:// address of a beheer backend (e.g. https://beheer.example.nl)")
+
+
+@dataclass(frozen=True, slots=True)
+class BackendSpec:
+    """A parsed `--backend` value: an embedded sandbox database, or a remote base URL."""
+
+    kind: Literal["sandbox", "remote"]
+    db_path: Path | None = None
+    url: str | None = None
+
+    @property
+    def embedded(self) -> bool:
+        return self.kind == "sandbox"
+
+    def __str__(self) -> str:
+        return f"sandbox:{self.db_path}" if self.embedded else str(self.url)
+
+
+def resolve_spec(spec: str | None, env: Mapping[str, str] | None = None) -> str:
+    """The `--backend` value in force: the given one, else `RECONCILER_BACKEND`, else the default."""
+    if spec is not None and spec.strip():
+        return spec.strip()
+    value = (os.environ if env is None else env).get(BACKEND_ENV, "").strip()
+    return value or DEFAULT_BACKEND
+
+
+def parse_backend_spec(spec: str | None, env: Mapping[str, str] | None = None) -> BackendSpec:
+    """Parse a `--backend` value (None: the default); raises `ConfigurationError` naming what is allowed."""
+    text = resolve_spec(spec, env)
+    source = "--backend" if spec is not None and spec.strip() else (
+        BACKEND_ENV if (os.environ if env is None else env).get(BACKEND_ENV, "").strip() else "default backend")
+    if text.startswith("sandbox:"):
+        raw = text[len("sandbox:"):].strip()
+        if not raw or raw.startswith("//"):
+            raise ConfigurationError(f"invalid {source} value {text!r}: sandbox: needs the path of the sandbox "
+                                     f"database file; {_ALLOWED}")
+        return BackendSpec("sandbox", db_path=Path(raw).expanduser())
+    scheme = text.split(":", 1)[0].lower() if ":" in text else ""
+    if scheme in {"http", "https"}:
+        parts = urlsplit(text)
+        if not parts.hostname:
+            raise ConfigurationError(f"invalid {source} value {text!r}: the address has no host; {_ALLOWED}")
+        if parts.username or parts.password:
+            raise ConfigurationError(f"invalid {source} value: the address must not contain a user or password "
+                                     f"(the token comes from BEHEER_API_TOKEN); {_ALLOWED}")
+        if parts.query or parts.fragment:
+            raise ConfigurationError(f"invalid {source} value {text!r}: the address must not have a query or "
+                                     f"fragment; {_ALLOWED}")
+        return BackendSpec("remote", url=text.rstrip("/"))
+    raise ConfigurationError(f"invalid {source} value {text!r}; {_ALLOWED}")
+
+
+def embedded_db_path(spec: str | None, env: Mapping[str, str] | None = None) -> Path | None:
+    """The sandbox database of an embedded backend, None for a remote one (the CLI bootstraps only the former)."""
+    parsed = parse_backend_spec(spec, env)
+    return parsed.db_path if parsed.embedded else None
+
+
+# ------------------------------------------------------------------------------------------ embedded app
+class DroppedConnectionTransport(httpx.AsyncBaseTransport):
+    """Wraps an in-process transport so the app's "commit, then drop the connection" fault reaches the client
+    as what a network would give: `httpx.RemoteProtocolError`, which the client retries like any drop."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, dropped: tuple[type[BaseException], ...]) -> None:
+        self._inner = inner
+        self._dropped = dropped
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self._inner.handle_async_request(request)
+        except BaseException as exc:
+            if self._dropped and _is_drop(exc, self._dropped):
+                raise httpx.RemoteProtocolError("Server disconnected without sending a response.",
+                                                request=request) from None
+            raise
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _is_drop(exc: BaseException, dropped: tuple[type[BaseException], ...]) -> bool:
+    """True for the drop exception itself, or a group (from task-group middleware) made only of drops."""
+    if isinstance(exc, dropped):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_is_drop(e, dropped) for e in exc.exceptions)
+    return False
+
+
+def _load_sandbox() -> tuple[Callable[..., Any], tuple[type[BaseException], ...]]:
+    """The sandbox's app factory and drop exception, imported only when an embedded backend is opened."""
+    from reconciler.backend.sandbox.app import ConnectionDropped, create_app
+
+    return create_app, (ConnectionDropped,)
+
+
+@asynccontextmanager
+async def asgi_lifespan(app: Any) -> AsyncIterator[None]:
+    """Run the app's ASGI lifespan (startup before the first request, shutdown after the last), which
+    `httpx.ASGITransport` does not do; an app that does not speak lifespan is simply used as is."""
+    send_to_app, app_receives = anyio.create_memory_object_stream[dict[str, Any]](2)
+    app_sends, receive_from_app = anyio.create_memory_object_stream[dict[str, Any]](2)
+    failed: list[BaseException] = []
+
+    async def run() -> None:
+        try:
+            await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}},
+                      app_receives.receive, app_sends.send)
+        except Exception as exc:  # noqa: BLE001 - an app without lifespan support may raise on the scope
+            failed.append(exc)
+        finally:
+            await app_sends.send({"type": "lifespan.done"})
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        await send_to_app.send({"type": "lifespan.startup"})
+        message = await receive_from_app.receive()
+        if message["type"] == "lifespan.startup.failed":
+            raise ConfigurationError(f"the embedded sandbox failed to start: {message.get('message', '')}")
+        supported = message["type"] == "lifespan.startup.complete"
+        try:
+            yield
+        finally:
+            if supported:
+                await send_to_app.send({"type": "lifespan.shutdown"})
+                with anyio.move_on_after(10):
+                    while (await receive_from_app.receive())["type"] not in {
+                            "lifespan.shutdown.complete", "lifespan.shutdown.failed", "lifespan.done"}:
+                        pass
+            tg.cancel_scope.cancel()
+
+
+# ------------------------------------------------------------------------------------------------- open
+@asynccontextmanager
+async def open_backend(spec: str | None = None, *, token: Secret | str | None = None,
+                       env: Mapping[str, str] | None = None, app_options: Mapping[str, Any] | None = None,
+                       **client_options: Any) -> AsyncIterator[BeheerClient]:
+    """A `BeheerClient` on the backend named by `spec` (see `parse_backend_spec`), closed on exit.
+
+    Embedded: `token` is the acting admin's token the caller got when bootstrapping (None until then; use
+    `client.with_token` once known); `app_options` go to `create_app`. Remote: `token`, else
+    `BEHEER_API_TOKEN` (a clear `ConfigurationError` when unset). `client_options` go to `BeheerClient`
+    (timeouts, retry, sleep, rand).
+    """
+    parsed = parse_backend_spec(spec, env)
+    async with AsyncExitStack() as stack:
+        if parsed.embedded:
+            assert parsed.db_path is not None
+            try:
+                parsed.db_path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigurationError(f"cannot create the directory of the sandbox database "
+                                         f"{parsed.db_path}: {exc.strerror or exc}") from None
+            create_app, dropped = _load_sandbox()
+            app = create_app(parsed.db_path, **dict(app_options or {}))
+            await stack.enter_async_context(asgi_lifespan(app))
+            transport = DroppedConnectionTransport(httpx.ASGITransport(app=app), dropped)
+            client = BeheerClient(EMBEDDED_BASE_URL, token, transport=transport, **client_options)
+        else:
+            assert parsed.url is not None
+            secret = token if token is not None else token_from_env(env)
+            _warn_plain_http(parsed.url)
+            client = BeheerClient(parsed.url, secret, **client_options)
+        await stack.enter_async_context(client)
+        yield client
+
+
+def _warn_plain_http(url: str) -> None:
+    """A token sent over plain HTTP to another machine can be read on the way; say so (but allow a local
+    `reconciler sandbox serve`)."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "http":
+        return
+    host = parts.hostname or ""
+    try:
+        local = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = False
+    if not local:
+        log.warning("the backend %s is addressed over plain http: the API token travels unencrypted", url)
+
+
+__all__ = ["BACKEND_ENV", "BackendSpec", "DEFAULT_BACKEND", "DroppedConnectionTransport", "embedded_db_path",
+           "open_backend", "parse_backend_spec", "resolve_spec"]

@@ -1,0 +1,200 @@
+"""The sandbox beheer backend as an ASGI app: the v1 API (docs/beheer-api.md), the sandbox controls, and a
+middleware that counts, rate-limits and injects faults into `/v1` requests.
+
+Served by uvicorn (`reconciler sandbox serve`) or used in-process through `httpx.ASGITransport`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from reconciler.config.loader import load_catalogue_file
+
+from reconciler.backend.sandbox import problems, routes_sandbox, routes_v1
+from reconciler.backend.sandbox.faults import FaultConfig, FaultInjector, RateBudget, RateLimiter
+from reconciler.backend.sandbox.store import SandboxStore
+
+API_VERSION = "1.0.0"
+API_TITLE = "Beheer API"
+API_DESCRIPTION = """\
+What a supplier implements so `reconciler` can manage its eHerkenning Beheermodule: organisations, means,
+authorisations and chain authorisations, under the rules R1..R20 (`shared/domain/RULES.md`).
+
+- **Auth**: `Authorization: Bearer <token>`; a token belongs to one admin means, the acting admin.
+- **Errors**: `application/problem+json` (RFC 9457) with `code`: the rule id or a named condition.
+  Rule refusals are 409, bad bodies 422.
+- **Revisions**: every organisation has a `revision`, returned as `ETag`; send `If-Match` with changes
+  (412 when stale).
+- **Idempotency**: every change accepts `Idempotency-Key`; a repeat returns the first response without
+  repeating the effect.
+- **Pagination**: `limit` (1..500, default 100) and `cursor`; answers `{items, next_cursor}`.
+- **Rate limiting**: 429 with `Retry-After`.
+"""
+
+
+class ConnectionDropped(Exception):
+    """Fault injection (`p_drop`): the request was handled and committed, then the connection was dropped.
+
+    Under uvicorn the client sees a connection closed mid-response; in-process (httpx.ASGITransport) this
+    exception reaches the client, which should treat it as a transport error.
+    """
+
+
+class _QuietDrops(logging.Filter):
+    """uvicorn logs an app exception with its traceback; an injected drop deserves one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], ConnectionDropped):
+            record.msg, record.args = "%s", (str(record.exc_info[1]),)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _quiet_drops(logger: logging.Logger = logging.getLogger("uvicorn.error")) -> None:
+    if not any(isinstance(f, _QuietDrops) for f in logger.filters):
+        logger.addFilter(_QuietDrops())
+
+
+class V1Middleware:
+    """For `/v1` requests: count by route template, apply the rate budget, inject faults."""
+
+    def __init__(self, app: ASGIApp, api: FastAPI) -> None:
+        self.app = app
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1"):
+            await self.app(scope, receive, send)
+            return
+        state = self.api.state
+        store: SandboxStore = state.store
+        store.count_request(scope["method"], self._route(scope))
+
+        token = _bearer(scope)
+        if token is not None:
+            wait = state.limiter.take(hashlib.sha256(token.encode()).hexdigest())
+            if wait is not None:
+                await problems.problem_response(429, "rate-limited", f"the request budget of this token is spent; "
+                                                f"retry in {wait} s", headers={"Retry-After": str(wait)}
+                                                )(scope, receive, send)
+                return
+
+        decision = state.faults.decide()
+        if decision.delay_ms:
+            await asyncio.sleep(decision.delay_ms / 1000)
+        if decision.status == 503:
+            await problems.problem_response(503, "unavailable", "the backend is unavailable (injected fault); "
+                                            "retry later")(scope, receive, send)
+            return
+        if decision.status == 429:
+            await problems.problem_response(429, "rate-limited", "too many requests (injected fault)",
+                                            headers={"Retry-After": str(decision.retry_after)})(scope, receive, send)
+            return
+        if not decision.drop:
+            await self.app(scope, receive, send)
+            return
+
+        started: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                started.append(message)
+
+        await self.app(scope, receive, hold)      # handled and committed; the answer never arrives
+        if started:
+            await send(started[0])
+        raise ConnectionDropped(f"{scope['method']} {scope['path']}: connection dropped after commit (injected)")
+
+    def _route(self, scope: Scope) -> str:
+        """The route template (`/v1/organisations/{kvk}/means`), so counts do not depend on ids."""
+        partial = None
+        for route in routes_v1.router.routes:
+            match, _ = route.matches(scope)
+            path = str(getattr(route, "path", scope["path"]))
+            if match is Match.FULL:
+                return path
+            if match is Match.PARTIAL and partial is None:
+                partial = path
+        return partial or "<unmatched>"
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return None
+
+
+def _load_catalogues(store: SandboxStore, files: tuple[str | Path, ...] | list[str | Path]) -> None:
+    services = []
+    for file in files:
+        found, diagnostics = load_catalogue_file(Path(file), str(file))
+        errors = [d for d in diagnostics if d.is_error]
+        if errors:
+            raise ValueError("\n".join(d.render() for d in errors))
+        services.extend(found)
+    if services:
+        store.add_services(services)
+
+
+def create_app(db_path: str | Path, *, catalogue_files: tuple[str | Path, ...] | list[str | Path] = (),
+               rate_budget: RateBudget | int | tuple[int, float] | None = None) -> FastAPI:
+    """The sandbox backend on the SQLite file `db_path` (created on first use).
+
+    `catalogue_files` add services to the bundled catalogue; `rate_budget` (requests per 60 s, a
+    `RateBudget`, or `(requests, seconds)`) is stored; None keeps the stored budget (off by default).
+    """
+    store = SandboxStore(db_path)
+    _load_catalogues(store, catalogue_files)
+    budget = RateBudget.coerce(rate_budget)
+    if budget is not None:
+        store.set_setting("rate_budget", budget.to_data())
+    else:
+        budget = RateBudget.from_data(store.get_setting("rate_budget"))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        store.close()
+
+    app = FastAPI(title=API_TITLE, version=API_VERSION, description=API_DESCRIPTION, lifespan=lifespan,
+                  redoc_url=None)
+    app.state.store = store
+    app.state.faults = FaultInjector(FaultConfig.from_data(store.get_setting("faults")))
+    app.state.limiter = RateLimiter(budget)
+    problems.install(app)
+    app.include_router(routes_v1.router)
+    app.include_router(routes_sandbox.router)
+    app.add_middleware(V1Middleware, api=app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    _quiet_drops()
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The contract: `/v1` only, with error responses as application/problem+json."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, openapi_version=app.openapi_version,
+                         description=app.description, routes=app.routes)
+    schema["paths"] = {p: item for p, item in schema["paths"].items() if p.startswith("/v1")}
+    for item in schema["paths"].values():
+        for operation in item.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content")
+                if status.isdigit() and int(status) >= 400 and content and "application/json" in content:
+                    response["content"] = {problems.PROBLEM_MEDIA_TYPE: content["application/json"]}
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,532 @@
+"""BeheerClient against small scripted ASGI apps: retries, Retry-After, idempotency keys, problem mapping,
+pagination, parsing and token redaction. Sleeps are recorded, never slept, so the tests are instant."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from reconciler.backend.client import BeheerClient, RetryPolicy, Timeouts, token_from_env
+from reconciler.backend.connect import DroppedConnectionTransport
+from reconciler.backend.errors import (
+    BackendError, BackendUnreachable, ConfigurationError, Forbidden, IdempotencyMismatch, InvalidRequest,
+    NotFoundError, PreconditionFailed, RateLimited, RuleRefused, ServerError, Unauthorized, Unavailable,
+    UnexpectedResponse,
+)
+from reconciler.backend.types import Secret, TerminationMode
+from reconciler.config.models import MeansType, Role, SecondFactorType, Subscription
+from reconciler.domain.levels import Level
+from reconciler.domain.state import PendingKind, Status
+
+pytestmark = pytest.mark.anyio
+
+TOKEN = "tok-SUPER-secret-4711"
+KVK = "12345678"
+
+
+class Drop(Exception):
+    """What the scripted app raises to play "the connection dropped" (like the sandbox's ConnectionDropped)."""
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+
+
+Reply = Response | Callable[[Request], Response] | type[BaseException]
+
+
+@dataclass
+class Script:
+    """Per (method, path): replies handed out in order, the last one repeated; every request is recorded."""
+
+    replies: dict[tuple[str, str], deque[Reply]] = field(default_factory=dict)
+    seen: list[Seen] = field(default_factory=list)
+
+    def on(self, method: str, path: str, *replies: Reply) -> "Script":
+        self.replies[(method, path)] = deque(replies)
+        return self
+
+    async def handle(self, request: Request) -> Response:
+        raw = await request.body()
+        self.seen.append(Seen(request.method, request.url.path, dict(request.query_params),
+                              {k.lower(): v for k, v in request.headers.items()},
+                              json.loads(raw) if raw else None))
+        queue = self.replies.get((request.method, request.url.path))
+        if not queue:
+            return problem(404, "not-found", f"nothing scripted for {request.method} {request.url.path}")
+        reply = queue.popleft() if len(queue) > 1 else queue[0]
+        if isinstance(reply, type) and issubclass(reply, BaseException):
+            raise reply("scripted drop")
+        if callable(reply) and not isinstance(reply, Response):
+            return reply(request)
+        return reply
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/{path:path}", self.handle, methods=["GET", "POST", "DELETE"])])
+
+
+def problem(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> Response:
+    body = {"type": f"urn:test:{code}", "title": code, "status": status, "detail": detail, "code": code}
+    return JSONResponse(body, status_code=status, headers=headers, media_type="application/problem+json")
+
+
+def ok(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(data, status_code=status, headers=headers)
+
+
+@dataclass
+class Sleeps:
+    calls: list[float] = field(default_factory=list)
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+@pytest.fixture
+def script() -> Script:
+    return Script()
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def make_client(script: Script, sleeps: Sleeps) -> Callable[..., BeheerClient]:
+    def make(**options: Any) -> BeheerClient:
+        transport = DroppedConnectionTransport(httpx.ASGITransport(app=script.app()), (Drop,))
+        options.setdefault("token", TOKEN)
+        options.setdefault("sleep", sleeps)
+        options.setdefault("rand", lambda: 0.5)
+        return BeheerClient("http://backend.test", transport=transport, **options)
+    return make
+
+
+def means_json(i: int = 1, **overrides: Any) -> dict[str, Any]:
+    data = {"id": f"m{i}", "email": f"u{i}@acme.nl", "name": f"User {i}", "role": "gebruiker", "level": "EH2+",
+            "type": "regulier", "status": "actief", "second_factor": {"type": "sms", "phone": "+31612345678"},
+            "subscription": "3y", "activation_deadline": None, "contract_start": "2025-01-02",
+            "pending": None, "terminates_on": None, "organisations": [KVK]}
+    data.update(overrides)
+    return data
+
+
+ME = {"means_id": "m1", "email": "a@acme.nl", "level": "EH3", "read_only": False}
+MUTATION = {"revision": 8, "result": {"granted": 2}}
+
+
+# ------------------------------------------------------------------------------------------------ retries
+async def test_retries_503_twice_then_succeeds_with_jittered_backoff(script, sleeps, make_client):
+    script.on("GET", "/v1/me", problem(503, "unavailable", "busy"), problem(503, "unavailable", "busy"), ok(ME))
+    async with make_client() as client:
+        me = await client.me()
+    assert me.means_id == "m1" and me.level is Level.EH3
+    # full jitter with rand() = 0.5: half of 0.5 * 2**n
+    assert sleeps.calls == [0.25, 0.5]
+    assert client.request_counts["GET"] == 3 and client.requests_total == 3
+
+
+async def test_retry_after_is_honoured(script, sleeps, make_client):
+    script.on("GET", "/v1/me", problem(429, "rate-limited", "slow down", {"Retry-After": "3"}), ok(ME))
+    async with make_client() as client:
+        await client.me()
+    assert sleeps.calls == [3.0]
+
+
+async def test_retry_after_beyond_the_delay_budget_gives_up_at_once(script, sleeps, make_client):
+    script.on("GET", "/v1/me", problem(429, "rate-limited", "budget spent", {"Retry-After": "120"}), ok(ME))
+    async with make_client(retry=RetryPolicy(max_total_delay=30)) as client:
+        with pytest.raises(RateLimited) as info:
+            await client.me()
+    assert sleeps.calls == []
+    assert info.value.retry_after == 120 and info.value.attempts == 1
+    assert "120 seconds" in str(info.value)
+
+
+async def test_attempts_are_bounded(script, sleeps, make_client):
+    script.on("GET", "/v1/me", problem(503, "unavailable", "down for maintenance"))
+    async with make_client() as client:
+        with pytest.raises(Unavailable) as info:
+            await client.me()
+    assert info.value.attempts == 5 and info.value.status == 503
+    assert len(script.seen) == 5 and len(sleeps.calls) == 4
+    assert client.request_counts["GET"] == 5
+    assert "down for maintenance" in str(info.value) and "5 attempt" in str(info.value)
+
+
+async def test_total_delay_is_bounded(script, sleeps, make_client):
+    script.on("GET", "/v1/me", problem(503, "unavailable", "down"))
+    policy = RetryPolicy(attempts=10, base_delay=1.0, max_delay=100.0, max_total_delay=5.0)
+    async with make_client(retry=policy, rand=lambda: 1.0) as client:
+        with pytest.raises(Unavailable):
+            await client.me()
+    assert sleeps.calls == [1.0, 2.0, 2.0]          # the third delay is cut to what is left of 5 s
+    assert len(script.seen) == 4
+
+
+async def test_the_idempotency_key_stays_the_same_across_retries(script, sleeps, make_client):
+    path = f"/v1/organisations/{KVK}/authorisations"
+    script.on("POST", path, problem(503, "unavailable", "busy"), Drop, ok(MUTATION))
+    async with make_client() as client:
+        result = await client.grant(KVK, ["m1", "m2"], ["uuid-a"], end_date=dt.date(2026, 1, 31))
+    assert result.revision == 8 and result.result == {"granted": 2}
+    keys = {s.headers.get("idempotency-key") for s in script.seen}
+    assert len(script.seen) == 3 and len(keys) == 1 and None not in keys
+    assert {json.dumps(s.body) for s in script.seen} == {json.dumps(script.seen[0].body)}
+
+
+async def test_each_call_gets_a_fresh_key_unless_one_is_given(script, make_client):
+    path = f"/v1/organisations/{KVK}/authorisations/revoke"
+    script.on("POST", path, ok(MUTATION))
+    async with make_client() as client:
+        await client.revoke(KVK, ["m1"], ["uuid-a"])
+        await client.revoke(KVK, ["m1"], ["uuid-a"])
+        await client.revoke(KVK, ["m1"], ["uuid-a"], idempotency_key="plan-abc:3")
+    keys = [s.headers["idempotency-key"] for s in script.seen]
+    assert keys[0] != keys[1] and keys[2] == "plan-abc:3"
+
+
+async def test_reads_carry_no_idempotency_key(script, make_client):
+    script.on("GET", "/v1/me", ok(ME))
+    async with make_client() as client:
+        await client.me()
+    assert "idempotency-key" not in script.seen[0].headers and "if-match" not in script.seen[0].headers
+
+
+async def test_a_dropped_connection_after_commit_is_retried_and_applied_once(sleeps, make_client, script):
+    """The server commits, then drops; the retry with the same key gets the first answer, not a second effect."""
+    effects: list[str] = []
+    answers: dict[str, Response] = {}
+    dropped = [False]
+
+    def terminate(request: Request) -> Response:
+        key = request.headers["idempotency-key"]
+        if key in answers:
+            return answers[key]
+        effects.append(key)
+        answers[key] = ok({"revision": 3, "result": means_json(2)}, headers={"ETag": '"3"'})
+        if not dropped[0]:
+            dropped[0] = True
+            raise Drop("committed, then the connection dropped")
+        return answers[key]
+
+    script.on("POST", f"/v1/organisations/{KVK}/means/m2/terminate", terminate)
+    async with make_client() as client:
+        result = await client.terminate_means(KVK, "m2", mode=TerminationMode.NOW, if_match=2)
+    assert len(effects) == 1 and len(script.seen) == 2
+    assert result.revision == 3 and result.means().id == "m2"
+    assert script.seen[0].headers["if-match"] == '"2"' == script.seen[1].headers["if-match"]
+    assert len(sleeps.calls) == 1
+
+
+async def test_transport_errors_are_retried_then_reported_as_unreachable(sleeps):
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        raise httpx.ConnectTimeout("timed out", request=request)
+
+    client = BeheerClient("http://backend.test", TOKEN, transport=httpx.MockTransport(handler), sleep=sleeps,
+                          rand=lambda: 0.0, retry=RetryPolicy(attempts=3))
+    async with client:
+        with pytest.raises(BackendUnreachable) as info:
+            await client.me()
+    assert len(calls) == 3 and info.value.attempts == 3 and info.value.status is None
+    message = str(info.value)
+    assert message.startswith("Could not reach the beheer backend") and "timed out" in message
+    assert "Traceback" not in message and info.value.__cause__ is None
+
+
+async def test_read_timeout_then_success(sleeps):
+    replies = deque([httpx.ReadTimeout("read timed out"), httpx.Response(200, json=ME)])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        reply = replies.popleft()
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    async with BeheerClient("http://backend.test", TOKEN, transport=httpx.MockTransport(handler),
+                            sleep=sleeps, rand=lambda: 0.0) as client:
+        assert (await client.me()).email == "a@acme.nl"
+    assert sleeps.calls == [0.0]
+
+
+def test_timeouts_are_configurable() -> None:
+    client = BeheerClient("http://backend.test", TOKEN, timeouts=Timeouts(connect=1.5, read=7.0))
+    assert client.http.timeout.connect == 1.5 and client.http.timeout.read == 7.0
+
+
+# ------------------------------------------------------------------------------------------------ problems
+@pytest.mark.parametrize(("status", "code", "cls"), [
+    (409, "R1", RuleRefused), (412, "precondition-failed", PreconditionFailed), (401, "unauthorized", Unauthorized),
+    (403, "forbidden", Forbidden), (404, "not-found", NotFoundError), (422, "invalid", InvalidRequest),
+    (422, "idempotency-mismatch", IdempotencyMismatch), (500, "internal", ServerError),
+])
+async def test_problems_map_to_typed_errors_and_are_not_retried(script, sleeps, make_client, status, code, cls):
+    path = f"/v1/organisations/{KVK}/means/m1/role"
+    script.on("POST", path, problem(status, code, "the explanation"))
+    async with make_client() as client:
+        with pytest.raises(cls) as info:
+            await client.change_role(KVK, "m1", Role.GEBRUIKER)
+    error = info.value
+    assert isinstance(error, BackendError)
+    assert (error.status, error.code, error.detail) == (status, code, "the explanation")
+    assert len(script.seen) == 1 and sleeps.calls == []
+    assert "the explanation" in str(error) and f"POST {path}" in str(error)
+
+
+async def test_a_rule_refusal_reads_well(script, make_client):
+    script.on("POST", f"/v1/organisations/{KVK}/means/m1/role",
+              problem(409, "R1", "the organisation would be left without an active admin"))
+    async with make_client() as client:
+        with pytest.raises(RuleRefused) as info:
+            await client.change_role(KVK, "m1", "gebruiker")
+    assert str(info.value).startswith("The backend refused the change (rule R1): the organisation would be "
+                                      "left without an active admin")
+
+
+async def test_a_non_json_error_body_still_maps(script, make_client):
+    script.on("GET", "/v1/me", Response("<html>Bad Gateway</html>", status_code=404, media_type="text/html"))
+    async with make_client() as client:
+        with pytest.raises(NotFoundError) as info:
+            await client.me()
+    assert info.value.code == "not-found" and "Bad Gateway" in info.value.detail
+
+
+async def test_off_contract_success_bodies_raise_unexpected_response(script, make_client):
+    script.on("GET", "/v1/me", ok({"means_id": "m1", "email": "a@acme.nl", "level": "EH9"}))
+    script.on("GET", f"/v1/organisations/{KVK}", Response("not json", media_type="text/plain"))
+    async with make_client() as client:
+        with pytest.raises(UnexpectedResponse, match="EH9"):
+            await client.me()
+        with pytest.raises(UnexpectedResponse, match="not JSON"):
+            await client.get_organisation(KVK)
+
+
+# --------------------------------------------------------------------------------------------- pagination
+async def test_pagination_follows_cursors(script, make_client):
+    pages = {None: ([1, 2], "c2"), "c2": ([3, 4], "c3"), "c3": ([5], None)}
+
+    def page(request: Request) -> Response:
+        items, nxt = pages[request.query_params.get("cursor")]
+        return ok({"items": [means_json(i) for i in items], "next_cursor": nxt})
+
+    script.on("GET", f"/v1/organisations/{KVK}/means", page)
+    async with make_client() as client:
+        every = await client.list_all_means(KVK)
+        first = await client.list_means(KVK, limit=2)
+        streamed = [m.id async for m in client.iter_means(KVK)]
+    assert [m.id for m in every] == ["m1", "m2", "m3", "m4", "m5"] == streamed
+    assert [s.query.get("cursor") for s in script.seen[:3]] == [None, "c2", "c3"]
+    assert {s.query["limit"] for s in script.seen[:3]} == {"500"} and script.seen[3].query["limit"] == "2"
+    assert first.next_cursor == "c2" and len(first.items) == 2
+
+
+async def test_a_cursor_loop_is_detected(script, make_client):
+    script.on("GET", f"/v1/organisations/{KVK}/events", ok({"items": [], "next_cursor": "again"}))
+    async with make_client() as client:
+        with pytest.raises(UnexpectedResponse, match="twice"):
+            await client.list_all_events(KVK)
+    assert len(script.seen) == 2
+
+
+async def test_list_helpers_for_authorisations_chains_events(script, make_client):
+    org = f"/v1/organisations/{KVK}"
+    script.on("GET", f"{org}/authorisations", ok({"items": [
+        {"means_id": "m1", "email": "u1@acme.nl", "service": "2B7C-UUID", "service_key": "rvo/tenderned",
+         "end_date": "2027-02-14"}], "next_cursor": None}))
+    script.on("GET", f"{org}/chain-authorisations", ok({"items": [
+        {"intermediary_kvk": "47474747", "name": "Vries", "services": ["U1", "u2"], "end_date": "2029-10-14"}],
+        "next_cursor": None}))
+    script.on("GET", f"{org}/events", ok({"items": [
+        {"id": "e1", "at": "2025-06-01T10:00:00+00:00", "today": "2025-06-01", "actor": "m1", "action": "grant",
+         "target": ["m1", "m2"], "outcome": "ok", "code": None, "idempotency_key": "k"}], "next_cursor": None}))
+    async with make_client() as client:
+        [auth] = await client.list_all_authorisations(KVK)
+        [chain] = await client.list_all_chains(KVK)
+        [event] = await client.list_all_events(KVK)
+    assert auth.service == "2b7c-uuid" and auth.end_date == dt.date(2027, 2, 14)
+    assert chain.services == frozenset({"u1", "u2"}) and chain.to_chain().intermediary_kvk == "47474747"
+    assert event.target == ("m1", "m2") and event.at.tzinfo is not None
+
+
+async def test_limit_is_validated(make_client):
+    async with make_client() as client:
+        with pytest.raises(ValueError, match="1..500"):
+            await client.list_means(KVK, limit=501)
+
+
+# ------------------------------------------------------------------------------------ parsing, serialising
+async def test_means_are_parsed_into_domain_types(script, make_client):
+    script.on("GET", f"/v1/organisations/{KVK}/means/m7", ok(means_json(
+        7, status="wachten_op_activatie", activation_deadline="2025-07-01", terminates_on="2025-12-31",
+        pending={"kind": "level", "level": "EH3"})))
+    async with make_client() as client:
+        means = await client.get_means(KVK, "m7")
+    assert means.status is Status.WACHTEN_OP_ACTIVATIE and means.level is Level.EH2PLUS
+    assert means.role is Role.GEBRUIKER and means.type is MeansType.REGULIER
+    assert means.second_factor is SecondFactorType.SMS and means.phone == "+31612345678"
+    assert means.subscription is Subscription.THREE_YEARS
+    assert means.activation_deadline == dt.date(2025, 7, 1) and means.terminates_on == dt.date(2025, 12, 31)
+    assert means.pending is not None and means.pending.kind is PendingKind.LEVEL
+    assert means.to_means().id == "m7" and means.to_membership().terminates_on == dt.date(2025, 12, 31)
+
+
+async def test_organisation_revision_comes_from_the_body_or_the_etag(script, make_client):
+    script.on("GET", f"/v1/organisations/{KVK}", ok({"kvk": KVK, "name": "Acme", "branch_number": None},
+                                                    headers={"ETag": '"41"'}))
+    script.on("GET", "/v1/organisations", ok({"items": [
+        {"kvk": KVK, "name": "Acme", "branch_number": None, "revision": 5}], "next_cursor": None}))
+    async with make_client() as client:
+        org = await client.get_organisation(KVK)
+        [listed] = await client.list_organisations()
+    assert org.revision == 41 and org.to_info().name == "Acme"
+    assert listed.revision == 5
+
+
+async def test_request_means_serialises_enums_and_options(script, make_client):
+    script.on("POST", f"/v1/organisations/{KVK}/means", ok({"revision": 2, "result": means_json(9)}, status=201))
+    async with make_client() as client:
+        result = await client.request_means(KVK, email="n@acme.nl", name="N", role=Role.BEHEERDER,
+                                            level=Level.EH2PLUS, second_factor=SecondFactorType.SMS,
+                                            phone="+31600000000", subscription=Subscription.THREE_YEARS,
+                                            if_match=1, idempotency_key="k1")
+    sent = script.seen[0]
+    assert sent.body == {"email": "n@acme.nl", "name": "N", "role": "beheerder", "level": "EH2+",
+                         "second_factor": {"type": "sms", "phone": "+31600000000"}, "subscription": "3y"}
+    assert sent.headers["if-match"] == '"1"' and sent.headers["idempotency-key"] == "k1"
+    assert sent.headers["content-type"] == "application/json"
+    assert result.status == 201 and not result.pending and result.means().id == "m9"
+
+
+async def test_pending_mutations_and_etag_fallback(script, make_client):
+    script.on("POST", f"/v1/organisations/{KVK}/means/m1/level",
+              ok({"result": means_json(1, pending={"kind": "level", "level": "EH3"})}, status=202,
+                 headers={"ETag": '"12"'}))
+    script.on("DELETE", f"/v1/organisations/{KVK}/chain-authorisations/47474747", ok({"revision": 13, "result": {}}))
+    async with make_client() as client:
+        level = await client.change_level(KVK, "m1", Level.EH3)
+        removed = await client.remove_intermediary(KVK, "47474747")
+    assert level.pending and level.revision == 12 and script.seen[0].body == {"level": "EH3"}
+    assert removed.revision == 13 and script.seen[1].method == "DELETE"
+
+
+async def test_every_mutation_hits_its_contract_path(script, make_client):
+    org = f"/v1/organisations/{KVK}"
+    for path in ["/means/m1/type", "/means/m1/phone", "/means/m1/email", "/means/m1/invitation",
+                 "/means/m1/links", "/means/m1/terminate", "/authorisations/end-date",
+                 "/chain-authorisations", "/chain-authorisations/47474747/end-date"]:
+        script.on("POST", org + path, ok(MUTATION))
+    end = dt.date(2027, 1, 1)
+    async with make_client() as client:
+        await client.change_type(KVK, "m1", MeansType.BELASTINGDIENST, subscription=Subscription.ONE_YEAR)
+        await client.change_phone(KVK, "m1", "+31611111111")
+        await client.change_email(KVK, "m1", "new@acme.nl")
+        await client.resend_invitation(KVK, "m1")
+        await client.link_means(KVK, "m1", to_kvk="87654321", role=Role.GEBRUIKER)
+        await client.terminate_means(KVK, "m1", mode="date", date=end)
+        await client.set_end_date(KVK, ["m1"], ["u1"], end)
+        await client.issue_chain(KVK, "47474747", ["u1"], name="Vries", end_date=end)
+        await client.set_chain_end_date(KVK, "47474747", end)
+    bodies = [s.body for s in script.seen]
+    assert bodies == [
+        {"type": "belastingdienst", "subscription": "1y"}, {"phone": "+31611111111"}, {"email": "new@acme.nl"},
+        None, {"kvk": "87654321", "role": "gebruiker"}, {"mode": "date", "date": "2027-01-01"},
+        {"means_ids": ["m1"], "services": ["u1"], "end_date": "2027-01-01"},
+        {"intermediary_kvk": "47474747", "name": "Vries", "services": ["u1"], "end_date": "2027-01-01"},
+        {"end_date": "2027-01-01"}]
+    assert all("idempotency-key" in s.headers for s in script.seen)
+    assert client.request_counts == {"POST": 9}
+
+
+async def test_terminate_checks_mode_and_date(make_client):
+    async with make_client() as client:
+        with pytest.raises(ValueError):
+            await client.terminate_means(KVK, "m1", mode="date")
+        with pytest.raises(ValueError):
+            await client.terminate_means(KVK, "m1", mode="sometime")
+
+
+async def test_path_identifiers_cannot_escape(make_client):
+    async with make_client() as client:
+        with pytest.raises(ValueError):
+            await client.get_means(KVK, "../x")
+
+
+# ----------------------------------------------------------------------------------------------- tokens
+async def test_the_bearer_token_is_sent(script, make_client):
+    script.on("GET", "/v1/me", ok(ME))
+    async with make_client() as client:
+        await client.me()
+    assert script.seen[0].headers["authorization"] == f"Bearer {TOKEN}"
+
+
+async def test_with_token_acts_as_another_admin_and_shares_the_counter(script, make_client):
+    script.on("GET", "/v1/me", ok(ME))
+    async with make_client(token=None) as client:
+        other = client.with_token("other-token")
+        await other.me()
+        await other.aclose()                   # does not close the shared connection
+        await client.me()
+    assert script.seen[0].headers["authorization"] == "Bearer other-token"
+    assert "authorization" not in script.seen[1].headers
+    assert client.request_counts["GET"] == 2
+
+
+async def test_the_token_never_appears_in_errors_reprs_or_logs(script, sleeps, make_client, caplog):
+    caplog.set_level(logging.DEBUG)
+    script.on("GET", "/v1/me", problem(401, "unauthorized", f"token {TOKEN} is not valid"))
+    script.on("GET", f"/v1/organisations/{KVK}", problem(503, "unavailable", f"busy for {TOKEN}"))
+    client = make_client(retry=RetryPolicy(attempts=2))
+    texts: list[str] = [repr(client), str(client)]
+    async with client:
+        for call in (client.me(), client.get_organisation(KVK)):
+            with pytest.raises(BackendError) as info:
+                await call
+            texts += [str(info.value), repr(info.value), info.value.detail, str(info.value.args)]
+    assert script.seen[0].headers["authorization"] == f"Bearer {TOKEN}"       # it was really used
+    assert "token *** is not valid" in texts[2]
+    texts += [record.getMessage() for record in caplog.records]
+    assert caplog.records, "the client should log its retries"
+    assert not [t for t in texts if TOKEN in t]
+
+
+async def test_the_token_is_redacted_from_transport_errors(sleeps, caplog):
+    caplog.set_level(logging.DEBUG)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"refused while sending {request.headers['authorization']}", request=request)
+
+    async with BeheerClient("http://backend.test", Secret(TOKEN), transport=httpx.MockTransport(handler),
+                            sleep=sleeps, retry=RetryPolicy(attempts=2)) as client:
+        with pytest.raises(BackendUnreachable) as info:
+            await client.me()
+    texts = [str(info.value), repr(info.value)] + [r.getMessage() for r in caplog.records]
+    assert not [t for t in texts if TOKEN in t] and "Bearer ***" in str(info.value)
+
+
+def test_secret_and_token_from_env() -> None:
+    secret = token_from_env({"BEHEER_API_TOKEN": f" {TOKEN} "})
+    assert secret.reveal() == TOKEN and TOKEN not in f"{secret} {secret!r} {[secret]}"
+    with pytest.raises(ConfigurationError, match="BEHEER_API_TOKEN"):
+        token_from_env({})
+    with pytest.raises(ConfigurationError):
+        token_from_env({"BEHEER_API_TOKEN": "  "})

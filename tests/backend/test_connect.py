@@ -1,0 +1,247 @@
+"""`--backend` parsing and `open_backend`: embedded (an in-test app stands in for the sandbox) and remote."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from reconciler.backend import connect
+from reconciler.backend.client import BeheerClient, RetryPolicy
+from reconciler.backend.connect import (
+    BackendSpec, DEFAULT_BACKEND, embedded_db_path, open_backend, parse_backend_spec,
+)
+from reconciler.backend.errors import BackendUnreachable, ConfigurationError
+
+TOKEN = "tok-connect-secret-99"
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+@pytest.mark.parametrize(("spec", "expected"), [
+    ("sandbox:x.db", BackendSpec("sandbox", db_path=Path("x.db"))),
+    ("sandbox:/tmp/a b/s.db", BackendSpec("sandbox", db_path=Path("/tmp/a b/s.db"))),
+    ("https://beheer.example.nl", BackendSpec("remote", url="https://beheer.example.nl")),
+    ("https://beheer.example.nl/api/", BackendSpec("remote", url="https://beheer.example.nl/api")),
+    ("http://127.0.0.1:8321", BackendSpec("remote", url="http://127.0.0.1:8321")),
+    ("HTTPS://Beheer.example.nl", BackendSpec("remote", url="HTTPS://Beheer.example.nl")),
+])
+def test_valid_specs(spec: str, expected: BackendSpec) -> None:
+    assert parse_backend_spec(spec, env={}) == expected
+
+
+@pytest.mark.parametrize("spec", ["ftp://host", "sandbox:", "sandbox:  ", "sandbox://x", "https://",
+                                  "beheer.example.nl", "/tmp/sandbox.db", "https://u:p@host",
+                                  "https://host/?token=x"])
+def test_invalid_specs_name_what_is_allowed(spec: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        parse_backend_spec(spec, env={})
+    message = str(info.value)
+    assert "sandbox:PATH" in message and "https://" in message and "--backend" in message
+    assert "u:p" not in message
+
+
+def test_default_and_environment() -> None:
+    assert parse_backend_spec(None, env={}) == BackendSpec("sandbox", db_path=Path(".reconciler/sandbox.db"))
+    assert DEFAULT_BACKEND == "sandbox:.reconciler/sandbox.db"
+    env = {"RECONCILER_BACKEND": "https://env.example.nl"}
+    assert parse_backend_spec(None, env=env).url == "https://env.example.nl"
+    assert parse_backend_spec("", env=env).url == "https://env.example.nl"
+    assert parse_backend_spec("sandbox:a.db", env=env).db_path == Path("a.db")      # the flag wins
+    with pytest.raises(ConfigurationError, match="RECONCILER_BACKEND"):
+        parse_backend_spec(None, env={"RECONCILER_BACKEND": "nonsense"})
+
+
+def test_embedded_db_path() -> None:
+    assert embedded_db_path("sandbox:data/s.db", env={}) == Path("data/s.db")
+    assert embedded_db_path("https://beheer.example.nl", env={}) is None
+    assert embedded_db_path(None, env={}) == Path(".reconciler/sandbox.db")
+    assert embedded_db_path(None, env={"RECONCILER_BACKEND": "http://localhost:1"}) is None
+
+
+# ------------------------------------------------------------------------------------------------- remote
+@pytest.mark.anyio
+async def test_remote_needs_the_token_from_the_environment() -> None:
+    with pytest.raises(ConfigurationError, match="BEHEER_API_TOKEN"):
+        async with open_backend("https://beheer.example.nl", env={}):
+            pass
+
+
+@pytest.mark.anyio
+async def test_remote_uses_the_environment_token() -> None:
+    async with open_backend("https://beheer.example.nl/api", env={"BEHEER_API_TOKEN": TOKEN}) as client:
+        assert isinstance(client, BeheerClient) and client.has_token
+        assert str(client.http.base_url) == "https://beheer.example.nl/api/"
+        assert TOKEN not in repr(client)
+    assert client.http.is_closed
+
+
+# ---------------------------------------------------------------------------------------------- embedded
+class FakeDropped(Exception):
+    """Stands in for reconciler.backend.sandbox.faults.ConnectionDropped."""
+
+
+class FakeSandbox:
+    """A tiny app factory in the shape of `create_app(db_path, ...)`; it commits, then drops, once."""
+
+    def __init__(self) -> None:
+        self.created: list[tuple[Path, dict[str, Any]]] = []
+        self.lifespan: list[str] = []
+        self.effects: dict[str, Any] = {}
+        self.auth: list[str | None] = []
+
+    def create_app(self, db_path: Path, **options: Any) -> Starlette:
+        self.created.append((db_path, options))
+        sandbox = self
+
+        async def org(request: Request) -> JSONResponse:
+            return JSONResponse({"kvk": "12345678", "means_id": "m1", "token": TOKEN})
+
+        async def me(request: Request) -> JSONResponse:
+            sandbox.auth.append(request.headers.get("authorization"))
+            return JSONResponse({"means_id": "m1", "email": "a@acme.nl", "level": "EH3", "read_only": False})
+
+        async def role(request: Request) -> JSONResponse:
+            key = request.headers["idempotency-key"]
+            first = key not in sandbox.effects
+            sandbox.effects.setdefault(key, json.loads(await request.body()))
+            if first:
+                raise FakeDropped("committed, then dropped")
+            return JSONResponse({"revision": 2, "result": {}})
+
+        async def lifespan(app: Starlette) -> Any:
+            sandbox.lifespan.append("startup")
+            yield
+            sandbox.lifespan.append("shutdown")
+
+        from contextlib import asynccontextmanager
+        return Starlette(routes=[Route("/sandbox/organisations", org, methods=["POST"]),
+                                 Route("/v1/me", me),
+                                 Route("/v1/organisations/{kvk}/means/{id}/role", role, methods=["POST"])],
+                         lifespan=asynccontextmanager(lifespan))
+
+
+@pytest.fixture
+def fake_sandbox(monkeypatch: pytest.MonkeyPatch) -> FakeSandbox:
+    fake = FakeSandbox()
+    monkeypatch.setattr(connect, "_load_sandbox", lambda: (fake.create_app, (FakeDropped,)))
+    return fake
+
+
+async def _no_sleep(seconds: float) -> None:
+    return None
+
+
+@pytest.mark.anyio
+async def test_embedded_runs_the_app_in_process(fake_sandbox: FakeSandbox, tmp_path: Path) -> None:
+    db = tmp_path / "nested" / "dir" / "s.db"
+    async with open_backend(f"sandbox:{db}", env={}, app_options={"seed": 1}, sleep=_no_sleep) as client:
+        assert db.parent.is_dir()                                   # the directory is created
+        assert fake_sandbox.created == [(db, {"seed": 1})]
+        assert fake_sandbox.lifespan == ["startup"]
+        assert not client.has_token
+        answer = await client.http.post("/sandbox/organisations", json={"kvk": "12345678"})
+        admin = client.with_token(answer.json()["token"])
+        me = await admin.me()
+        assert me.means_id == "m1"
+    assert fake_sandbox.auth == [f"Bearer {TOKEN}"]
+    assert fake_sandbox.lifespan == ["startup", "shutdown"]
+
+
+@pytest.mark.anyio
+async def test_embedded_drop_becomes_a_retried_connection_error(fake_sandbox: FakeSandbox, tmp_path: Path) -> None:
+    async with open_backend(f"sandbox:{tmp_path / 's.db'}", token=TOKEN, env={}, sleep=_no_sleep) as client:
+        result = await client.change_role("12345678", "m1", "gebruiker", idempotency_key="k1")
+    assert result.revision == 2
+    assert fake_sandbox.effects == {"k1": {"role": "gebruiker"}}
+    assert client.request_counts["POST"] == 2
+
+
+@pytest.mark.anyio
+async def test_embedded_drop_reported_after_the_last_attempt(fake_sandbox: FakeSandbox, tmp_path: Path) -> None:
+    async with open_backend(f"sandbox:{tmp_path / 's.db'}", token=TOKEN, env={}, sleep=_no_sleep,
+                            retry=RetryPolicy(attempts=1)) as client:
+        with pytest.raises(Exception) as info:
+            await client.change_role("12345678", "m1", "gebruiker")
+    assert type(info.value).__name__ == "BackendUnreachable"
+    assert "connection dropped" in str(info.value)
+
+
+@pytest.mark.anyio
+async def test_embedded_default_uses_the_reconciler_directory(fake_sandbox: FakeSandbox, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    async with open_backend(None, env={}):
+        pass
+    assert fake_sandbox.created[0][0] == Path(".reconciler/sandbox.db")
+    assert (tmp_path / ".reconciler").is_dir()
+
+
+@pytest.mark.anyio
+async def test_an_app_without_lifespan_support_is_used_as_is(monkeypatch: pytest.MonkeyPatch,
+                                                             tmp_path: Path) -> None:
+    async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise RuntimeError("only http")
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body",
+                    "body": b'{"means_id": "m1", "email": "a@acme.nl", "level": "EH2", "read_only": true}'})
+
+    monkeypatch.setattr(connect, "_load_sandbox", lambda: (lambda path, **kw: bare_app, ()))
+    async with open_backend(f"sandbox:{tmp_path / 's.db'}", token=TOKEN, env={}) as client:
+        assert (await client.me()).read_only is True
+
+
+@pytest.mark.anyio
+async def test_smoke_against_the_real_embedded_sandbox(tmp_path: Path) -> None:
+    """The same client, serialisation and rules as a remote server: bootstrap, read as that admin, and survive
+    an injected "commit, then drop" through the idempotency key."""
+    assert connect._load_sandbox()[1], "the sandbox's ConnectionDropped should be found"
+    async with open_backend(f"sandbox:{tmp_path / 'sandbox.db'}", env={}, sleep=_no_sleep,
+                            retry=RetryPolicy(attempts=1)) as client:
+        answer = await client.http.post("/sandbox/organisations", json={
+            "kvk": "12345678", "name": "Acme",
+            "admin": {"email": "a@acme.nl", "name": "Anna", "level": "EH3", "second_factor": "otp"}})
+        assert answer.status_code in (200, 201), answer.text
+        admin = client.with_token(answer.json()["token"])
+        me = await admin.me()
+        org = await admin.get_organisation("12345678")
+        means = await admin.list_all_means("12345678")
+        uuid = next(s.uuid for s in await admin.list_services() if s.key == "algemene-bevoegdheid-3")
+
+        await client.http.post("/sandbox/faults", json={"p_drop": 1.0, "seed": 7})
+        with pytest.raises(BackendUnreachable, match="connection dropped"):
+            await admin.grant("12345678", [me.means_id], [uuid], idempotency_key="smoke-1")
+        await client.http.post("/sandbox/faults", json={"p_drop": 0.0})
+        replay = await admin.grant("12345678", [me.means_id], [uuid], idempotency_key="smoke-1")
+        after = await admin.get_organisation("12345678")
+        authorisations = await admin.list_all_authorisations("12345678")
+    assert me.email == "a@acme.nl" and org.kvk == "12345678"
+    assert [m.email for m in means] == ["a@acme.nl"]
+    assert replay.revision == after.revision == org.revision + 1        # applied once, not twice
+    assert [(a.means_id, a.service) for a in authorisations] == [(me.means_id, uuid)]
+
+
+def test_transport_wrapper_passes_other_errors_through() -> None:
+    class Boom(Exception):
+        pass
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raise Boom("a sandbox bug")
+
+    transport = connect.DroppedConnectionTransport(httpx.ASGITransport(app=app), (FakeDropped,))
+
+    async def call() -> None:
+        async with httpx.AsyncClient(transport=transport, base_url="http://x") as http:
+            await http.get("/")
+
+    import anyio
+    with pytest.raises(Boom):
+        anyio.run(call)
