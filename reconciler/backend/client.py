@@ -350,6 +350,13 @@ class BeheerClient:
             detail = self._redact(f"{type(exc).__name__}: {exc}")
             raise UnexpectedResponse(detail, status=status, method=method, path=path) from None
 
+    async def call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                   body: Mapping[str, Any] | None = None) -> Any:
+        """A raw JSON call with the same retries and error mapping, for paths outside the contract (the
+        sandbox's `/sandbox` controls)."""
+        response = await self._request(method, path, params=params, body=body)
+        return self._json(response, method, path)
+
     async def _get(self, path: str, parse: Callable[[Any], T], params: Mapping[str, Any] | None = None) -> T:
         response = await self._request("GET", path, params=params)
         return self._parse(parse, self._json(response, "GET", path), "GET", path, response.status_code)

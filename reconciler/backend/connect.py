@@ -168,12 +168,13 @@ async def asgi_lifespan(app: Any) -> AsyncIterator[None]:
 @asynccontextmanager
 async def open_backend(spec: str | None = None, *, token: Secret | str | None = None,
                        env: Mapping[str, str] | None = None, app_options: Mapping[str, Any] | None = None,
-                       **client_options: Any) -> AsyncIterator[BeheerClient]:
+                       require_token: bool = True, **client_options: Any) -> AsyncIterator[BeheerClient]:
     """A `BeheerClient` on the backend named by `spec` (see `parse_backend_spec`), closed on exit.
 
     Embedded: `token` is the acting admin's token the caller got when bootstrapping (None until then; use
     `client.with_token` once known); `app_options` go to `create_app`. Remote: `token`, else
-    `BEHEER_API_TOKEN` (a clear `ConfigurationError` when unset). `client_options` go to `BeheerClient`
+    `BEHEER_API_TOKEN` (a clear `ConfigurationError` when unset, unless `require_token` is false: the
+    sandbox controls of a served sandbox need none). `client_options` go to `BeheerClient`
     (timeouts, retry, sleep, rand).
     """
     parsed = parse_backend_spec(spec, env)
@@ -192,7 +193,7 @@ async def open_backend(spec: str | None = None, *, token: Secret | str | None = 
             client = BeheerClient(EMBEDDED_BASE_URL, token, transport=transport, **client_options)
         else:
             assert parsed.url is not None
-            secret = token if token is not None else token_from_env(env)
+            secret = token if token is not None else (token_from_env(env) if require_token else None)
             _warn_plain_http(parsed.url)
             client = BeheerClient(parsed.url, secret, **client_options)
         await stack.enter_async_context(client)

@@ -9,6 +9,7 @@ import click
 
 from reconciler import __version__
 from reconciler.cli.catalogue import catalogue
+from reconciler.cli.sandbox import sandbox
 from reconciler.cli.validate import validate
 
 #: Exit codes (INTERFACE.md): 0 ok / in sync, 1 error or invalid, 2 changes pending (plan, drift).
@@ -27,8 +28,11 @@ class ReconcilerGroup(click.Group):
         except click.Abort:
             click.echo("aborted", err=True)
             sys.exit(130)
-        except click.ClickException as exc:
+        except click.UsageError as exc:
             exc.show()
+            sys.exit(EXIT_ERROR)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
             sys.exit(EXIT_ERROR)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -51,11 +55,13 @@ def cli() -> None:
     Typical use:
       reconciler validate examples/org.yaml     check a config offline
       reconciler catalogue list                 the services a config may name
+      reconciler sandbox serve                  run the sandbox beheer backend on loopback
     """
 
 
 cli.add_command(validate)
 cli.add_command(catalogue)
+cli.add_command(sandbox)
 
 
 def main() -> None:

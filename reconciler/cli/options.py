@@ -25,3 +25,27 @@ DATE = DateParam()
 
 today_option = click.option("--today", type=DATE, default=None,
                             help="Judge end dates as if today were this date (default: the real today).")
+
+backend_option = click.option(
+    "--backend", "backend", default=None, metavar="SPEC",
+    help="sandbox:PATH (the embedded sandbox; default sandbox:.reconciler/sandbox.db) or https://HOST of a "
+         "beheer backend (token from BEHEER_API_TOKEN). Default: $RECONCILER_BACKEND.")
+
+
+class DurationParam(click.ParamType):
+    """`30d`, `2w` or a plain number of days."""
+
+    name = "DAYS"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        factor = 7 if text.endswith("w") else 1
+        digits = text.rstrip("dw")
+        if not digits.isdigit():
+            self.fail(f"{value!r} is not a duration; write days like 30d (or weeks like 2w)", param, ctx)
+        return int(digits) * factor
+
+
+DURATION = DurationParam()

@@ -1,0 +1,80 @@
+"""Embedded mode's first use: an organisation the sandbox does not know yet is created from its config.
+
+INTERFACE.md: the config's first declared `beheerder` becomes the organisation's one active admin and the
+acting admin (the holder of the API token) for it. On later runs the acting admin is that same person if
+still an active admin there, else the first active admin the sandbox has. Tokens are minted per run and
+never written anywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from reconciler.backend.sandbox.controls import SandboxControls
+from reconciler.backend.types import Secret
+from reconciler.config.loader import LoadedOrg
+from reconciler.config.models import Role
+
+
+class BootstrapError(Exception):
+    """An organisation cannot be bootstrapped or has no admin to act as."""
+
+
+@dataclass(frozen=True)
+class ActingAdmin:
+    kvk: str
+    email: str
+    means_id: str
+    token: Secret
+    created: bool                          # the organisation was bootstrapped just now
+
+    def __repr__(self) -> str:
+        return f"ActingAdmin(kvk={self.kvk!r}, email={self.email!r}, created={self.created})"
+
+    def describe(self) -> str:
+        if self.created:
+            return (f"organisation {self.kvk} was new to the embedded sandbox: created with {self.email} as its "
+                    "one active beheerder, who acts for it")
+        return f"organisation {self.kvk}: acting as {self.email}"
+
+
+async def acting_admins(controls: SandboxControls, orgs: Sequence[LoadedOrg]) -> dict[str, ActingAdmin]:
+    """The acting admin (with a fresh token) of every organisation, bootstrapping unknown ones."""
+    for org in orgs:  # services of the configs' own catalogues, so grants can name them
+        extra = [s for s in org.catalogue if s.key not in _bundled_keys()]
+        await controls.add_services(extra)
+    result: dict[str, ActingAdmin] = {}
+    for org in orgs:
+        result[org.config.organisation.kvk] = await _acting_admin(controls, org)
+    return result
+
+
+def _bundled_keys() -> frozenset[str]:
+    from reconciler.domain.catalogue import bundled_catalogue
+
+    return frozenset(s.key for s in bundled_catalogue())
+
+
+async def _acting_admin(controls: SandboxControls, org: LoadedOrg) -> ActingAdmin:
+    cfg = org.config
+    kvk = cfg.organisation.kvk
+    declared = [u for u in cfg.users if u.role is Role.BEHEERDER]
+    members = await controls.means(kvk=kvk)
+    if not members:
+        if not declared:
+            raise BootstrapError(f"organisation {kvk} is not in the sandbox and its config declares no beheerder "
+                                 "to create it with (R1)")
+        first = declared[0]
+        factor = first.second_factor
+        created = await controls.create_organisation(
+            kvk, cfg.organisation.name, admin_email=first.email, admin_name=first.name, level=first.level.value,
+            second_factor=factor.type.value if factor else None, phone=factor.phone if factor else None,
+            branch_number=cfg.organisation.branch_number)
+        return ActingAdmin(kvk, first.email, created.means_id, created.token, created=True)
+    admins = [m for m in members if m.roles.get(kvk) == Role.BEHEERDER.value and m.status == "actief"]
+    if not admins:
+        raise BootstrapError(f"organisation {kvk} has no active beheerder in the sandbox to act as (R1)")
+    by_email = {m.email.lower(): m for m in admins}
+    chosen = next((by_email[u.key] for u in declared if u.key in by_email), admins[0])
+    return ActingAdmin(kvk, chosen.email, chosen.id, await controls.create_token(chosen.id), created=False)

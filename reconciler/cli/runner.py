@@ -1,0 +1,36 @@
+"""Running a command's async work and turning expected failures into one clear line and exit 1."""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+import anyio
+import click
+
+from reconciler.backend.bootstrap import BootstrapError
+from reconciler.backend.errors import BackendError, ConfigurationError
+
+_EXPECTED = (BackendError, ConfigurationError, BootstrapError, click.ClickException)
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first expected error inside (nested) exception groups that task groups wrap errors in."""
+    while isinstance(exc, BaseExceptionGroup):
+        inner = [e for e in exc.exceptions if isinstance(_leaf(e), _EXPECTED)]
+        exc = _leaf(inner[0]) if inner else exc.exceptions[0]
+    return exc
+
+
+def run(work: Callable[[], Awaitable[Any]]) -> Any:
+    """Run `work` on an event loop; backend, configuration and bootstrap errors become `error: ...`."""
+    try:
+        return anyio.run(work)
+    except BaseExceptionGroup as group:
+        leaf = _leaf(group)
+        if isinstance(leaf, click.ClickException):
+            raise leaf from None
+        if isinstance(leaf, _EXPECTED):
+            raise click.ClickException(str(leaf)) from None
+        raise leaf from None
+    except (BackendError, ConfigurationError, BootstrapError) as exc:
+        raise click.ClickException(str(exc)) from None

@@ -1,0 +1,192 @@
+"""`reconciler sandbox`: run the sandbox backend, and play the supplier, the holder and the calendar."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import click
+
+from reconciler.backend.connect import open_backend, parse_backend_spec
+from reconciler.backend.sandbox.controls import SandboxControls, SandboxMeans
+from reconciler.cli.options import DATE, DURATION, backend_option
+from reconciler.cli.runner import run
+from reconciler.domain.levels import MEANS_LEVELS
+
+
+@click.group()
+def sandbox() -> None:
+    """The sandbox beheer backend: a local stand-in for a supplier's Beheermodule with all its rules.
+
+    \b
+    Without --backend these commands use the embedded sandbox (.reconciler/sandbox.db), the same one
+    `reconciler plan` uses by default. With --backend http://HOST they control a served sandbox.
+    """
+
+
+@sandbox.command()
+@click.option("--kvk", required=True, help="The organisation's KvK number (8 digits).")
+@click.option("--name", required=True, help="The organisation's name.")
+@click.option("--admin", "admin_email", required=True, metavar="EMAIL", help="E-mail of its first, active admin.")
+@click.option("--admin-name", default=None, help="The admin's name (default: from the e-mail).")
+@click.option("--level", type=click.Choice([lv.value for lv in MEANS_LEVELS[1:]]), default="EH3", show_default=True,
+              help="The admin's level (an admin is EH2+ or higher, R2).")
+@click.option("--branch-number", default=None, help="A 12-digit branch number (R17).")
+@backend_option
+def init(kvk: str, name: str, admin_email: str, admin_name: str | None, level: str, branch_number: str | None,
+         backend: str | None) -> None:
+    """Create an organisation with one active admin, and print that admin's API token.
+
+    The token is printed once, on standard output, for `BEHEER_API_TOKEN`; it is stored only as a hash.
+    """
+    async def work() -> None:
+        async with open_backend(backend, require_token=False) as client:
+            created = await SandboxControls(client).create_organisation(
+                kvk, name, admin_email=admin_email, admin_name=admin_name or admin_email.split("@")[0],
+                level=level, branch_number=branch_number)
+        click.echo(f"created organisation {kvk} ({name}) with {admin_email} as its active beheerder", err=True)
+        click.echo("its API token (export it as BEHEER_API_TOKEN):", err=True)
+        click.echo(created.token.reveal())
+
+    run(work)
+
+
+@sandbox.command()
+@click.option("--db", "db", default=None, type=click.Path(dir_okay=False),
+              help="The SQLite database (default: the --backend sandbox:PATH, else .reconciler/sandbox.db).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
+@click.option("--port", default=8700, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--catalogue", "catalogues", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A catalogue file whose services the backend knows besides the bundled ones (repeatable).")
+@backend_option
+def serve(db: str | None, host: str, port: int, catalogues: tuple[str, ...], backend: str | None) -> None:
+    """Run the sandbox as an HTTP server (OpenAPI at /openapi.json, the API under /v1)."""
+    import uvicorn
+
+    from reconciler.backend.sandbox.app import create_app
+
+    if db is None:
+        spec = parse_backend_spec(backend)
+        if not spec.embedded:
+            raise click.UsageError("serve runs a sandbox database: give --db PATH or --backend sandbox:PATH")
+        db = str(spec.db_path)
+    Path(db).parent.mkdir(parents=True, exist_ok=True)
+    app = create_app(db, catalogue_files=list(catalogues))
+    click.echo(f"sandbox backend on http://{host}:{port} (database {os.path.normpath(db)}); Ctrl-C stops it",
+               err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+_DONE = {"approve": "approved", "reject": "rejected", "activate": "activated", "expire": "let the activation lapse of"}
+
+
+def _lifecycle(step: str, help_text: str, wanted: tuple[str, ...]) -> click.Command:
+    @click.command(step, help=help_text)
+    @click.argument("emails", nargs=-1, metavar="[EMAIL]...")
+    @click.option("--all", "all_", is_flag=True, help="Every means this step applies to.")
+    @click.option("--kvk", default=None, help="Only means linked to this organisation.")
+    @backend_option
+    def command(emails: tuple[str, ...], all_: bool, kvk: str | None, backend: str | None) -> None:
+        if bool(emails) == all_:
+            raise click.UsageError("name the holders by e-mail, or give --all (not both)")
+
+        async def work() -> int:
+            async with open_backend(backend, require_token=False) as client:
+                controls = SandboxControls(client)
+                found = await controls.means(kvk=kvk)
+                if all_:
+                    targets = [m for m in found if _applies(step, m, wanted)]
+                else:
+                    by_email = {m.email.lower(): m for m in found}
+                    missing = [e for e in emails if e.lower() not in by_email]
+                    if missing:
+                        where = f" in organisation {kvk}" if kvk else ""
+                        raise click.ClickException(f"no means for {', '.join(missing)}{where}")
+                    targets = [by_email[e.lower()] for e in emails]
+                for means in targets:
+                    after = await controls.step(means.id, step)
+                    click.echo(f"{_DONE[step]} {means.email}: " + _describe(after))
+                if not targets:
+                    click.echo(f"nothing to {step}", err=True)
+                return len(targets)
+
+        run(work)
+
+    return command
+
+
+def _applies(step: str, means: SandboxMeans, wanted: tuple[str, ...]) -> bool:
+    return means.status in wanted or (step in ("approve", "reject") and means.pending is not None)
+
+
+def _describe(means: SandboxMeans | None) -> str:
+    if means is None:
+        return "the request is gone"
+    text = means.status
+    if means.activation_deadline and means.status == "wachten_op_activatie":
+        text += f", to activate by {means.activation_deadline}"
+    return text
+
+
+sandbox.add_command(_lifecycle("approve", "Play the supplier: approve requested means and pending changes (R5, R6).",
+                               ("wachten_op_goedkeuring",)))
+sandbox.add_command(_lifecycle("reject", "Play the supplier: reject requests (they disappear) or pending changes.",
+                               ("wachten_op_goedkeuring",)))
+sandbox.add_command(_lifecycle("activate", "Play the holder: activate approved means within their 30 days (R5).",
+                               ("wachten_op_activatie",)))
+sandbox.add_command(_lifecycle("expire", "Let the 30 activation days pass for approved means (R5).",
+                               ("wachten_op_activatie",)))
+
+
+@sandbox.group(invoke_without_command=True)
+@backend_option
+@click.pass_context
+def clock(ctx: click.Context, backend: str | None) -> None:
+    """Show the sandbox's today, or move it: `clock set 2027-01-01`, `clock advance 30d`.
+
+    Moving the clock expires what the days bring: activations, authorisations, chain authorisations and
+    scheduled terminations (R5, R9, R14).
+    """
+    ctx.obj = backend
+    if ctx.invoked_subcommand is None:
+        async def work() -> None:
+            async with open_backend(backend, require_token=False) as client:
+                click.echo((await SandboxControls(client).today()).isoformat())
+
+        run(work)
+
+
+def _report(answer: dict[str, object]) -> None:
+    click.echo(f"today is {answer['today']}")
+    swept = answer.get("swept") or {}
+    if isinstance(swept, dict):
+        for what, count in swept.items():
+            if count:
+                click.echo(f"  {what}: {count}")
+
+
+@clock.command("set")
+@click.argument("day", type=DATE)
+@backend_option
+@click.pass_obj
+def clock_set(parent_backend: str | None, day: dt.date, backend: str | None) -> None:
+    """Set today to DAY (YYYY-MM-DD)."""
+    async def work() -> None:
+        async with open_backend(backend or parent_backend, require_token=False) as client:
+            _report(await SandboxControls(client).set_today(day))
+
+    run(work)
+
+
+@clock.command("advance")
+@click.argument("days", type=DURATION)
+@backend_option
+@click.pass_obj
+def clock_advance(parent_backend: str | None, days: int, backend: str | None) -> None:
+    """Move today forward by DAYS (e.g. 30d, 2w)."""
+    async def work() -> None:
+        async with open_backend(backend or parent_backend, require_token=False) as client:
+            _report(await SandboxControls(client).advance(days))
+
+    run(work)
