@@ -166,7 +166,7 @@ Effect = (PutMeans | DeleteMeans | PutMembership | DeleteMembership | PutAuthori
 class OrgState:
     info: OrgInfo
     members: dict[str, Membership] = field(default_factory=dict)
-    authorisations: dict[tuple[str, str], dt.date] = field(default_factory=dict)   # (means id, uuid) -> end
+    authorisations: dict[str, dict[str, dt.date]] = field(default_factory=dict)   # means id -> uuid -> end
     chains: dict[str, Chain] = field(default_factory=dict)
     revision: int = 0
 
@@ -179,6 +179,14 @@ class World:
     means: dict[str, Means] = field(default_factory=dict)
     orgs: dict[str, OrgState] = field(default_factory=dict)
 
+    _by_email: dict[str, str] | None = field(default=None, repr=False, compare=False)
+
+    def copy(self) -> "World":
+        """An independent copy to simulate on (means are immutable, so only the containers are copied)."""
+        orgs = {kvk: OrgState(s.info, dict(s.members), {m: dict(a) for m, a in s.authorisations.items()},
+                              dict(s.chains), s.revision) for kvk, s in self.orgs.items()}
+        return World(self.catalogue, dict(self.means), orgs)
+
     # --- the View protocol (reconciler.domain.rules.View)
     def org(self, kvk: str) -> OrgInfo | None:
         state = self.orgs.get(kvk)
@@ -188,8 +196,10 @@ class World:
         return self.means.get(means_id)
 
     def means_by_email(self, email: str) -> Means | None:
-        wanted = email.lower()
-        return next((m for m in self.means.values() if m.key == wanted), None)
+        if self._by_email is None or len(self._by_email) != len(self.means):
+            self._by_email = {m.key: m.id for m in self.means.values()}
+        means_id = self._by_email.get(email.lower())
+        return self.means.get(means_id) if means_id is not None else None
 
     def membership(self, kvk: str, means_id: str) -> Membership | None:
         state = self.orgs.get(kvk)
@@ -222,11 +232,11 @@ class World:
         state = self.orgs.get(kvk)
         if state is None:
             return {}
-        return {svc: end for (mid, svc), end in state.authorisations.items() if mid == means_id}
+        return dict(state.authorisations.get(means_id, {}))
 
     def authorisation(self, kvk: str, means_id: str, service: str) -> dt.date | None:
         state = self.orgs.get(kvk)
-        return state.authorisations.get((means_id, service)) if state else None
+        return state.authorisations.get(means_id, {}).get(service) if state else None
 
     def chain(self, kvk: str, intermediary_kvk: str) -> Chain | None:
         state = self.orgs.get(kvk)
@@ -238,23 +248,33 @@ class World:
         for effect in effects:
             match effect:
                 case PutMeans(means=m):
+                    old = self.means.get(m.id)
                     self.means[m.id] = m
+                    if self._by_email is not None:
+                        if old is not None:
+                            self._by_email.pop(old.key, None)
+                        self._by_email[m.key] = m.id
                 case DeleteMeans(means_id=mid):
-                    self.means.pop(mid, None)
+                    gone = self.means.pop(mid, None)
+                    if gone is not None and self._by_email is not None:
+                        self._by_email.pop(gone.key, None)
                 case PutMembership(kvk=kvk, means_id=mid, membership=ms):
                     self.orgs[kvk].members[mid] = ms
                     touched.add(kvk)
                 case DeleteMembership(kvk=kvk, means_id=mid):
                     state = self.orgs[kvk]
                     state.members.pop(mid, None)
-                    for key in [k for k in state.authorisations if k[0] == mid]:
-                        del state.authorisations[key]
+                    state.authorisations.pop(mid, None)
                     touched.add(kvk)
                 case PutAuthorisation(kvk=kvk, means_id=mid, service=svc, end_date=end):
-                    self.orgs[kvk].authorisations[(mid, svc)] = end
+                    self.orgs[kvk].authorisations.setdefault(mid, {})[svc] = end
                     touched.add(kvk)
                 case DeleteAuthorisation(kvk=kvk, means_id=mid, service=svc):
-                    self.orgs[kvk].authorisations.pop((mid, svc), None)
+                    held = self.orgs[kvk].authorisations.get(mid)
+                    if held is not None:
+                        held.pop(svc, None)
+                        if not held:
+                            del self.orgs[kvk].authorisations[mid]
                     touched.add(kvk)
                 case PutChain(kvk=kvk, chain=chain):
                     self.orgs[kvk].chains[chain.intermediary_kvk] = chain
