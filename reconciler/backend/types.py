@@ -124,12 +124,15 @@ class Me:
     email: str
     level: Level
     read_only: bool
+    today: dt.date | None = None       # the backend's today (R5, R9); None from a backend that does not say
 
     @classmethod
     def parse(cls, data: Any) -> "Me":
         d = _mapping(data, "me")
+        today = d.get("today")
         return cls(means_id=str(d["means_id"]), email=_str(d, "email"), level=_enum(Level, d, "level"),
-                   read_only=bool(d.get("read_only", False)))
+                   read_only=bool(d.get("read_only", False)),
+                   today=dt.date.fromisoformat(today) if isinstance(today, str) else None)
 
 
 @dataclass(frozen=True, slots=True)

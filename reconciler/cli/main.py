@@ -9,6 +9,7 @@ import click
 
 from reconciler import __version__
 from reconciler.cli.catalogue import catalogue
+from reconciler.cli.plan import plan
 from reconciler.cli.sandbox import sandbox
 from reconciler.cli.validate import validate
 
@@ -54,12 +55,14 @@ def cli() -> None:
     \b
     Typical use:
       reconciler validate examples/org.yaml     check a config offline
+      reconciler plan examples/org.yaml         what it takes to make the backend match it
       reconciler catalogue list                 the services a config may name
       reconciler sandbox serve                  run the sandbox beheer backend on loopback
     """
 
 
 cli.add_command(validate)
+cli.add_command(plan)
 cli.add_command(catalogue)
 cli.add_command(sandbox)
 

@@ -87,6 +87,8 @@ class Me(_Out):
     email: str
     level: Level
     read_only: bool
+    today: dt.date = Field(description="The backend's today: the day end dates and activation deadlines are "
+                                       "judged by (R5, R9). Plans are made for it.")
 
 
 class Organisation(_Out):

@@ -76,7 +76,7 @@ async def get_me(request: Request, actor: CurrentActor) -> Response:
         if means is None:  # pragma: no cover - tokens end with their means
             raise NotFound("not-found", "the means of this token no longer exists")
         return json_response({"means_id": means.id, "email": means.email, "level": means.level.value,
-                              "read_only": actor.read_only})
+                              "read_only": actor.read_only, "today": store.today.isoformat()})
 
 
 @router.get("/organisations", response_description=_FOUND, tags=["organisations"], response_model=m.OrganisationPage,

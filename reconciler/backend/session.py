@@ -1,0 +1,61 @@
+"""One backend session for plan, apply and drift: the client, per organisation the acting admin and a
+client with its token, and the backend's today.
+
+Embedded (`sandbox:PATH`): unknown organisations are bootstrapped from the config and each organisation is
+acted for by its own admin (tokens minted for this run). Remote: one token (`BEHEER_API_TOKEN`) acts for
+every organisation its admin is linked to; `GET /v1/me` says who that is and which day it is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Sequence
+
+from reconciler.backend.bootstrap import acting_admins
+from reconciler.backend.client import BeheerClient
+from reconciler.backend.connect import open_backend, parse_backend_spec
+from reconciler.backend.sandbox.controls import SandboxControls
+from reconciler.config.loader import LoadedOrg
+
+
+@dataclass
+class Session:
+    backend: str
+    embedded: bool
+    client: BeheerClient
+    clients: dict[str, BeheerClient] = field(default_factory=dict)     # kvk -> client acting for it
+    actors: dict[str, str | None] = field(default_factory=dict)        # kvk -> acting admin's means id
+    today: dt.date = field(default_factory=dt.date.today)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def requests_total(self) -> int:
+        return self.client.requests_total
+
+
+@asynccontextmanager
+async def open_session(backend: str | None, orgs: Sequence[LoadedOrg], *, today: dt.date | None = None,
+                       read_only: bool = False, **client_options: object) -> AsyncIterator[Session]:
+    spec = parse_backend_spec(backend)
+    async with open_backend(backend, require_token=not spec.embedded, **client_options) as client:  # type: ignore[arg-type]
+        session = Session(backend=str(spec), embedded=spec.embedded, client=client)
+        if spec.embedded:
+            controls = SandboxControls(client)
+            for kvk, admin in (await acting_admins(controls, orgs)).items():
+                session.clients[kvk] = client.with_token(admin.token)
+                session.actors[kvk] = admin.means_id
+                if admin.created:
+                    session.notes.append(admin.describe())
+            session.today = today or await controls.today()
+        else:
+            me = await client.me()
+            for org in orgs:
+                kvk = org.config.organisation.kvk
+                session.clients[kvk] = client
+                session.actors[kvk] = me.means_id
+            session.today = today or me.today or dt.date.today()
+            if me.read_only and not read_only:
+                session.notes.append("the token is read-only: plans can be made, not applied")
+        yield session

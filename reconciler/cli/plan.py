@@ -1,0 +1,90 @@
+"""`reconciler plan`: read the backend, print the ordered plan (exit 0 nothing to do, 2 changes, 1 error)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from reconciler import __version__
+from reconciler.backend.session import open_session
+from reconciler.cli.options import DATE, backend_option
+from reconciler.cli.runner import run
+from reconciler.config.loader import LoadResult, load_paths
+from reconciler.domain.catalogue import Catalogue
+from reconciler.plan.desired import desired_org
+from reconciler.plan.model import Plan
+from reconciler.plan.planner import PlanInput, make_plan
+from reconciler.plan.read import read_state
+from reconciler.render.diagnostics import render_text as render_diagnostics
+from reconciler.render.json_plan import render_json
+from reconciler.render.text import render_text
+
+EXIT_NOTHING, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+def config_digest(result: LoadResult) -> str:
+    """What the plan was made from: the organisation files and the catalogue files they name."""
+    digest = hashlib.sha256()
+    files = sorted({org.path.resolve() for org in result.orgs} |
+                   {(org.path.parent / org.config.catalogue).resolve() for org in result.orgs if org.config.catalogue})
+    for path in files:
+        digest.update(str(path.name).encode() + b"\0" + path.read_bytes() + b"\0")
+    return "sha256:" + digest.hexdigest()
+
+
+def load_valid(paths: tuple[str, ...], today: dt.date) -> LoadResult:
+    """The configuration, or exit 1 with every positioned error (the plan is not made on invalid input)."""
+    result = load_paths(paths, today)
+    if not result.ok:
+        click.echo(render_diagnostics(result.diagnostics, result.files), err=True, nl=False)
+        raise SystemExit(EXIT_ERROR)
+    return result
+
+
+async def build_plan(paths: tuple[str, ...], backend: str | None, today: dt.date | None) -> tuple[Plan, list[str]]:
+    result = load_valid(paths, today or dt.date.today())
+    async with open_session(backend, result.orgs, today=today) as session:
+        if session.today != (today or dt.date.today()):
+            result = load_valid(paths, session.today)   # R9 is judged on the backend's today
+        kvks = [org.config.organisation.kvk for org in result.orgs]
+        catalogue = Catalogue([s for org in result.orgs for s in org.catalogue])
+        actual = await read_state(session.clients, kvks, catalogue)
+        plan = make_plan(PlanInput(
+            desired=[desired_org(org) for org in result.orgs], actual=actual.world, today=session.today,
+            actors=session.actors, revisions=actual.revisions, config_digest=config_digest(result),
+            tool_version=__version__, backend=session.backend))
+        return plan, session.notes
+
+
+def use_colour() -> bool:
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also write the plan as JSON to this file, for `reconciler apply --plan`.")
+@click.option("--today", type=DATE, default=None, help="Plan as if today were this date (default: the backend's).")
+@backend_option
+def plan(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | None, backend: str | None) -> int:
+    """Show what it takes to make the backend match the config, in the order it would be done.
+
+    Nothing is changed. Exit 0 when there is nothing to do, 2 when there are changes or deferred steps,
+    1 on an error. Without --backend the embedded sandbox is used (created on first use).
+    """
+    made, notes = run(lambda: build_plan(paths, backend, today))
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    if out:
+        Path(out).write_text(render_json(made), encoding="utf-8")
+    if fmt == "json":
+        click.echo(render_json(made), nl=False)
+    else:
+        click.echo(render_text(made, colour=use_colour()), nl=False)
+    return EXIT_CHANGES if made.has_work else EXIT_NOTHING

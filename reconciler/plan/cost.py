@@ -1,0 +1,38 @@
+"""Tariffs (RULES.md, "Costs": example tariffs printed in the manual; no rights can be derived) and the
+cost of a plan's changes. Override with a tariff file of the same keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from reconciler.config.models import MeansType, SecondFactorType, Subscription
+from reconciler.domain.levels import Level
+
+
+@dataclass(frozen=True)
+class Tariffs:
+    """Prices in EUR. `means` is per level and subscription: (first year, three years)."""
+
+    means: Mapping[str, tuple[float, float]] = field(default_factory=lambda: {
+        "EH2": (13.00, 35.10), "EH2+": (16.00, 43.20), "EH3": (41.00, 89.85), "EH4": (60.00, 162.00),
+        "belastingdienst": (25.00, 67.50)})
+    link: tuple[float, float] = (21.00, 58.95)          # an extra KvK link, 1 year / 3 years
+    otp_device: float = 40.00                           # once
+    intermediary_yearly: float = 19.95                  # a new intermediary for chain authorisations
+    activation_letter: float | None = None              # "costs money (amount not printed)"
+
+    def means_cost(self, level: Level, type_: MeansType, subscription: Subscription) -> tuple[float, float]:
+        """(one-off, yearly) for a new means; a 3-year subscription is shown as its yearly share."""
+        key = "belastingdienst" if type_ is MeansType.BELASTINGDIENST else level.value
+        one, three = self.means.get(key, (0.0, 0.0))
+        return (0.0, one) if subscription is Subscription.ONE_YEAR else (0.0, round(three / 3, 2))
+
+    def second_factor_cost(self, factor: SecondFactorType | None) -> float:
+        return self.otp_device if factor is SecondFactorType.OTP else 0.0
+
+    def link_cost(self, subscription: Subscription) -> float:
+        return self.link[0] if subscription is Subscription.ONE_YEAR else round(self.link[1] / 3, 2)
+
+
+DEFAULT_TARIFFS = Tariffs()

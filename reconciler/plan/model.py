@@ -1,0 +1,186 @@
+"""The plan as plain objects: what renders to text, markdown and JSON, and what `apply` carries out.
+
+Vocabulary (INTERFACE.md): changes are `request_means`, `link_means`, `change_role`, `change_level`,
+`change_type`, `change_phone`, `change_email`, `resend_invitation`, `terminate_means`, `grant`,
+`set_end_date`, `revoke`, `issue_chain`, `set_chain_end_date`, `remove_intermediary`; besides them a plan
+lists `deferred` steps (cannot happen yet) and `manual` steps (no admin can do them through the backend).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Action(str, Enum):
+    REQUEST_MEANS = "request_means"
+    LINK_MEANS = "link_means"
+    CHANGE_ROLE = "change_role"
+    CHANGE_LEVEL = "change_level"
+    CHANGE_TYPE = "change_type"
+    CHANGE_PHONE = "change_phone"
+    CHANGE_EMAIL = "change_email"
+    RESEND_INVITATION = "resend_invitation"
+    TERMINATE_MEANS = "terminate_means"
+    GRANT = "grant"
+    SET_END_DATE = "set_end_date"
+    REVOKE = "revoke"
+    ISSUE_CHAIN = "issue_chain"
+    SET_CHAIN_END_DATE = "set_chain_end_date"
+    REMOVE_INTERMEDIARY = "remove_intermediary"
+
+
+#: Terraform-like symbols: + adds, ~ changes, - removes.
+SYMBOL = {
+    Action.REQUEST_MEANS: "+", Action.LINK_MEANS: "+", Action.GRANT: "+", Action.ISSUE_CHAIN: "+",
+    Action.CHANGE_ROLE: "~", Action.CHANGE_LEVEL: "~", Action.CHANGE_TYPE: "~", Action.CHANGE_PHONE: "~",
+    Action.CHANGE_EMAIL: "~", Action.RESEND_INVITATION: "~", Action.SET_END_DATE: "~",
+    Action.SET_CHAIN_END_DATE: "~",
+    Action.TERMINATE_MEANS: "-", Action.REVOKE: "-", Action.REMOVE_INTERMEDIARY: "-",
+}
+
+
+class Stage(int, Enum):
+    """The order of a plan (issue #4): nothing that removes access runs before what replaces it."""
+
+    ADD = 1          # requests, links, promotions, upgrades, type changes, phone, invitations
+    GRANT = 2        # grants and extensions
+    SHORTEN = 3      # shortened end dates and revokes
+    REMOVE = 4       # demotions, downgrades, terminations, intermediary removals
+
+
+class Origin(str, Enum):
+    """With --compare-to: why a change is in the plan."""
+
+    INTRODUCED = "introduced"   # this change of the config asks for it
+    DRIFT = "drift"             # the base config already asked for it: the backend was changed by hand
+    EXPIRY = "expiry"           # time: an end date came near or passed
+
+
+@dataclass
+class Change:
+    """One API call (bulk steps act on several users and services at once, R10)."""
+
+    id: str
+    kvk: str
+    action: Action
+    target: str | list[str]
+    stage: Stage
+    params: dict[str, Any]               # what apply sends: means ids, service UUIDs, dates, role, ...
+    detail: str = ""                     # what a reviewer reads: "EH2+ -> EH3", "until 2031-11-21"
+    person: str | None = None            # the e-mail it is about, to group the text output by person
+    removal: bool = False                # counts against policy.max_removals
+    escalation: bool = False             # a privilege escalation (new admin, upgrade, general authority, ...)
+    origin: Origin | None = None
+    cost_once: float = 0.0
+    cost_yearly: float = 0.0
+
+    @property
+    def symbol(self) -> str:
+        return SYMBOL[self.action]
+
+
+@dataclass
+class Deferred:
+    """A step that cannot happen yet: the rule that blocks it and what unblocks it."""
+
+    kvk: str
+    action: Action
+    target: str | list[str]
+    rule: str
+    reason: str
+    person: str | None = None
+    detail: str = ""
+    origin: Origin | None = None
+
+
+@dataclass
+class Manual:
+    """What no admin can do through the backend: a person must act (rule and who)."""
+
+    kvk: str
+    action: Action
+    target: str | list[str]
+    rule: str
+    reason: str
+    person: str | None = None
+    detail: str = ""
+    origin: Origin | None = None
+
+
+@dataclass
+class Unmanaged:
+    """Present in the backend, not declared, left alone because policy.prune is false."""
+
+    kvk: str
+    kind: str                            # means | authorisation | intermediary
+    target: str
+    detail: str = ""
+
+
+@dataclass
+class OrgPlan:
+    kvk: str
+    name: str
+    revision: int | None
+    acting_admin: str | None
+    changes: list[Change] = field(default_factory=list)
+    deferred: list[Deferred] = field(default_factory=list)
+    manual: list[Manual] = field(default_factory=list)
+    unmanaged: list[Unmanaged] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    removals: int = 0                    # removals counted against the threshold
+    removal_limit: int | None = None     # policy.max_removals for this organisation (None: no limit applies)
+    existing_objects: int = 0
+
+    @property
+    def over_threshold(self) -> bool:
+        return self.removal_limit is not None and self.removals > self.removal_limit
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.changes or self.deferred)
+
+
+@dataclass
+class Cost:
+    once: float = 0.0
+    yearly: float = 0.0
+    currency: str = "EUR"
+
+
+@dataclass
+class Plan:
+    today: dt.date
+    config_digest: str
+    tool_version: str
+    backend: str
+    organisations: list[OrgPlan]
+    warnings: list[str] = field(default_factory=list)
+    cost: Cost = field(default_factory=Cost)
+    force_required: bool = False
+    compared_to: str | None = None
+
+    @property
+    def changes(self) -> list[Change]:
+        return [c for org in self.organisations for c in org.changes]
+
+    @property
+    def api_calls(self) -> int:
+        return len(self.changes)
+
+    @property
+    def has_work(self) -> bool:
+        return any(org.has_work for org in self.organisations)
+
+    def summary(self) -> dict[str, int]:
+        counts = {"add": 0, "change": 0, "remove": 0}
+        for change in self.changes:
+            counts[{"+": "add", "~": "change", "-": "remove"}[change.symbol]] += 1
+        counts["deferred"] = sum(len(o.deferred) for o in self.organisations)
+        counts["manual"] = sum(len(o.manual) for o in self.organisations)
+        counts["unmanaged"] = sum(len(o.unmanaged) for o in self.organisations)
+        counts["api_calls"] = self.api_calls
+        return counts

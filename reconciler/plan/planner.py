@@ -1,0 +1,531 @@
+"""The planner: a pure function of (desired state, actual state, today, acting admins, policy) -> Plan.
+
+It works stage by stage on a copy of the actual state (`World`). Each candidate step is checked with the
+very rules the sandbox enforces (`reconciler.domain.rules.execute`) and, when accepted, its effects are
+applied to the copy, so every later step is judged on the state the earlier ones leave behind. A step the
+rules refuse becomes `deferred` (with the rule and what unblocks it); what no admin can do through the
+backend becomes `manual`. Authorisation steps are checked per user and then merged into bulk steps (R10).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from reconciler.config.models import ROLLING, MeansType, Role, SecondFactorType, Until, User
+from reconciler.domain import rules
+from reconciler.domain.catalogue import Service
+from reconciler.domain.levels import Level
+from reconciler.domain.state import Means, Status, World
+from reconciler.plan.cost import DEFAULT_TARIFFS, Tariffs
+from reconciler.plan.desired import DesiredChain, DesiredOrg, DesiredUser
+from reconciler.plan.model import (
+    Action, Change, Cost, Deferred, Manual, OrgPlan, Plan, Stage, Unmanaged,
+)
+
+#: Refusals no other timing can fix: a person has to act (another admin, the holder, the supplier).
+MANUAL_RULES = frozenset({"R3", "R4", "R11", "R16"})
+
+
+@dataclass(frozen=True)
+class PlanInput:
+    """Everything the planner reads; built by `reconciler.plan.read` (I/O) or by tests."""
+
+    desired: Sequence[DesiredOrg]
+    actual: World
+    today: dt.date
+    actors: Mapping[str, str | None]          # kvk -> the acting admin's means id
+    revisions: Mapping[str, int | None]       # kvk -> backend revision the plan is made on
+    config_digest: str = ""
+    tool_version: str = ""
+    backend: str = ""
+    tariffs: Tariffs = DEFAULT_TARIFFS
+
+
+def make_plan(data: PlanInput) -> Plan:
+    """The ordered, explained plan for every organisation (pure: no I/O, `data.actual` is not changed)."""
+    sim = data.actual.copy()
+    plans = []
+    for desired in data.desired:
+        org_plan = OrgPlan(kvk=desired.kvk, name=desired.name, revision=data.revisions.get(desired.kvk),
+                           acting_admin=None)
+        actor_id = data.actors.get(desired.kvk)
+        if desired.kvk not in sim.orgs:
+            org_plan.manual.append(Manual(desired.kvk, Action.REQUEST_MEANS, desired.kvk, "R16",
+                                          "this organisation is not known to the backend; adding an organisation "
+                                          "needs a contract signed on paper by a legal representative"))
+        elif actor_id is None or sim.get_means(actor_id) is None:
+            org_plan.manual.append(Manual(desired.kvk, Action.CHANGE_ROLE, desired.kvk, "R1",
+                                          "no active beheerder of this organisation can act for the reconciler; "
+                                          "use the token of one"))
+        else:
+            _OrgPlanner(desired, sim, data.today, actor_id, data.tariffs, org_plan).run()
+        plans.append(org_plan)
+    plan = Plan(today=data.today, config_digest=data.config_digest, tool_version=data.tool_version,
+                backend=data.backend, organisations=plans)
+    plan.cost = Cost(once=round(sum(c.cost_once for c in plan.changes), 2),
+                     yearly=round(sum(c.cost_yearly for c in plan.changes), 2))
+    plan.force_required = any(o.over_threshold for o in plans)
+    return plan
+
+
+def target_end(until: Until, actual: dt.date | None, today: dt.date, renew_before: int) -> tuple[str | None, dt.date | None]:
+    """What an end date needs: (None, _) nothing; ("grant", d); ("set", d); ("revoke", None).
+
+    `rolling` extends to the 5-year maximum only when fewer than `renew_before` days remain (no daily churn);
+    a fixed date that differs is re-dated; a date today or in the past means it must not exist (R9).
+    """
+    if until == ROLLING:
+        if actual is None:
+            return "grant", rules.max_end_date(today)
+        if (actual - today).days < renew_before:
+            return "set", rules.max_end_date(today)
+        return None, None
+    assert isinstance(until, dt.date)
+    if until <= today:
+        return ("revoke", None) if actual is not None else (None, None)
+    if actual is None:
+        return "grant", until
+    return (None, None) if actual == until else ("set", until)
+
+
+def step_id(kvk: str, action: Action, target: Any, params: Mapping[str, Any]) -> str:
+    """Stable across re-plans of the same change: the apply step derives its Idempotency-Key from it."""
+    raw = json.dumps([kvk, action.value, target, params], sort_keys=True, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+class _OrgPlanner:
+    def __init__(self, desired: DesiredOrg, sim: World, today: dt.date, actor_id: str, tariffs: Tariffs,
+                 out: OrgPlan) -> None:
+        self.d = desired
+        self.sim = sim
+        self.today = today
+        self.actor_id = actor_id
+        self.tariffs = tariffs
+        self.out = out
+        self.kvk = desired.kvk
+        self.renew = desired.policy.renew_before_days
+        self.unmanaged = desired.policy.unmanaged_keys
+        self.new_ids = 0
+        actor = sim.get_means(actor_id)
+        assert actor is not None
+        self.actor = actor
+        out.acting_admin = actor.email
+        self.waiting: dict[str, str] = {}      # e-mail -> why its authorisations wait (R7)
+
+    # ------------------------------------------------------------------------------------------ driver
+    def run(self) -> None:
+        self.out.existing_objects = self._existing_objects()
+        for user in self.d.users.values():
+            self._person_additions(user)
+        self._authorisations()
+        self._chains()
+        for user in self.d.users.values():
+            self._person_removals(user)
+        self._terminations()
+        limit = self.d.policy.threshold.limit(self.out.existing_objects)
+        self.out.removal_limit = limit
+        self.out.removals = sum(_removal_count(c) for c in self.out.changes)
+
+    def _existing_objects(self) -> int:
+        state = self.sim.orgs[self.kvk]
+        return len(state.members) + sum(len(a) for a in state.authorisations.values()) + len(state.chains)
+
+    # ---------------------------------------------------------------------------------------- simulate
+    def _try(self, op: Any) -> rules.Refusal | None:
+        """Check `op` with the backend's rules on the simulated state and apply it; the refusal otherwise."""
+        try:
+            effects = rules.execute(self.sim, self.actor_id, op, self.today)
+        except rules.Refusal as refusal:
+            return refusal
+        self.sim.apply(effects)
+        return None
+
+    def _add(self, action: Action, target: str | list[str], stage: Stage, params: dict[str, Any], *,
+             detail: str = "", person: str | None = None, removal: bool = False, escalation: bool = False,
+             cost_once: float = 0.0, cost_yearly: float = 0.0) -> Change:
+        change = Change(id=step_id(self.kvk, action, target, params), kvk=self.kvk, action=action, target=target,
+                        stage=stage, params=params, detail=detail, person=person, removal=removal,
+                        escalation=escalation, cost_once=cost_once, cost_yearly=cost_yearly)
+        self.out.changes.append(change)
+        return change
+
+    def _step(self, op: Any, action: Action, target: str, stage: Stage, params: dict[str, Any], *,
+              detail: str = "", person: str | None = None, hint: str = "", **flags: Any) -> bool:
+        """Simulate one person-level step: a change when accepted, else deferred or manual."""
+        refusal = self._try(op)
+        if refusal is None:
+            self._add(action, target, stage, params, detail=detail, person=person, **flags)
+            return True
+        self._refused(refusal, action, target, person, detail, hint)
+        return False
+
+    def _refused(self, refusal: rules.Refusal, action: Action, target: str | list[str], person: str | None,
+                 detail: str, hint: str = "") -> None:
+        reason = refusal.message + (f"; {hint}" if hint else "")
+        if refusal.code in MANUAL_RULES:
+            self.out.manual.append(Manual(self.kvk, action, target, refusal.code, reason, person, detail))
+        else:
+            self.out.deferred.append(Deferred(self.kvk, action, target, refusal.code, reason, person, detail))
+
+    def _manual(self, action: Action, target: str, rule: str, reason: str, person: str | None = None,
+                detail: str = "") -> None:
+        self.out.manual.append(Manual(self.kvk, action, target, rule, reason, person, detail))
+
+    # ---------------------------------------------------------------------------------- people: stage 1
+    def _person_additions(self, wanted: DesiredUser) -> None:
+        user = wanted.user
+        means = self.sim.means_by_email(user.email)
+        if user.key in self.unmanaged:
+            return
+        if means is None:
+            self._request(user)
+            return
+        membership = self.sim.membership(self.kvk, means.id)
+        if membership is None:
+            self._link(user, means)
+            return
+        if means.status is not Status.ACTIEF:
+            self.waiting[user.key] = _not_active_reason(means)
+        if membership.terminates_on is not None:
+            self._manual(Action.TERMINATE_MEANS, user.email, "R14",
+                         f"its termination on {membership.terminates_on} is scheduled and cannot be withdrawn through "
+                         "the backend; ask the supplier", person=user.email)
+        if user.is_admin and not membership.is_admin:
+            self._step(rules.ChangeRole(self.kvk, means.id, Role.BEHEERDER), Action.CHANGE_ROLE, user.email,
+                       Stage.ADD, {"means_id": means.id, "role": "beheerder"}, detail="gebruiker -> beheerder",
+                       person=user.email, escalation=True)
+        if user.level > means.level:
+            self._level(user, means, Stage.ADD)
+        if user.type is not means.type:
+            one, yearly = self.tariffs.means_cost(means.level, user.type, user.subscription)
+            if self._step(rules.ChangeType(self.kvk, means.id, user.type, user.subscription), Action.CHANGE_TYPE,
+                          user.email, Stage.ADD, {"means_id": means.id, "type": user.type.value,
+                                                  "subscription": user.subscription.value},
+                          detail=f"{means.type.value} -> {user.type.value} (a new subscription; its authorisations "
+                                 "are dropped and granted again, R13)", person=user.email,
+                          cost_once=one, cost_yearly=yearly):
+                pass
+        factor = user.second_factor
+        if factor is not None and means.second_factor is not None and factor.type is not means.second_factor:
+            self._manual(Action.CHANGE_PHONE, user.email, "R19",
+                         f"the second factor is {means.second_factor.value}; changing it to {factor.type.value} is "
+                         "not possible through the backend (the holder or the supplier changes it)", user.email)
+        elif factor is not None and factor.type is SecondFactorType.SMS and factor.phone != means.phone \
+                and means.second_factor is SecondFactorType.SMS:
+            if means.id == self.actor_id:
+                self._manual(Action.CHANGE_PHONE, user.email, "R3", "you cannot change your own mobile number; "
+                             "another beheerder must do it", user.email, f"{means.phone} -> {factor.phone}")
+            else:
+                self._step(rules.ChangePhone(self.kvk, means.id, factor.phone or ""), Action.CHANGE_PHONE,
+                           user.email, Stage.ADD, {"means_id": means.id, "phone": factor.phone},
+                           detail=f"{means.phone} -> {factor.phone}", person=user.email)
+        if means.status is Status.ACTIVATIE_VERLOPEN:
+            self._step(rules.ResendInvitation(self.kvk, means.id), Action.RESEND_INVITATION, user.email, Stage.ADD,
+                       {"means_id": means.id}, detail="the activation lapsed: a new activation letter (costs money)",
+                       person=user.email)
+        if user.subscription is not means.subscription and user.type is means.type:
+            self.out.warnings.append(f"{user.email}: subscription is {means.subscription.value} in the backend, "
+                                     f"{user.subscription.value} in the config; it changes at renewal, not through "
+                                     "the backend")
+
+    def _request(self, user: User) -> None:
+        if user.level > self.actor.level:
+            self._manual(Action.REQUEST_MEANS, user.email, "R4",
+                         f"a new means at {user.level} is above the acting admin's own level {self.actor.level}; an "
+                         "admin with that level must request it", user.email)
+            self.waiting[user.key] = "its means is not requested yet"
+            return
+        self.new_ids += 1
+        new_id = f"new:{self.kvk}:{self.new_ids}"
+        factor = user.second_factor
+        op = rules.RequestMeans(self.kvk, new_id, user.email, user.name, user.role, user.level, user.type,
+                                factor.type if factor else None, factor.phone if factor else None, user.subscription)
+        one, yearly = self.tariffs.means_cost(user.level, user.type, user.subscription)
+        params = {"email": user.email, "name": user.name, "role": user.role.value, "level": user.level.value,
+                  "type": user.type.value, "second_factor": factor.type.value if factor else None,
+                  "phone": factor.phone if factor else None, "subscription": user.subscription.value}
+        detail = f"{user.role.value}, {user.level}" + (", belastingdienst" if user.type is MeansType.BELASTINGDIENST
+                                                       else "")
+        accepted = self._step(op, Action.REQUEST_MEANS, user.email, Stage.ADD, params, detail=detail,
+                              person=user.email, escalation=user.is_admin,
+                              cost_once=self.tariffs.second_factor_cost(factor.type if factor else None),
+                              cost_yearly=yearly + one)
+        self.waiting[user.key] = ("requested now: the supplier approves it, then the holder activates it (R5)"
+                                  if accepted else "its means cannot be requested yet")
+
+    def _link(self, user: User, means: Means) -> None:
+        op = rules.LinkMeans(self.kvk, means.id, user.role, user.subscription)
+        accepted = self._step(op, Action.LINK_MEANS, user.email, Stage.ADD,
+                              {"means_id": means.id, "role": user.role.value, "subscription": user.subscription.value},
+                              detail=f"the existing means ({means.level}) as {user.role.value} (R15)",
+                              person=user.email, escalation=user.is_admin,
+                              cost_yearly=self.tariffs.link_cost(user.subscription),
+                              hint=_unblock(means))
+        self.waiting[user.key] = ("linked now: the supplier processes the link (R15)" if accepted
+                                  else "its means is not linked yet")
+        if user.level != means.level:
+            self.out.deferred.append(Deferred(self.kvk, Action.CHANGE_LEVEL, user.email, "R15",
+                                              f"a linked means keeps its level ({means.level}); change it to "
+                                              f"{user.level} once the link is processed", user.email))
+
+    def _level(self, user: User, means: Means, stage: Stage) -> None:
+        if user.level > self.actor.level:
+            self._manual(Action.CHANGE_LEVEL, user.email, "R4",
+                         f"{user.level} is above the acting admin's own level {self.actor.level}", user.email,
+                         f"{means.level} -> {user.level}")
+            return
+        factor = user.second_factor
+        self._step(rules.ChangeLevel(self.kvk, means.id, user.level, factor.type if factor else None,
+                                     factor.phone if factor else None), Action.CHANGE_LEVEL, user.email, stage,
+                   {"means_id": means.id, "level": user.level.value,
+                    "second_factor": factor.type.value if factor else None, "phone": factor.phone if factor else None},
+                   detail=f"{means.level} -> {user.level} (the supplier processes it, R6)", person=user.email,
+                   escalation=user.level > means.level, hint=_unblock(means))
+
+    # ----------------------------------------------------------------------------- people: stage 4
+    def _person_removals(self, wanted: DesiredUser) -> None:
+        user = wanted.user
+        if user.key in self.unmanaged:
+            return
+        means = self.sim.means_by_email(user.email)
+        membership = self.sim.membership(self.kvk, means.id) if means else None
+        if means is None or membership is None:
+            return
+        if membership.is_admin and not user.is_admin:
+            if means.id == self.actor_id:
+                self._manual(Action.CHANGE_ROLE, user.email, "R3", "you cannot make yourself a gebruiker; another "
+                             "beheerder must do it (run with that beheerder's token)", user.email,
+                             "beheerder -> gebruiker")
+            else:
+                self._step(rules.ChangeRole(self.kvk, means.id, Role.GEBRUIKER), Action.CHANGE_ROLE, user.email,
+                           Stage.REMOVE, {"means_id": means.id, "role": "gebruiker"}, detail="beheerder -> gebruiker",
+                           person=user.email, removal=True, hint=self._admin_hint())
+        if user.level < means.level:
+            self._level(user, means, Stage.REMOVE)
+
+    def _terminations(self) -> None:
+        state = self.sim.orgs[self.kvk]
+        wanted = set(self.d.users)
+        for means_id in sorted(state.members, key=lambda m: self.sim.means[m].key):
+            means = self.sim.means[means_id]
+            if means.key in wanted or means.key in self.unmanaged:
+                continue
+            if not self.d.policy.prune:
+                self.out.unmanaged.append(Unmanaged(self.kvk, "means", means.email,
+                                                    f"{state.members[means_id].role.value}, {means.level}"))
+                continue
+            if means_id == self.actor_id:
+                self._manual(Action.TERMINATE_MEANS, means.email, "R3",
+                             "the acting admin's own means is never terminated by the reconciler; another beheerder "
+                             "must do it", means.email)
+                continue
+            if self.sim.member_count(self.kvk) == 1:
+                self._manual(Action.TERMINATE_MEANS, means.email, "R14",
+                             "this is the organisation's last means: terminating it ends eHerkenning for the whole "
+                             "organisation; do that in the Beheermodule if you mean it", means.email)
+                continue
+            self._step(rules.Terminate(self.kvk, means_id), Action.TERMINATE_MEANS, means.email, Stage.REMOVE,
+                       {"means_id": means_id, "mode": "now"}, detail="not in the config", person=means.email,
+                       removal=True, hint=self._admin_hint())
+
+    def _admin_hint(self) -> str:
+        waiting = [e for e in self.d.admin_emails() if e.lower() in self.waiting]
+        if waiting:
+            return "after " + ", ".join(waiting) + " is active as beheerder"
+        return ""
+
+    # ------------------------------------------------------------------------------- authorisations
+    def _authorisations(self) -> None:
+        accepted: dict[tuple[str, dt.date | None, frozenset[str]], list[tuple[Means, list[Service]]]] = defaultdict(list)
+        for wanted in self.d.users.values():
+            user = wanted.user
+            if user.key in self.unmanaged:
+                continue
+            means = self.sim.means_by_email(user.email)
+            membership = self.sim.membership(self.kvk, means.id) if means else None
+            if means is None or membership is None or not means.active:
+                self._wait_for_activation(wanted, means)
+                continue
+            held = self.sim.authorisations_of(self.kvk, means.id)
+            wants: dict[tuple[str, dt.date | None], list[Service]] = defaultdict(list)
+            for uuid, auth in wanted.authorisations.items():
+                what, end = target_end(auth.until, held.get(uuid), self.today, self.renew)
+                if what == "set":
+                    what = "extend" if end > held[uuid] else "shorten"  # type: ignore[operator]
+                if what is not None:
+                    wants[(what, end)].append(auth.service)
+            for uuid, end in held.items():
+                if uuid not in wanted.authorisations:
+                    service = self.sim.catalogue.by_uuid(uuid)
+                    key = service.key if service else uuid
+                    if self.d.policy.prune:
+                        wants[("revoke", None)].append(service or _unknown_service(uuid))
+                    else:
+                        self.out.unmanaged.append(Unmanaged(self.kvk, "authorisation", f"{user.email} {key}",
+                                                            f"until {end}"))
+            for (what, end), services in sorted(wants.items(), key=lambda kv: (_ORDER[kv[0][0]], str(kv[0][1]))):
+                for ok in self._per_user(means, what, end, services):
+                    accepted[(what, end, frozenset(s.uuid for s in ok))].append((means, ok))
+        for (what, end, _), group in sorted(accepted.items(), key=lambda kv: (_ORDER[kv[0][0]], str(kv[0][1]),
+                                                                               sorted(kv[0][2]))):
+            self._bulk(what, end, group)
+
+    def _wait_for_activation(self, wanted: DesiredUser, means: Means | None) -> None:
+        if not wanted.authorisations:
+            return
+        keys = sorted(a.service.key for a in wanted.authorisations.values()
+                      if target_end(a.until, None, self.today, self.renew)[0] is not None)
+        if not keys:
+            return
+        why = self.waiting.get(wanted.key) or (_not_active_reason(means) if means else "it has no means yet")
+        self.out.deferred.append(Deferred(self.kvk, Action.GRANT, keys, "R7",
+                                          f"authorisations are added only to active users; {why}",
+                                          wanted.user.email))
+
+    def _per_user(self, means: Means, what: str, end: dt.date | None, services: list[Service]) -> list[list[Service]]:
+        """Simulate one user's step; when refused, try service by service so one blocked service (say, R8
+        while an upgrade is pending) does not hold back the others."""
+        refusal = self._try(self._op(what, end, [means.id], services))
+        if refusal is None:
+            return [services]
+        if len(services) == 1:
+            self._refused(refusal, _ACTION[what], services[0].key, means.email, _end_text(what, end),
+                          _unblock(means))
+            return []
+        ok = []
+        for service in services:
+            refusal = self._try(self._op(what, end, [means.id], [service]))
+            if refusal is None:
+                ok.append([service])
+            else:
+                self._refused(refusal, _ACTION[what], service.key, means.email, _end_text(what, end),
+                              _unblock(means))
+        return ok
+
+    def _op(self, what: str, end: dt.date | None, ids: list[str], services: list[Service]) -> Any:
+        uuids = tuple(s.uuid for s in services)
+        if what == "grant":
+            return rules.Grant(self.kvk, tuple(ids), uuids, end)
+        if what in ("extend", "shorten"):
+            assert end is not None
+            return rules.SetEndDate(self.kvk, tuple(ids), uuids, end)
+        return rules.Revoke(self.kvk, tuple(ids), uuids)
+
+    def _bulk(self, what: str, end: dt.date | None, group: list[tuple[Means, list[Service]]]) -> None:
+        """One API call for users that get the same services with the same end date (R10)."""
+        services = group[0][1]
+        emails = [m.email for m, _ in group]
+        params = {"means_ids": [m.id for m, _ in group], "services": [s.uuid for s in services],
+                  "service_keys": [s.key for s in services]}
+        if end is not None:
+            params["end_date"] = end.isoformat()
+        keys = ", ".join(s.key for s in services)
+        stage = Stage.GRANT if what in ("grant", "extend") else Stage.SHORTEN
+        target: str | list[str] = emails[0] if len(emails) == 1 else emails
+        self._add(_ACTION[what], target, stage, params, detail=f"{keys} {_end_text(what, end)}".strip(),
+                  person=emails[0] if len(emails) == 1 else None, removal=what == "revoke",
+                  escalation=what == "grant" and any(s.general for s in services))
+
+    # ---------------------------------------------------------------------------------------- chains
+    def _chains(self) -> None:
+        state = self.sim.orgs[self.kvk]
+        for ikvk, want in self.d.chains.items():
+            have = state.chains.get(ikvk)
+            self._chain(want, have)
+        for ikvk, have in sorted(state.chains.items()):
+            if ikvk in self.d.chains:
+                continue
+            if self.d.policy.prune:
+                self._step(rules.RemoveIntermediary(self.kvk, ikvk), Action.REMOVE_INTERMEDIARY, ikvk, Stage.REMOVE,
+                           {"intermediary_kvk": ikvk}, detail=f"{have.name or ''} not in the config; removing it "
+                           "removes all its chain authorisations and cannot be undone (R18)".strip(), removal=True)
+            else:
+                self.out.unmanaged.append(Unmanaged(self.kvk, "intermediary", ikvk, have.name or ""))
+
+    def _chain(self, want: DesiredChain, have: Any) -> None:
+        label = f"{want.name} ({want.kvk})" if want.name else want.kvk
+        what, end = target_end(want.until, have.end_date if have else None, self.today, self.renew)
+        if what == "revoke":
+            self._step(rules.RemoveIntermediary(self.kvk, want.kvk), Action.REMOVE_INTERMEDIARY, want.kvk,
+                       Stage.REMOVE, {"intermediary_kvk": want.kvk}, detail=f"{label}: its end date has passed",
+                       removal=True)
+            return
+        if have is None:
+            if what is None:
+                return
+            uuids = sorted(want.services)
+            self._step(rules.IssueChain(self.kvk, want.kvk, tuple(uuids), end, want.name), Action.ISSUE_CHAIN,
+                       want.kvk, Stage.GRANT, {"intermediary_kvk": want.kvk, "name": want.name, "services": uuids,
+                                               "service_keys": [want.services[u].key for u in uuids],
+                                               "end_date": end.isoformat() if end else None},
+                       detail=f"{label}: {', '.join(want.services[u].key for u in uuids)} until {end}",
+                       escalation=True, cost_yearly=self.tariffs.intermediary_yearly)
+            return
+        missing = sorted(set(want.services) - set(have.services))
+        extra = sorted(set(have.services) - set(want.services))
+        if missing:
+            new_end = end or have.end_date
+            self._step(rules.IssueChain(self.kvk, want.kvk, tuple(missing), new_end, want.name), Action.ISSUE_CHAIN,
+                       want.kvk, Stage.GRANT, {"intermediary_kvk": want.kvk, "name": want.name, "services": missing,
+                                               "service_keys": [want.services[u].key for u in missing],
+                                               "end_date": new_end.isoformat()},
+                       detail=f"{label}: add {', '.join(want.services[u].key for u in missing)}", escalation=True)
+            end = None if new_end == end else end
+        if extra:
+            keys = [(s.key if (s := self.sim.catalogue.by_uuid(u)) else u) for u in extra]
+            self._manual(Action.REMOVE_INTERMEDIARY, want.kvk, "R18",
+                         f"{label} holds {', '.join(keys)}, which the config no longer lists; the backend removes "
+                         "chain authorisations only per intermediary (all at once, irreversibly): remove and issue "
+                         "again in the Beheermodule if you mean it")
+        if what == "set" and end is not None and end != have.end_date:
+            stage = Stage.GRANT if end > have.end_date else Stage.SHORTEN
+            self._step(rules.SetChainEndDate(self.kvk, want.kvk, end), Action.SET_CHAIN_END_DATE, want.kvk, stage,
+                       {"intermediary_kvk": want.kvk, "end_date": end.isoformat()},
+                       detail=f"{label}: {have.end_date} -> {end}")
+
+
+_ORDER = {"grant": 0, "extend": 1, "shorten": 2, "revoke": 3}
+_ACTION = {"grant": Action.GRANT, "extend": Action.SET_END_DATE, "shorten": Action.SET_END_DATE,
+           "revoke": Action.REVOKE}
+
+
+def _end_text(what: str, end: dt.date | None) -> str:
+    return "" if what == "revoke" else f"until {end}"
+
+
+def _removal_count(change: Change) -> int:
+    if not change.removal:
+        return 0
+    if change.action is Action.REVOKE:
+        return len(change.params["means_ids"]) * len(change.params["services"])
+    return 1
+
+
+def _not_active_reason(means: Means) -> str:
+    if means.status is Status.WACHTEN_OP_GOEDKEURING:
+        return f"{means.email} awaits the supplier's approval (R5)"
+    if means.status is Status.WACHTEN_OP_ACTIVATIE:
+        deadline = f" (by {means.activation_deadline})" if means.activation_deadline else ""
+        return f"{means.email} awaits activation by the holder{deadline} (R5)"
+    if means.status is Status.ACTIVATIE_VERLOPEN:
+        return f"{means.email}'s activation lapsed: a new invitation is sent first (R5)"
+    return f"{means.email} is not linked to this organisation yet"
+
+
+def _unblock(means: Means) -> str:
+    if means.pending is not None:
+        what = f"the {means.pending.kind.value} change" + (f" to {means.pending.level}" if means.pending.level else "")
+        return f"after the supplier has processed {what} of {means.email}"
+    if means.status is not Status.ACTIEF:
+        return "after " + _not_active_reason(means)
+    return ""
+
+
+def _unknown_service(uuid: str) -> Service:
+    return Service(key=uuid, uuid=uuid, provider="?", name="(not in the catalogue)", level=Level.EH1)

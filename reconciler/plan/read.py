@@ -1,0 +1,61 @@
+"""Reading the backend: every organisation of the config, all pages, concurrently across organisations
+(bounded), with list endpoints only (no request per means or per authorisation)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import anyio
+
+from reconciler.backend.client import BeheerClient
+from reconciler.backend.errors import Forbidden, NotFoundError
+from reconciler.domain.catalogue import Catalogue
+from reconciler.domain.state import OrgState, World
+
+#: Organisations read at the same time.
+READ_CONCURRENCY = 4
+
+
+@dataclass
+class ActualState:
+    world: World
+    revisions: dict[str, int | None] = field(default_factory=dict)
+    unknown: set[str] = field(default_factory=set)        # organisations the backend does not give us
+
+
+async def read_state(clients: Mapping[str, BeheerClient], kvks: Sequence[str], catalogue: Catalogue,
+                     concurrency: int = READ_CONCURRENCY) -> ActualState:
+    """The backend's state of `kvks`, each read with its own client (its acting admin's token)."""
+    state = ActualState(World(catalogue))
+    limiter = anyio.Semaphore(concurrency)
+
+    async def read_one(kvk: str) -> None:
+        client = clients.get(kvk)
+        if client is None:
+            state.unknown.add(kvk)
+            return
+        async with limiter:
+            try:
+                org = await client.get_organisation(kvk)
+            except (Forbidden, NotFoundError):
+                state.unknown.add(kvk)
+                return
+            means = await client.list_all_means(kvk)
+            auths = await client.list_all_authorisations(kvk)
+            chains = await client.list_all_chains(kvk)
+        org_state = OrgState(org.to_info(), revision=org.revision)
+        for m in means:
+            state.world.means.setdefault(m.id, m.to_means())
+            org_state.members[m.id] = m.to_membership()
+        for a in auths:
+            org_state.authorisations.setdefault(a.means_id, {})[a.service] = a.end_date
+        for c in chains:
+            org_state.chains[c.intermediary_kvk] = c.to_chain()
+        state.world.orgs[kvk] = org_state
+        state.revisions[kvk] = org.revision
+
+    async with anyio.create_task_group() as tg:
+        for kvk in kvks:
+            tg.start_soon(read_one, kvk)
+    return state

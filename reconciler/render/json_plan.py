@@ -1,0 +1,45 @@
+"""A plan as JSON (`schemas/plan.schema.json`): what scripts read and what `apply --plan` carries out."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from reconciler.plan.model import Change, Deferred, Manual, OrgPlan, Plan, Unmanaged
+
+PLAN_FORMAT_VERSION = 1
+
+
+def _item(item: Change | Deferred | Manual | Unmanaged) -> dict[str, Any]:
+    data = asdict(item)
+    for key, value in list(data.items()):
+        if hasattr(value, "value"):
+            data[key] = value.value
+    if isinstance(item, Change):
+        data["symbol"] = item.symbol
+        data["stage"] = int(item.stage)
+    data.pop("kvk", None)
+    return data
+
+
+def _org(org: OrgPlan) -> dict[str, Any]:
+    return {"kvk": org.kvk, "name": org.name, "revision": org.revision, "acting_admin": org.acting_admin,
+            "changes": [_item(c) for c in org.changes], "deferred": [_item(d) for d in org.deferred],
+            "manual": [_item(m) for m in org.manual], "unmanaged": [_item(u) for u in org.unmanaged],
+            "warnings": list(org.warnings),
+            "removals": {"count": org.removals, "limit": org.removal_limit, "existing": org.existing_objects,
+                         "over_threshold": org.over_threshold}}
+
+
+def plan_to_data(plan: Plan) -> dict[str, Any]:
+    return {"format_version": PLAN_FORMAT_VERSION, "tool_version": plan.tool_version,
+            "today": plan.today.isoformat(), "config_digest": plan.config_digest, "backend": plan.backend,
+            "compared_to": plan.compared_to, "force_required": plan.force_required,
+            "organisations": [_org(o) for o in plan.organisations], "warnings": list(plan.warnings),
+            "cost": {"once": plan.cost.once, "yearly": plan.cost.yearly, "currency": plan.cost.currency},
+            "summary": plan.summary()}
+
+
+def render_json(plan: Plan) -> str:
+    return json.dumps(plan_to_data(plan), indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,105 @@
+"""A plan as terminal text, Terraform-like: one line per change with + ~ -, grouped per organisation and
+person, deferred (>) and manual (!) steps with their rule, and a summary line."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Callable
+
+import click
+
+from reconciler.plan.model import Change, Deferred, Manual, OrgPlan, Plan
+
+_COLOURS = {"+": "green", "~": "yellow", "-": "red", ">": "cyan", "!": "magenta", "?": "bright_black"}
+_CHAINS = ("issue_chain", "set_chain_end_date", "remove_intermediary")
+
+
+def _target(target: str | list[str]) -> str:
+    return target if isinstance(target, str) else ", ".join(target)
+
+
+def render_text(plan: Plan, *, colour: bool = False) -> str:
+    paint: Callable[[str, str], str] = (lambda sym, text: click.style(text, fg=_COLOURS.get(sym))) if colour else \
+        (lambda sym, text: text)
+    lines: list[str] = []
+    for org in plan.organisations:
+        lines.extend(_org(org, paint))
+        lines.append("")
+    lines.extend(f"warning: {w}" for w in plan.warnings)
+    lines.append(summary_line(plan))
+    return "\n".join(lines) + "\n"
+
+
+def _org(org: OrgPlan, paint: Callable[[str, str], str]) -> list[str]:
+    head = f"organisation {org.kvk} {org.name}"
+    extras = []
+    if org.revision is not None:
+        extras.append(f"revision {org.revision}")
+    if org.acting_admin:
+        extras.append(f"acting as {org.acting_admin}")
+    lines = [head + (f" ({', '.join(extras)})" if extras else "")]
+    if not (org.changes or org.deferred or org.manual or org.unmanaged):
+        lines.append("  no changes: the backend matches the config")
+    people: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
+    bulk: list[tuple[int, str, str]] = []
+    chains: list[tuple[int, str, str]] = []
+    order = 0
+    for item in [*org.changes, *org.deferred, *org.manual]:
+        order += 1
+        sym, text = _line(item)
+        if item.action.value in _CHAINS:
+            chains.append((order, sym, text))
+        elif item.person:
+            people[item.person].append((order, sym, text))
+        else:
+            bulk.append((order, sym, text))
+    for person, items in people.items():
+        lines.append(f"  {person}")
+        lines.extend(f"    {paint(sym, sym + ' ' + text)}" for _, sym, text in items)
+    if bulk:
+        lines.append("  bulk steps (several users, one call each, R10)")
+        lines.extend(f"    {paint(sym, sym + ' ' + text)}" for _, sym, text in bulk)
+    if chains:
+        lines.append("  chain authorisations")
+        lines.extend(f"    {paint(sym, sym + ' ' + text)}" for _, sym, text in chains)
+    if org.unmanaged:
+        lines.append("  unmanaged (not in the config; policy.prune is false, so left alone)")
+        lines.extend(f"    {paint('?', '? ' + u.kind + ' ' + u.target)}" + (f"  ({u.detail})" if u.detail else "")
+                     for u in org.unmanaged)
+    for w in org.warnings:
+        lines.append(f"  warning: {w}")
+    if org.over_threshold:
+        lines.append(f"  {paint('-', 'refused without --force')}: {org.removals} removals, more than "
+                     f"policy.max_removals allows ({org.removal_limit} of {org.existing_objects} objects)")
+    return lines
+
+
+def _line(item: Change | Deferred | Manual) -> tuple[str, str]:
+    if isinstance(item, Change):
+        target = "" if item.person else f" {_target(item.target)}"
+        detail = f"  {item.detail}" if item.detail else ""
+        flag = "  [privilege escalation]" if item.escalation else ""
+        origin = f"  ({item.origin.value})" if item.origin else ""
+        if not item.person and isinstance(item.target, list):
+            return item.symbol, f"{item.action.value}{detail} -> {_target(item.target)}{flag}{origin}"
+        return item.symbol, f"{item.action.value}{target}{detail}{flag}{origin}"
+    sym = ">" if isinstance(item, Deferred) else "!"
+    kind = "deferred" if isinstance(item, Deferred) else "manual"
+    target = f" {_target(item.target)}" if not item.person or isinstance(item.target, list) else ""
+    detail = f" {item.detail}" if item.detail else ""
+    return sym, f"{item.action.value}{target}{detail}  ({kind}, {item.rule}: {item.reason})"
+
+
+def summary_line(plan: Plan) -> str:
+    s = plan.summary()
+    parts = [f"{s['add']} to add", f"{s['change']} to change", f"{s['remove']} to remove"]
+    if s["deferred"]:
+        parts.append(f"{s['deferred']} deferred")
+    if s["manual"]:
+        parts.append(f"{s['manual']} manual")
+    if s["unmanaged"]:
+        parts.append(f"{s['unmanaged']} unmanaged")
+    calls = f"{s['api_calls']} API call{'s' if s['api_calls'] != 1 else ''}"
+    cost = f"cost EUR {plan.cost.once:.2f} once and EUR {plan.cost.yearly:.2f} a year"
+    force = "; needs --force (over policy.max_removals)" if plan.force_required else ""
+    return f"Plan: {', '.join(parts)}; {calls}; {cost}{force}."
