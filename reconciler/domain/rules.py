@@ -339,6 +339,7 @@ def _request_means(view: View, actor: Means, op: RequestMeans, today: dt.date) -
     if op.level not in MEANS_LEVELS:
         raise Invalid("invalid", f"a means is {', '.join(str(l) for l in MEANS_LEVELS)}; not {op.level}")
     _up_to_actor(actor, op.level, "a new means")
+    _admins_stay(view, op.kvk, op.email)
     if op.role is Role.BEHEERDER and not admin_level_ok(op.level):
         raise Refusal("R2", f"a beheerder needs level {ADMIN_MIN_LEVEL} or higher, not {op.level}")
     if op.type is MeansType.BELASTINGDIENST:
@@ -348,6 +349,14 @@ def _request_means(view: View, actor: Means, op: RequestMeans, today: dt.date) -
                   second_factor=op.second_factor, phone=op.phone, subscription=op.subscription,
                   status=Status.WACHTEN_OP_GOEDKEURING, contract_start=today)
     return [PutMeans(means), PutMembership(op.kvk, means.id, Membership(op.role))]
+
+
+def _admins_stay(view: View, kvk: str, who: str) -> None:
+    """R1: no one joins an organisation whose every admin is scheduled to leave (R14: it is ending), or the
+    newcomer would be left without an admin on that day."""
+    if _admin_count_after(view, kvk, removed="") == 0:
+        raise Refusal("R1", f"every beheerder of {kvk} is scheduled to leave (the organisation is ending, R14); "
+                            f"{who} cannot join it")
 
 
 def _tax_means_ok(view: View, kvk: str, level: Level, role: Role, exclude: str | None) -> None:
@@ -373,11 +382,13 @@ def _link_means(view: View, actor: Means, op: LinkMeans, today: dt.date) -> list
     if view.membership(op.kvk, means.id) is not None:
         raise Refusal("already-linked", f"{means.email} is already linked to organisation {op.kvk}")
     _up_to_actor(actor, means.level, "linking a means")
+    _admins_stay(view, op.kvk, means.email)
     _no_pending(means)
     if means.status is Status.WACHTEN_OP_GOEDKEURING:
         raise Refusal("R5", f"{means.email} has not been approved yet; link it once the supplier has approved it")
-    if op.role is Role.BEHEERDER and not admin_level_ok(means.level):
-        raise Refusal("R2", f"a beheerder needs level {ADMIN_MIN_LEVEL} or higher; {means.email} has {means.level}")
+    if op.role is Role.BEHEERDER and not admin_level_ok(means.effective_level):
+        raise Refusal("R2", f"a beheerder needs level {ADMIN_MIN_LEVEL} or higher; {means.email} has "
+                            f"{means.effective_level}")
     if means.type is MeansType.BELASTINGDIENST:
         _tax_means_ok(view, op.kvk, means.level, op.role, exclude=means.id)
     pending = Pending(PendingKind.LINK, kvk=op.kvk, role=op.role, subscription=op.subscription)
@@ -405,8 +416,9 @@ def _change_role(view: View, actor: Means, op: ChangeRole, today: dt.date) -> li
         if means.active and _admin_count_after(view, op.kvk, means.id) == 0:
             raise Refusal("R1", f"{means.email} is the only active beheerder; make someone else beheerder first")
     else:
-        if not admin_level_ok(means.level):
-            raise Refusal("R2", f"a beheerder needs level {ADMIN_MIN_LEVEL} or higher; {means.email} has {means.level}")
+        if not admin_level_ok(means.effective_level):
+            raise Refusal("R2", f"a beheerder needs level {ADMIN_MIN_LEVEL} or higher; {means.email} has "
+                                f"{means.effective_level} (pending or current)")
         if means.type is MeansType.BELASTINGDIENST:
             raise Refusal("R13", "a belastingdienst means cannot be a beheerder")
     return [PutMembership(op.kvk, means.id, Membership(op.role, membership.terminates_on))]
@@ -431,11 +443,13 @@ def _change_level(view: View, actor: Means, op: ChangeLevel, today: dt.date) -> 
                 raise Refusal("R8", f"{means.email} holds {service.key} ({service.level}) at {kvk}; revoke it "
                                     f"before lowering the level to {op.level}")
     factor, phone = means.second_factor, means.phone
+    chosen = factor is None and op.second_factor is not None
     if factor is None:  # R19: an upgrade from EH2+ keeps the factor; from EH2 one is chosen now
         factor, phone = op.second_factor, op.phone
     _second_factor_ok(op.level, factor, phone)
-    pending = Pending(PendingKind.LEVEL, level=op.level)
-    return [PutMeans(means.with_(pending=pending, second_factor=factor, phone=phone))]
+    pending = Pending(PendingKind.LEVEL, level=op.level, second_factor=factor if chosen else None,
+                      phone=phone if chosen else None)
+    return [PutMeans(means.with_(pending=pending))]  # nothing changes until the supplier processes it
 
 
 def _change_type(view: View, actor: Means, op: ChangeType, today: dt.date) -> list[Effect]:
@@ -491,7 +505,8 @@ def _terminate(view: View, actor: Means, op: Terminate, today: dt.date) -> list[
     means, membership = _member(view, op.kvk, op.means_id)
     _no_pending(means)
     last = view.member_count(op.kvk) == 1
-    if not last and means.active and membership.is_admin and _admin_count_after(view, op.kvk, means.id) == 0:
+    leaves_no_admin = means.active and membership.is_admin and _admin_count_after(view, op.kvk, means.id) == 0
+    if not last and leaves_no_admin:
         if means.id == actor.id:
             raise Refusal("R3", "you cannot terminate your own means while you are the only active beheerder")
         raise Refusal("R1", f"{means.email} is the only active beheerder; make someone else beheerder first")
@@ -539,8 +554,10 @@ def _grant(view: View, actor: Means, op: Grant, today: dt.date) -> list[Effect]:
         means, _ = _member(view, op.kvk, means_id)
         if not means.active:
             raise Refusal("R7", f"{means.email} is {means.status.value}; authorisations are added only to active users")
-        if not level_covers(means.level, highest):
-            raise Refusal("R8", f"{means.email} has level {means.level}; the services need {highest}")
+        if not level_covers(means.effective_level, highest):
+            pending = " (a lower level is pending)" if means.effective_level != means.level else ""
+            raise Refusal("R8", f"{means.email} has level {means.effective_level}{pending}; the services need "
+                                f"{highest}")
         if means.type is MeansType.BELASTINGDIENST:
             other = [s.key for s in services if not s.belastingdienst]
             if other:
@@ -622,7 +639,10 @@ def approve(view: View, means_id: str, today: dt.date) -> list[Effect]:
         raise Refusal("R5", f"{means.email} has no request or change awaiting approval")
     if pending.kind is PendingKind.LEVEL:
         assert pending.level is not None
-        return [PutMeans(means.with_(level=pending.level, pending=None))]
+        changes: dict[str, object] = {"level": pending.level, "pending": None}
+        if pending.second_factor is not None:
+            changes.update(second_factor=pending.second_factor, phone=pending.phone)
+        return [PutMeans(means.with_(**changes))]
     assert pending.kvk is not None and pending.role is not None
     if view.org(pending.kvk) is None:
         return [PutMeans(means.with_(pending=None))]

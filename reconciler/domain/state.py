@@ -39,6 +39,8 @@ class Pending:
     kvk: str | None = None              # LINK: the organisation to link to
     role: Role | None = None            # LINK: the role there
     subscription: Subscription | None = None
+    second_factor: SecondFactorType | None = None   # LEVEL from EH2: the factor chosen with the upgrade (R19)
+    phone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,13 @@ class Means:
     @property
     def active(self) -> bool:
         return self.status is Status.ACTIEF
+
+    @property
+    def effective_level(self) -> Level:
+        """The lower of the level and a pending level change: what the means may be relied on for (R2, R8)."""
+        if self.pending is not None and self.pending.kind is PendingKind.LEVEL and self.pending.level is not None:
+            return min(self.level, self.pending.level)
+        return self.level
 
     def with_(self, **changes: object) -> "Means":
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -226,7 +235,10 @@ class World:
         state = self.orgs.get(kvk)
         if state is None:
             return []
-        return [mid for mid in state.members if self.means[mid].type is MeansType.BELASTINGDIENST]
+        members = [mid for mid in state.members if self.means[mid].type is MeansType.BELASTINGDIENST]
+        linking = [m.id for m in self.means.values() if m.type is MeansType.BELASTINGDIENST and m.pending is not None
+                   and m.pending.kind is PendingKind.LINK and m.pending.kvk == kvk]
+        return members + linking
 
     def authorisations_of(self, kvk: str, means_id: str) -> dict[str, dt.date]:
         state = self.orgs.get(kvk)

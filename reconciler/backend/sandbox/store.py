@@ -33,7 +33,10 @@ from reconciler.domain.state import (
 
 from reconciler.backend.sandbox.pagination import decode_cursor, page_of
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Statements that bring a database of the previous version up to date.
+_MIGRATIONS = {1: ("ALTER TABLE means ADD COLUMN pending_second_factor TEXT",
+                   "ALTER TABLE means ADD COLUMN pending_phone TEXT")}
 
 #: Ids per IN (...) list: far below SQLite's bound-parameter limit.
 _CHUNK = 900
@@ -65,7 +68,9 @@ CREATE TABLE IF NOT EXISTS means (
     pending_level        TEXT,
     pending_kvk          TEXT,
     pending_role         TEXT,
-    pending_subscription TEXT
+    pending_subscription TEXT,
+    pending_second_factor TEXT,
+    pending_phone        TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS means_tax ON means(id) WHERE type = 'belastingdienst';
 CREATE INDEX IF NOT EXISTS means_activation ON means(activation_deadline) WHERE status = 'wachten_op_activatie';
@@ -170,19 +175,21 @@ CREATE TABLE IF NOT EXISTS counters (
 """
 
 _MEANS_COLUMNS = ("id, email, name, level, type, second_factor, phone, subscription, status, activation_deadline, "
-                  "contract_start, pending_kind, pending_level, pending_kvk, pending_role, pending_subscription")
+                  "contract_start, pending_kind, pending_level, pending_kvk, pending_role, pending_subscription, "
+                  "pending_second_factor, pending_phone")
 _M_COLUMNS = ", ".join("m." + c.strip() for c in _MEANS_COLUMNS.split(","))
-_N_MEANS = 16
+_N_MEANS = 18
 _UPSERT_MEANS = (
     "INSERT INTO means (id, email, email_key, name, level, type, second_factor, phone, subscription, status, "
     "activation_deadline, contract_start, pending_kind, pending_level, pending_kvk, pending_role, "
-    "pending_subscription) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+    "pending_subscription, pending_second_factor, pending_phone) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
     "ON CONFLICT(id) DO UPDATE SET email = excluded.email, email_key = excluded.email_key, name = excluded.name, "
     "level = excluded.level, type = excluded.type, second_factor = excluded.second_factor, phone = excluded.phone, "
     "subscription = excluded.subscription, status = excluded.status, "
     "activation_deadline = excluded.activation_deadline, contract_start = excluded.contract_start, "
     "pending_kind = excluded.pending_kind, pending_level = excluded.pending_level, pending_kvk = excluded.pending_kvk, "
-    "pending_role = excluded.pending_role, pending_subscription = excluded.pending_subscription")
+    "pending_role = excluded.pending_role, pending_subscription = excluded.pending_subscription, "
+    "pending_second_factor = excluded.pending_second_factor, pending_phone = excluded.pending_phone")
 
 
 # ------------------------------------------------------------------------------------------ conversions
@@ -199,7 +206,8 @@ def _means_from_row(row: Sequence[Any]) -> Means:
     if row[11] is not None:
         pending = Pending(PendingKind(row[11]), level=Level(row[12]) if row[12] else None, kvk=row[13],
                           role=Role(row[14]) if row[14] else None,
-                          subscription=Subscription(row[15]) if row[15] else None)
+                          subscription=Subscription(row[15]) if row[15] else None,
+                          second_factor=SecondFactorType(row[16]) if row[16] else None, phone=row[17])
     return Means(id=row[0], email=row[1], name=row[2], level=Level(row[3]), type=MeansType(row[4]),
                  second_factor=SecondFactorType(row[5]) if row[5] else None, phone=row[6],
                  subscription=Subscription(row[7]), status=Status(row[8]), activation_deadline=_d(row[9]),
@@ -212,7 +220,8 @@ def _means_to_row(m: Means) -> tuple[Any, ...]:
             m.second_factor.value if m.second_factor else None, m.phone, m.subscription.value, m.status.value,
             _iso(m.activation_deadline), _iso(m.contract_start),
             p.kind.value if p else None, p.level.value if p and p.level else None, p.kvk if p else None,
-            p.role.value if p and p.role else None, p.subscription.value if p and p.subscription else None)
+            p.role.value if p and p.role else None, p.subscription.value if p and p.subscription else None,
+            p.second_factor.value if p and p.second_factor else None, p.phone if p else None)
 
 
 def _membership_from(role: str, terminates_on: str | None) -> Membership:
@@ -350,7 +359,13 @@ class SandboxStore:
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            elif version != SCHEMA_VERSION:
+                version = SCHEMA_VERSION
+            while version in _MIGRATIONS:
+                for statement in _MIGRATIONS[version]:
+                    conn.execute(statement)
+                version += 1
+                conn.execute(f"PRAGMA user_version = {version}")
+            if version != SCHEMA_VERSION:
                 raise RuntimeError(f"{self.path}: sandbox database schema {version} is not {SCHEMA_VERSION}")
             rows = [(s.uuid, s.key, s.provider, s.name, s.level.value, int(s.belastingdienst), int(s.general),
                      int(s.example)) for s in bundled_catalogue()]
@@ -647,8 +662,9 @@ class SandboxStore:
 
     def tax_means(self, kvk: str) -> list[str]:
         rows = self.conn.execute(
-            "SELECT m.id FROM means m INDEXED BY means_tax WHERE m.type = 'belastingdienst' AND EXISTS "
-            "(SELECT 1 FROM memberships ms WHERE ms.kvk = ? AND ms.means_id = m.id) ORDER BY m.id", (kvk,))
+            "SELECT m.id FROM means m INDEXED BY means_tax WHERE m.type = 'belastingdienst' AND (EXISTS "
+            "(SELECT 1 FROM memberships ms WHERE ms.kvk = ? AND ms.means_id = m.id) OR "
+            "(m.pending_kind = 'link' AND m.pending_kvk = ?)) ORDER BY m.id", (kvk, kvk))
         return [r[0] for r in rows]
 
     def authorisations_of(self, kvk: str, means_id: str) -> dict[str, dt.date]:
@@ -810,9 +826,9 @@ class SandboxStore:
                 if not existing.active:
                     raise Refusal("R1", f"{admin_email} holds a means that is {existing.status.value}; "
                                         "the first beheerder must be active")
-                if not rules.admin_level_ok(existing.level):
+                if not rules.admin_level_ok(existing.effective_level):
                     raise Refusal("R2", f"a beheerder needs level {rules.ADMIN_MIN_LEVEL} or higher; "
-                                        f"{admin_email} has {existing.level}")
+                                        f"{admin_email} has {existing.effective_level} (pending or current)")
                 if existing.type is MeansType.BELASTINGDIENST:
                     raise Refusal("R13", "a belastingdienst means cannot be a beheerder")
                 admin_id = existing.id
