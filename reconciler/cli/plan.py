@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from dataclasses import replace
 import os
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from reconciler.config.loader import LoadResult, load_paths
 from reconciler.domain.catalogue import Catalogue
 from reconciler.plan.desired import desired_org
 from reconciler.plan.model import Plan
+from reconciler.plan.compare import tag_origins
 from reconciler.plan.planner import PlanInput, make_plan
 from reconciler.plan.read import read_state
 from reconciler.render.diagnostics import render_text as render_diagnostics
@@ -46,7 +48,8 @@ def load_valid(paths: tuple[str, ...], today: dt.date) -> LoadResult:
     return result
 
 
-async def build_plan(paths: tuple[str, ...], backend: str | None, today: dt.date | None) -> tuple[Plan, list[str]]:
+async def build_plan(paths: tuple[str, ...], backend: str | None, today: dt.date | None,
+                     compare_to: str | None = None) -> tuple[Plan, list[str]]:
     result = load_valid(paths, today or dt.date.today())
     async with open_session(backend, result.orgs, today=today) as session:
         if session.today != (today or dt.date.today()):
@@ -54,11 +57,20 @@ async def build_plan(paths: tuple[str, ...], backend: str | None, today: dt.date
         kvks = [org.config.organisation.kvk for org in result.orgs]
         catalogue = Catalogue([s for org in result.orgs for s in org.catalogue])
         actual = await read_state(session.clients, kvks, catalogue)
-        plan = make_plan(PlanInput(
-            desired=[desired_org(org) for org in result.orgs], actual=actual.world, today=session.today,
-            actors=session.actors, revisions=actual.revisions, config_digest=config_digest(result),
-            tool_version=__version__, backend=session.backend))
-        return plan, session.notes
+        data = PlanInput(desired=[desired_org(org) for org in result.orgs], actual=actual.world, today=session.today,
+                         actors=session.actors, revisions=actual.revisions, config_digest=config_digest(result),
+                         tool_version=__version__, backend=session.backend)
+        plan = make_plan(data)
+        notes = list(session.notes)
+        if compare_to is not None:
+            base = load_paths([compare_to], session.today)
+            if base.ok:
+                base_plan = make_plan(replace(data, desired=[desired_org(org) for org in base.orgs]))
+                tag_origins(plan, base_plan, compare_to)
+            else:
+                notes.append(f"the base config {compare_to} is not valid ({len(base.errors)} errors): changes are "
+                             "not tagged introduced/drift/expiry")
+        return plan, notes
 
 
 def use_colour() -> bool:
@@ -71,14 +83,18 @@ def use_colour() -> bool:
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Also write the plan as JSON to this file, for `reconciler apply --plan`.")
 @click.option("--today", type=DATE, default=None, help="Plan as if today were this date (default: the backend's).")
+@click.option("--compare-to", "compare_to", default=None, metavar="BASE",
+              help="The same config as on the base branch (a file or directory): tags each change as introduced "
+                   "(by this change of config), drift (changed by hand in the backend) or expiry (time).")
 @backend_option
-def plan(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | None, backend: str | None) -> int:
+def plan(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | None, compare_to: str | None,
+         backend: str | None) -> int:
     """Show what it takes to make the backend match the config, in the order it would be done.
 
     Nothing is changed. Exit 0 when there is nothing to do, 2 when there are changes or deferred steps,
     1 on an error. Without --backend the embedded sandbox is used (created on first use).
     """
-    made, notes = run(lambda: build_plan(paths, backend, today))
+    made, notes = run(lambda: build_plan(paths, backend, today, compare_to))
     for note in notes:
         click.echo(f"note: {note}", err=True)
     if out:

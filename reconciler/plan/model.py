@@ -74,6 +74,7 @@ class Change:
     removal: bool = False                # counts against policy.max_removals
     escalation: bool = False             # a privilege escalation (new admin, upgrade, general authority, ...)
     origin: Origin | None = None
+    time_driven: bool = False            # caused by the calendar (a rolling renewal, a date that passed)
     cost_once: float = 0.0
     cost_yearly: float = 0.0
 

@@ -117,6 +117,7 @@ class _OrgPlanner:
         self.actor = actor
         out.acting_admin = actor.email
         self.waiting: dict[str, str] = {}      # e-mail -> why its authorisations wait (R7)
+        self.by_time: set[tuple[str, str]] = set()   # (means id, service UUID) changed because of the date
 
     # ------------------------------------------------------------------------------------------ driver
     def run(self) -> None:
@@ -360,6 +361,8 @@ class _OrgPlanner:
                     what = "extend" if end > held[uuid] else "shorten"  # type: ignore[operator]
                 if what is not None:
                     wants[(what, end)].append(auth.service)
+                    if (what == "extend" and auth.until == ROLLING) or what == "revoke":
+                        self.by_time.add((means.id, uuid))
             for uuid, end in held.items():
                 if uuid not in wanted.authorisations:
                     service = self.sim.catalogue.by_uuid(uuid)
@@ -428,9 +431,10 @@ class _OrgPlanner:
         keys = ", ".join(s.key for s in services)
         stage = Stage.GRANT if what in ("grant", "extend") else Stage.SHORTEN
         target: str | list[str] = emails[0] if len(emails) == 1 else emails
-        self._add(_ACTION[what], target, stage, params, detail=f"{keys} {_end_text(what, end)}".strip(),
-                  person=emails[0] if len(emails) == 1 else None, removal=what == "revoke",
-                  escalation=what == "grant" and any(s.general for s in services))
+        change = self._add(_ACTION[what], target, stage, params, detail=f"{keys} {_end_text(what, end)}".strip(),
+                           person=emails[0] if len(emails) == 1 else None, removal=what == "revoke",
+                           escalation=what == "grant" and any(s.general for s in services))
+        change.time_driven = all((m.id, s.uuid) in self.by_time for m, ok in group for s in ok)
 
     # ---------------------------------------------------------------------------------------- chains
     def _chains(self) -> None:

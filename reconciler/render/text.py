@@ -87,7 +87,8 @@ def _line(item: Change | Deferred | Manual) -> tuple[str, str]:
     kind = "deferred" if isinstance(item, Deferred) else "manual"
     target = f" {_target(item.target)}" if not item.person or isinstance(item.target, list) else ""
     detail = f" {item.detail}" if item.detail else ""
-    return sym, f"{item.action.value}{target}{detail}  ({kind}, {item.rule}: {item.reason})"
+    origin = f"  ({item.origin.value})" if item.origin else ""
+    return sym, f"{item.action.value}{target}{detail}  ({kind}, {item.rule}: {item.reason}){origin}"
 
 
 def summary_line(plan: Plan) -> str:
