@@ -89,6 +89,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400:  # a body FastAPI cannot read (not UTF-8): a bad body is 422 in this contract
+            return problem_response(422, "invalid", "the request body is not JSON in UTF-8")
         code = _STATUS_CODES.get(exc.status_code, "invalid" if exc.status_code < 500 else "internal")
         detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
         return problem_response(exc.status_code, code, detail, headers=dict(exc.headers or {}))
