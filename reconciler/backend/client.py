@@ -110,6 +110,37 @@ class _Redactor:
         return text
 
 
+class _TokenRedaction:
+    """Blanks every token a client was given in every log record made in this process (message and
+    arguments), whichever logger makes it: a token must not reach a log even through another library's
+    log call. Installed as a wrapper of the log record factory."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+        self._factory = logging.getLogRecordFactory()
+        logging.setLogRecordFactory(self._record)
+
+    def add(self, secret: Secret | None) -> None:
+        if secret:
+            self._secrets.add(secret.reveal())
+
+    def _record(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self._factory(*args, **kwargs)
+        if self._secrets:
+            try:
+                text = record.getMessage()
+            except Exception:  # a malformed record is not ours to fix
+                return record
+            if any(s in text for s in self._secrets):
+                for s in sorted(self._secrets, key=len, reverse=True):
+                    text = text.replace(s, "***")
+                record.msg, record.args = text, None
+        return record
+
+
+REDACTION = _TokenRedaction()
+
+
 class _BearerAuth(httpx.Auth):
     """Adds the bearer header at send time, so the token lives in no default header a repr could show."""
 
@@ -199,6 +230,7 @@ class BeheerClient:
                  request_counts: Counter[str] | None = None) -> None:
         self._token = Secret(token) if token is not None and not isinstance(token, Secret) else token
         self._redact = _Redactor(self._token)
+        REDACTION.add(self._token)
         self._auth: httpx.Auth | None = _BearerAuth(self._token) if self._token else None
         self.timeouts = timeouts or Timeouts()
         self.retry = retry or RetryPolicy()

@@ -530,3 +530,17 @@ def test_secret_and_token_from_env() -> None:
         token_from_env({})
     with pytest.raises(ConfigurationError):
         token_from_env({"BEHEER_API_TOKEN": "  "})
+
+
+def test_a_token_is_blanked_in_any_log_record(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from reconciler.backend.client import BeheerClient
+
+    token = "tok-" + "s3cr3t" * 5
+    BeheerClient("http://127.0.0.1:9", token)
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("httpx").info("sending Authorization: Bearer %s", token)
+        logging.getLogger("somebody.else").warning(f"oops {token}")
+    assert len(caplog.records) == 2
+    assert all(token not in r.getMessage() and "***" in r.getMessage() for r in caplog.records)
