@@ -12,7 +12,6 @@ from pathlib import Path
 import click
 
 from reconciler import __version__
-from reconciler.backend.session import open_session
 from reconciler.cli.options import DATE, backend_option
 from reconciler.cli.runner import run
 from reconciler.config.loader import LoadResult, load_paths
@@ -21,7 +20,6 @@ from reconciler.plan.desired import desired_org
 from reconciler.plan.model import Plan
 from reconciler.plan.compare import tag_origins
 from reconciler.plan.planner import PlanInput, make_plan
-from reconciler.plan.read import read_state
 from reconciler.render.diagnostics import render_text as render_diagnostics
 from reconciler.render.json_plan import render_json
 from reconciler.render.text import render_text
@@ -50,6 +48,9 @@ def load_valid(paths: tuple[str, ...], today: dt.date) -> LoadResult:
 
 async def build_plan(paths: tuple[str, ...], backend: str | None, today: dt.date | None,
                      compare_to: str | None = None) -> tuple[Plan, list[str]]:
+    from reconciler.backend.session import open_session  # the HTTP stack, only for commands that use it
+    from reconciler.plan.read import read_state
+
     result = load_valid(paths, today or dt.date.today())
     async with open_session(backend, result.orgs, today=today) as session:
         if session.today != (today or dt.date.today()):

@@ -7,16 +7,21 @@ from typing import Any, Awaitable, Callable
 import anyio
 import click
 
-from reconciler.backend.bootstrap import BootstrapError
-from reconciler.backend.errors import BackendError, ConfigurationError
 
-_EXPECTED = (BackendError, ConfigurationError, BootstrapError, click.ClickException)
+
+def _expected() -> tuple[type[BaseException], ...]:
+    # imported here: `validate` need not load the HTTP stack
+    from reconciler.backend.bootstrap import BootstrapError
+    from reconciler.backend.errors import BackendError, ConfigurationError
+
+    return BackendError, ConfigurationError, BootstrapError, click.ClickException
 
 
 def _leaf(exc: BaseException) -> BaseException:
     """The first expected error inside (nested) exception groups that task groups wrap errors in."""
+    expected = _expected()
     while isinstance(exc, BaseExceptionGroup):
-        inner = [e for e in exc.exceptions if isinstance(_leaf(e), _EXPECTED)]
+        inner = [e for e in exc.exceptions if isinstance(_leaf(e), expected)]
         exc = _leaf(inner[0]) if inner else exc.exceptions[0]
     return exc
 
@@ -29,8 +34,10 @@ def run(work: Callable[[], Awaitable[Any]]) -> Any:
         leaf = _leaf(group)
         if isinstance(leaf, click.ClickException):
             raise leaf from None
-        if isinstance(leaf, _EXPECTED):
+        if isinstance(leaf, _expected()):
             raise click.ClickException(str(leaf)) from None
         raise leaf from None
-    except (BackendError, ConfigurationError, BootstrapError) as exc:
-        raise click.ClickException(str(exc)) from None
+    except Exception as exc:
+        if isinstance(exc, _expected()[:3]):
+            raise click.ClickException(str(exc)) from None
+        raise

@@ -6,13 +6,16 @@ import datetime as dt
 import os
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import click
 
-from reconciler.backend.connect import open_backend, parse_backend_spec
-from reconciler.backend.sandbox.controls import SandboxControls, SandboxMeans
 from reconciler.cli.options import DATE, DURATION, backend_option
 from reconciler.cli.runner import run
 from reconciler.domain.levels import MEANS_LEVELS
+
+if TYPE_CHECKING:
+    from reconciler.backend.sandbox.controls import SandboxMeans
 
 
 @click.group()
@@ -40,6 +43,9 @@ def init(kvk: str, name: str, admin_email: str, admin_name: str | None, level: s
 
     The token is printed once, on standard output, for `BEHEER_API_TOKEN`; it is stored only as a hash.
     """
+    from reconciler.backend.connect import open_backend
+    from reconciler.backend.sandbox.controls import SandboxControls
+
     async def work() -> None:
         async with open_backend(backend, require_token=False) as client:
             created = await SandboxControls(client).create_organisation(
@@ -66,6 +72,8 @@ def serve(db: str | None, host: str, port: int, catalogues: tuple[str, ...], bac
 
     from reconciler.backend.sandbox.app import create_app
 
+    from reconciler.backend.connect import parse_backend_spec
+
     if db is None:
         spec = parse_backend_spec(backend)
         if not spec.embedded:
@@ -90,6 +98,8 @@ def _lifecycle(step: str, help_text: str, wanted: tuple[str, ...]) -> click.Comm
     def command(emails: tuple[str, ...], all_: bool, kvk: str | None, backend: str | None) -> None:
         if bool(emails) == all_:
             raise click.UsageError("name the holders by e-mail, or give --all (not both)")
+        from reconciler.backend.connect import open_backend
+        from reconciler.backend.sandbox.controls import SandboxControls
 
         async def work() -> int:
             async with open_backend(backend, require_token=False) as client:
@@ -116,11 +126,11 @@ def _lifecycle(step: str, help_text: str, wanted: tuple[str, ...]) -> click.Comm
     return command
 
 
-def _applies(step: str, means: SandboxMeans, wanted: tuple[str, ...]) -> bool:
+def _applies(step: str, means: "SandboxMeans", wanted: tuple[str, ...]) -> bool:
     return means.status in wanted or (step in ("approve", "reject") and means.pending is not None)
 
 
-def _describe(means: SandboxMeans | None) -> str:
+def _describe(means: "SandboxMeans | None") -> str:
     if means is None:
         return "the request is gone"
     text = means.status
@@ -148,6 +158,9 @@ def clock(ctx: click.Context, backend: str | None) -> None:
     Moving the clock expires what the days bring: activations, authorisations, chain authorisations and
     scheduled terminations (R5, R9, R14).
     """
+    from reconciler.backend.connect import open_backend
+    from reconciler.backend.sandbox.controls import SandboxControls
+
     ctx.obj = backend
     if ctx.invoked_subcommand is None:
         async def work() -> None:
@@ -172,6 +185,9 @@ def _report(answer: dict[str, object]) -> None:
 @click.pass_obj
 def clock_set(parent_backend: str | None, day: dt.date, backend: str | None) -> None:
     """Set today to DAY (YYYY-MM-DD)."""
+    from reconciler.backend.connect import open_backend
+    from reconciler.backend.sandbox.controls import SandboxControls
+
     async def work() -> None:
         async with open_backend(backend or parent_backend, require_token=False) as client:
             _report(await SandboxControls(client).set_today(day))
@@ -185,6 +201,9 @@ def clock_set(parent_backend: str | None, day: dt.date, backend: str | None) -> 
 @click.pass_obj
 def clock_advance(parent_backend: str | None, days: int, backend: str | None) -> None:
     """Move today forward by DAYS (e.g. 30d, 2w)."""
+    from reconciler.backend.connect import open_backend
+    from reconciler.backend.sandbox.controls import SandboxControls
+
     async def work() -> None:
         async with open_backend(backend or parent_backend, require_token=False) as client:
             _report(await SandboxControls(client).advance(days))
