@@ -22,6 +22,7 @@ from reconciler.plan.compare import tag_origins
 from reconciler.plan.planner import PlanInput, make_plan
 from reconciler.render.diagnostics import render_text as render_diagnostics
 from reconciler.render.json_plan import render_json
+from reconciler.render.markdown import render_markdown
 from reconciler.render.text import render_text
 
 EXIT_NOTHING, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -80,7 +81,9 @@ def use_colour() -> bool:
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
+              help="text: for a terminal; markdown: one pull-request comment (privilege escalations first); "
+                   "json: for scripts and `apply --plan` (schemas/plan.schema.json).")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Also write the plan as JSON to this file, for `reconciler apply --plan`.")
 @click.option("--today", type=DATE, default=None, help="Plan as if today were this date (default: the backend's).")
@@ -102,6 +105,8 @@ def plan(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | Non
         Path(out).write_text(render_json(made), encoding="utf-8")
     if fmt == "json":
         click.echo(render_json(made), nl=False)
+    elif fmt == "markdown":
+        click.echo(render_markdown(made), nl=False)
     else:
         click.echo(render_text(made, colour=use_colour()), nl=False)
     return EXIT_CHANGES if made.has_work else EXIT_NOTHING
