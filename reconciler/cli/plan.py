@@ -19,6 +19,7 @@ from reconciler.domain.catalogue import Catalogue
 from reconciler.plan.desired import desired_org
 from reconciler.plan.model import Plan
 from reconciler.plan.compare import tag_origins
+from reconciler.plan.cost import DEFAULT_TARIFFS, TariffError, Tariffs, load_tariffs
 from reconciler.plan.planner import PlanInput, make_plan
 from reconciler.render.diagnostics import render_text as render_diagnostics
 from reconciler.render.json_plan import render_json
@@ -48,7 +49,7 @@ def load_valid(paths: tuple[str, ...], today: dt.date) -> LoadResult:
 
 
 async def build_plan(paths: tuple[str, ...], backend: str | None, today: dt.date | None,
-                     compare_to: str | None = None) -> tuple[Plan, list[str]]:
+                     compare_to: str | None = None, tariffs: Tariffs = DEFAULT_TARIFFS) -> tuple[Plan, list[str]]:
     from reconciler.backend.session import open_session  # the HTTP stack, only for commands that use it
     from reconciler.plan.read import read_state
 
@@ -61,7 +62,7 @@ async def build_plan(paths: tuple[str, ...], backend: str | None, today: dt.date
         actual = await read_state(session.clients, kvks, catalogue)
         data = PlanInput(desired=[desired_org(org) for org in result.orgs], actual=actual.world, today=session.today,
                          actors=session.actors, revisions=actual.revisions, config_digest=config_digest(result),
-                         tool_version=__version__, backend=session.backend)
+                         tool_version=__version__, backend=session.backend, tariffs=tariffs)
         plan = make_plan(data)
         notes = list(session.notes)
         if compare_to is not None:
@@ -90,15 +91,21 @@ def use_colour() -> bool:
 @click.option("--compare-to", "compare_to", default=None, metavar="BASE",
               help="The same config as on the base branch (a file or directory): tags each change as introduced "
                    "(by this change of config), drift (changed by hand in the backend) or expiry (time).")
+@click.option("--tariffs", "tariff_file", type=click.Path(dir_okay=False), default=None,
+              help="A YAML file with your tariffs (default: the manual's example tariffs).")
 @backend_option
 def plan(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | None, compare_to: str | None,
-         backend: str | None) -> int:
+         tariff_file: str | None, backend: str | None) -> int:
     """Show what it takes to make the backend match the config, in the order it would be done.
 
     Nothing is changed. Exit 0 when there is nothing to do, 2 when there are changes or deferred steps,
     1 on an error. Without --backend the embedded sandbox is used (created on first use).
     """
-    made, notes = run(lambda: build_plan(paths, backend, today, compare_to))
+    try:
+        tariffs = load_tariffs(Path(tariff_file)) if tariff_file else DEFAULT_TARIFFS
+    except TariffError as exc:
+        raise click.ClickException(str(exc)) from None
+    made, notes = run(lambda: build_plan(paths, backend, today, compare_to, tariffs))
     for note in notes:
         click.echo(f"note: {note}", err=True)
     if out:

@@ -3,8 +3,11 @@ cost of a plan's changes. Override with a tariff file of the same keys."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
 
 from reconciler.config.models import MeansType, SecondFactorType, Subscription
 from reconciler.domain.levels import Level
@@ -36,3 +39,32 @@ class Tariffs:
 
 
 DEFAULT_TARIFFS = Tariffs()
+
+
+class TariffError(ValueError):
+    """A tariff file that cannot be used; the message names the file and the key."""
+
+
+def load_tariffs(path: Path) -> Tariffs:
+    """A YAML file overriding any of: `means: {EH3: [41.00, 89.85], ...}`, `link: [21.00, 58.95]`,
+    `otp_device: 40.00`, `intermediary_yearly: 19.95` (first year, three years)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise TariffError(f"{path}: cannot read the tariff file ({exc})") from None
+    allowed = {"means", "link", "otp_device", "intermediary_yearly"}
+    if not isinstance(data, dict) or set(data) - allowed:
+        raise TariffError(f"{path}: a tariff file is a mapping of {', '.join(sorted(allowed))}")
+    values: dict[str, Any] = {}
+    try:
+        if "means" in data:
+            values["means"] = {**DEFAULT_TARIFFS.means, **{str(k): (float(v[0]), float(v[1]))
+                                                            for k, v in dict(data["means"]).items()}}
+        if "link" in data:
+            values["link"] = (float(data["link"][0]), float(data["link"][1]))
+        for key in ("otp_device", "intermediary_yearly"):
+            if key in data:
+                values[key] = float(data[key])
+    except (TypeError, ValueError, IndexError, KeyError) as exc:
+        raise TariffError(f"{path}: prices are numbers, pairs as [first year, three years] ({exc})") from None
+    return replace(DEFAULT_TARIFFS, **values)

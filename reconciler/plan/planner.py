@@ -118,10 +118,13 @@ class _OrgPlanner:
         out.acting_admin = actor.email
         self.waiting: dict[str, str] = {}      # e-mail -> why its authorisations wait (R7)
         self.by_time: set[tuple[str, str]] = set()   # (means id, service UUID) changed because of the date
+        self.wait_rule: dict[str, str] = {}           # e-mail -> the rule its authorisations wait on
+        self.renamed: dict[str, Means] = {}
 
     # ------------------------------------------------------------------------------------------ driver
     def run(self) -> None:
         self.out.existing_objects = self._existing_objects()
+        self.renamed = self._renames()
         for user in self.d.users.values():
             self._person_additions(user)
         self._authorisations()
@@ -179,11 +182,44 @@ class _OrgPlanner:
         self.out.manual.append(Manual(self.kvk, action, target, rule, reason, person, detail))
 
     # ---------------------------------------------------------------------------------- people: stage 1
+    def _renames(self) -> dict[str, Means]:
+        """New e-mail -> the member it most likely belongs to: an undeclared member with the same name as a
+        declared person the backend does not know. Changing an e-mail is never terminate + request (R11)."""
+        state = self.sim.orgs[self.kvk]
+        undeclared: dict[str, list[Means]] = defaultdict(list)
+        for means_id in state.members:
+            means = self.sim.means[means_id]
+            if means.key not in self.d.users and means.key not in self.unmanaged:
+                undeclared[_name_key(means.name)].append(means)
+        newcomers: dict[str, list[User]] = defaultdict(list)
+        for wanted in self.d.users.values():
+            if self.sim.means_by_email(wanted.user.email) is None:
+                newcomers[_name_key(wanted.user.name)].append(wanted.user)
+        return {users[0].key: undeclared[name][0] for name, users in newcomers.items()
+                if len(users) == 1 and len(undeclared.get(name, [])) == 1}
+
+    def _rename(self, user: User, means: Means) -> None:
+        detail = f"{means.email} -> {user.email}"
+        if means.active:
+            self._manual(Action.CHANGE_EMAIL, means.email, "R11",
+                         "after activation only the holder can change the e-mail (in the Beheermodule's profile "
+                         "page); the means is kept, not terminated and bought again", user.email, detail)
+            self.waiting[user.key] = f"{means.email} must first change the e-mail to {user.email} (R11)"
+            self.wait_rule[user.key] = "R11"
+            return
+        self._step(rules.ChangeEmail(self.kvk, means.id, user.email), Action.CHANGE_EMAIL, means.email, Stage.ADD,
+                   {"means_id": means.id, "email": user.email}, detail=detail, person=user.email)
+
     def _person_additions(self, wanted: DesiredUser) -> None:
         user = wanted.user
         means = self.sim.means_by_email(user.email)
         if user.key in self.unmanaged:
             return
+        if means is None and user.key in self.renamed:
+            self._rename(user, self.renamed[user.key])
+            means = self.sim.means_by_email(user.email)
+            if means is None:
+                return
         if means is None:
             self._request(user)
             return
@@ -315,7 +351,8 @@ class _OrgPlanner:
         wanted = set(self.d.users)
         for means_id in sorted(state.members, key=lambda m: self.sim.means[m].key):
             means = self.sim.means[means_id]
-            if means.key in wanted or means.key in self.unmanaged:
+            if means.key in wanted or means.key in self.unmanaged or any(
+                    m.id == means_id for m in self.renamed.values()):
                 continue
             if not self.d.policy.prune:
                 self.out.unmanaged.append(Unmanaged(self.kvk, "means", means.email,
@@ -387,7 +424,7 @@ class _OrgPlanner:
         if not keys:
             return
         why = self.waiting.get(wanted.key) or (_not_active_reason(means) if means else "it has no means yet")
-        self.out.deferred.append(Deferred(self.kvk, Action.GRANT, keys, "R7",
+        self.out.deferred.append(Deferred(self.kvk, Action.GRANT, keys, self.wait_rule.get(wanted.key, "R7"),
                                           f"authorisations are added only to active users; {why}",
                                           wanted.user.email))
 
@@ -529,6 +566,10 @@ def _unblock(means: Means) -> str:
     if means.status is not Status.ACTIEF:
         return "after " + _not_active_reason(means)
     return ""
+
+
+def _name_key(name: str) -> str:
+    return " ".join(name.lower().replace(".", " ").split())
 
 
 def _unknown_service(uuid: str) -> Service:

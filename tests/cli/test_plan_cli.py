@@ -78,3 +78,19 @@ def test_unknown_backend_spec_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text(ONLY_ADMIN)
     code, _, err = invoke("plan", str(path), "--backend", "ftp://x")
     assert code == 1 and "allowed: sandbox:PATH" in err
+
+
+def test_tariffs_override_the_cost(tmp_path: Path) -> None:
+    tariffs = tmp_path / "tariffs.yaml"
+    tariffs.write_text("otp_device: 0\nmeans: {EH3: [100, 200]}\n")
+    code, out, _ = invoke("plan", str(EXAMPLE), "--backend", f"sandbox:{tmp_path / 'sb.db'}", "--format", "json",
+                          "--tariffs", str(tariffs))
+    data = json.loads(out)
+    assert code == 2 and data["cost"]["once"] == 0.0
+    default = json.loads(invoke("plan", str(EXAMPLE), "--backend", f"sandbox:{tmp_path / 'sb.db'}", "--format",
+                                "json")[1])
+    assert data["cost"]["yearly"] > default["cost"]["yearly"]
+    tariffs.write_text("nonsense: 1\n")
+    code, _, err = invoke("plan", str(EXAMPLE), "--backend", f"sandbox:{tmp_path / 'sb.db'}", "--tariffs",
+                          str(tariffs))
+    assert code == 1 and "tariff file" in err

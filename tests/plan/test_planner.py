@@ -263,3 +263,21 @@ def test_step_ids_are_stable(plan_for: PlanFn, backend: Backend) -> None:
     body = ADMIN + "  - {email: n@acme.nl, name: N, role: gebruiker, level: EH2}\n"
     assert [c.id for c in plan_for(body).changes] == [c.id for c in plan_for(body).changes]
     assert uuid("rvo/tenderned")
+
+
+def test_an_email_change_is_never_terminate_and_request_r11(plan_for: PlanFn, backend: Backend) -> None:
+    backend.means("admin@acme.nl", "beheerder")
+    backend.means("piet@old.nl")                          # active: only the holder can change it
+    backend.means("kees@old.nl", status=Status.WACHTEN_OP_ACTIVATIE)
+    body = "policy: {prune: true}\n" + ADMIN + """\
+  - {email: piet@new.nl, name: Piet, role: gebruiker, level: EH3, second_factor: {type: otp},
+     authorisations: [{service: rvo/tenderned, until: rolling}]}
+  - {email: kees@new.nl, name: Kees, role: gebruiker, level: EH3, second_factor: {type: otp}}
+"""
+    plan = plan_for(body)
+    assert actions(plan) == [("change_email", "kees@old.nl")]          # before activation an admin may (R11)
+    [manual] = plan.organisations[0].manual
+    assert (manual.action, manual.target, manual.rule) == (Action.CHANGE_EMAIL, "piet@old.nl", "R11")
+    [deferred] = plan.organisations[0].deferred
+    assert deferred.rule == "R11" and deferred.target == ["rvo/tenderned"]
+    assert not any(c.action in (Action.TERMINATE_MEANS, Action.REQUEST_MEANS) for c in plan.changes)
