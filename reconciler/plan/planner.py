@@ -160,19 +160,20 @@ class _OrgPlanner:
         return change
 
     def _step(self, op: Any, action: Action, target: str, stage: Stage, params: dict[str, Any], *,
-              detail: str = "", person: str | None = None, hint: str = "", **flags: Any) -> bool:
+              detail: str = "", person: str | None = None, hint: str = "", manual_rules: frozenset[str] = frozenset(),
+              **flags: Any) -> bool:
         """Simulate one person-level step: a change when accepted, else deferred or manual."""
         refusal = self._try(op)
         if refusal is None:
             self._add(action, target, stage, params, detail=detail, person=person, **flags)
             return True
-        self._refused(refusal, action, target, person, detail, hint)
+        self._refused(refusal, action, target, person, detail, hint, manual_rules)
         return False
 
     def _refused(self, refusal: rules.Refusal, action: Action, target: str | list[str], person: str | None,
-                 detail: str, hint: str = "") -> None:
+                 detail: str, hint: str = "", manual_rules: frozenset[str] = frozenset()) -> None:
         reason = refusal.message + (f"; {hint}" if hint else "")
-        if refusal.code in MANUAL_RULES:
+        if refusal.code in MANUAL_RULES or refusal.code in manual_rules:
             self.out.manual.append(Manual(self.kvk, action, target, refusal.code, reason, person, detail))
         else:
             self.out.deferred.append(Deferred(self.kvk, action, target, refusal.code, reason, person, detail))
@@ -323,7 +324,10 @@ class _OrgPlanner:
                    {"means_id": means.id, "level": user.level.value,
                     "second_factor": factor.type.value if factor else None, "phone": factor.phone if factor else None},
                    detail=f"{means.level} -> {user.level} (the supplier processes it, R6)", person=user.email,
-                   escalation=user.level > means.level, hint=_unblock(means))
+                   escalation=user.level > means.level, hint=_unblock(means),
+                   # a downgrade still blocked by a held service after this plan's revokes: nothing in the plan
+                   # will unblock it (the service is held elsewhere or unmanaged); a person decides
+                   manual_rules=frozenset({"R8", "R2"}) if stage is Stage.REMOVE else frozenset())
 
     # ----------------------------------------------------------------------------- people: stage 4
     def _person_removals(self, wanted: DesiredUser) -> None:
