@@ -298,6 +298,10 @@ class _OrgPlanner:
                                   if accepted else "its means cannot be requested yet")
 
     def _link(self, user: User, means: Means) -> None:
+        pending = means.pending
+        if pending is not None and pending.kind.value == "link" and pending.kvk == self.kvk:
+            self.waiting[user.key] = "its link to this organisation awaits the supplier (R15)"
+            return  # asked for already: it is being processed
         op = rules.LinkMeans(self.kvk, means.id, user.role, user.subscription)
         accepted = self._step(op, Action.LINK_MEANS, user.email, Stage.ADD,
                               {"means_id": means.id, "role": user.role.value, "subscription": user.subscription.value},
@@ -313,6 +317,9 @@ class _OrgPlanner:
                                               f"{user.level} once the link is processed", user.email))
 
     def _level(self, user: User, means: Means, stage: Stage) -> None:
+        pending = means.pending
+        if pending is not None and pending.kind.value == "level" and pending.level == user.level:
+            return  # asked for already: the supplier is processing it
         if user.level > self.actor.level:
             self._manual(Action.CHANGE_LEVEL, user.email, "R4",
                          f"{user.level} is above the acting admin's own level {self.actor.level}", user.email,
