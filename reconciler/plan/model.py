@@ -84,8 +84,8 @@ class Change:
 
 
 @dataclass
-class Deferred:
-    """A step that cannot happen yet: the rule that blocks it and what unblocks it."""
+class _Blocked:
+    """A step the plan cannot make: which, the rule that stops it, and why."""
 
     kvk: str
     action: Action
@@ -98,17 +98,13 @@ class Deferred:
 
 
 @dataclass
-class Manual:
-    """What no admin can do through the backend: a person must act (rule and who)."""
+class Deferred(_Blocked):
+    """Cannot happen yet: the reason says what unblocks it (an approval, an activation, a date)."""
 
-    kvk: str
-    action: Action
-    target: str | list[str]
-    rule: str
-    reason: str
-    person: str | None = None
-    detail: str = ""
-    origin: Origin | None = None
+
+@dataclass
+class Manual(_Blocked):
+    """No admin can do it through the backend: a person must act (another admin, the holder, the supplier)."""
 
 
 @dataclass
