@@ -132,9 +132,49 @@ class _OrgPlanner:
         for user in self.d.users.values():
             self._person_removals(user)
         self._terminations()
+        self._settle()
         limit = self.d.policy.threshold.limit(self.out.existing_objects)
         self.out.removal_limit = limit
         self.out.removals = sum(_removal_count(c) for c in self.out.changes)
+
+    def _settle(self) -> None:
+        """Final touches that need the whole plan.
+
+        Changes are listed in stage order (steps of different stages generated apart, such as chain steps and
+        revokes, touch different objects, so the order they were checked in stays valid). A deferred step that
+        nothing but a person can unblock is manual: one for a person who has a manual step (it waits on that),
+        and a second belastingdienst means while the first stays (R13: it is not being terminated).
+        """
+        self.out.changes.sort(key=lambda c: c.stage)
+        with_manual = {m.person.lower() for m in self.out.manual if m.person}
+        staying_tax = self._staying_tax_means()
+        still: list[Deferred] = []
+        for item in self.out.deferred:
+            person = (item.person or "").lower()
+            if person in with_manual:
+                self.out.manual.append(Manual(item.kvk, item.action, item.target, item.rule,
+                                              item.reason + "; it waits on the manual step for " + person,
+                                              item.person, item.detail))
+            elif item.rule == "R13" and staying_tax and item.action in (Action.REQUEST_MEANS, Action.LINK_MEANS,
+                                                                      Action.CHANGE_TYPE):
+                self.out.manual.append(Manual(item.kvk, item.action, item.target, item.rule,
+                                              item.reason + f"; {', '.join(staying_tax)} stays (not terminated by "
+                                              "this plan): a person decides which belastingdienst means to keep",
+                                              item.person, item.detail))
+            else:
+                still.append(item)
+        self.out.deferred = still
+
+    def _staying_tax_means(self) -> list[str]:
+        """Belastingdienst means of this organisation that no step of this plan, nor a date, removes."""
+        leaving = {c.params.get("means_id") for c in self.out.changes if c.action is Action.TERMINATE_MEANS}
+        out = []
+        for means_id in self.sim.tax_means(self.kvk):
+            membership = self.sim.membership(self.kvk, means_id)
+            if membership is None or means_id in leaving or membership.terminates_on is not None:
+                continue
+            out.append(self.sim.means[means_id].email)
+        return out
 
     def _existing_objects(self) -> int:
         state = self.sim.orgs[self.kvk]
