@@ -276,8 +276,9 @@ def test_an_email_change_is_never_terminate_and_request_r11(plan_for: PlanFn, ba
 """
     plan = plan_for(body)
     assert actions(plan) == [("change_email", "kees@old.nl")]          # before activation an admin may (R11)
-    [manual] = plan.organisations[0].manual
+    manual, waiting = plan.organisations[0].manual
     assert (manual.action, manual.target, manual.rule) == (Action.CHANGE_EMAIL, "piet@old.nl", "R11")
-    [deferred] = plan.organisations[0].deferred
-    assert deferred.rule == "R11" and deferred.target == ["rvo/tenderned"]
+    # its grants wait on that manual step, so they are manual too (nothing in the plan unblocks them)
+    assert (waiting.action, waiting.rule, waiting.target) == (Action.GRANT, "R11", ["rvo/tenderned"])
+    assert "waits on the manual step" in waiting.reason and plan.organisations[0].deferred == []
     assert not any(c.action in (Action.TERMINATE_MEANS, Action.REQUEST_MEANS) for c in plan.changes)
