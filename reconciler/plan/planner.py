@@ -27,8 +27,9 @@ from reconciler.plan.model import (
     Action, Change, Cost, Deferred, Manual, OrgPlan, Plan, Stage, Unmanaged,
 )
 
-#: Refusals no other timing can fix: a person has to act (another admin, the holder, the supplier).
-MANUAL_RULES = frozenset({"R3", "R4", "R11", "R16"})
+#: Refusals no other timing can fix: a person has to act (another admin, the holder, the supplier;
+#: R17: the registration with a branch number).
+MANUAL_RULES = frozenset({"R3", "R4", "R11", "R16", "R17"})
 
 
 @dataclass(frozen=True)

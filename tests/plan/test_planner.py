@@ -282,3 +282,17 @@ def test_an_email_change_is_never_terminate_and_request_r11(plan_for: PlanFn, ba
     assert (waiting.action, waiting.rule, waiting.target) == (Action.GRANT, "R11", ["rvo/tenderned"])
     assert "waits on the manual step" in waiting.reason and plan.organisations[0].deferred == []
     assert not any(c.action in (Action.TERMINATE_MEANS, Action.REQUEST_MEANS) for c in plan.changes)
+
+
+def test_a_branch_number_makes_uwv_grants_manual_r17(tmp_path, backend: Backend) -> None:
+    from reconciler.domain.state import OrgInfo
+    from reconciler.plan.planner import PlanInput, make_plan
+    from .conftest import config
+    backend.world.orgs[KVK].info = OrgInfo(KVK, "Acme", "000012345678")
+    backend.means("admin@acme.nl", "beheerder")
+    desired = config(tmp_path, ADMIN_BLOCK + "    authorisations: [{service: uwv/werkgeversportaal, until: rolling}]\n",
+                     header=f'version: 1\norganisation: {{kvk: "{KVK}", name: Acme, branch_number: "000012345678"}}\n')
+    plan = make_plan(PlanInput([desired], backend.world, TODAY, {KVK: "admin"}, {KVK: 1}))
+    assert plan.changes == [] and plan.organisations[0].deferred == []
+    [manual] = plan.organisations[0].manual
+    assert (manual.action, manual.rule) == (Action.GRANT, "R17")
