@@ -4,8 +4,6 @@ mutation of a real file makes the loader raise, and every finding it reports is 
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,17 +17,8 @@ from reconciler.config.models import OrgConfig
 from reconciler.config.schema import ORG_SCHEMA, schema_problems
 
 
-def _load_strategies() -> Any:
-    name = "reconciler_tests_config_strategies"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("strategies.py"))
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        sys.modules[name] = module
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return sys.modules[name]
 
-
-strategies = _load_strategies()
+from . import strategies  # noqa: E402
 
 TODAY = dt.date(2025, 6, 1)
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "org.yaml"

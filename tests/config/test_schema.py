@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,17 +18,8 @@ from reconciler.config.schema import (CATALOGUE_SCHEMA, ORG_SCHEMA, SchemaProble
 from reconciler.config.yamlpos import decode, load_yaml
 
 
-def _load_strategies() -> Any:
-    name = "reconciler_tests_config_strategies"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("strategies.py"))
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        sys.modules[name] = module
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return sys.modules[name]
+from . import strategies  # noqa: E402
 
-
-strategies = _load_strategies()
 TODAY = dt.date(2025, 6, 1)
 ROOT = Path(__file__).resolve().parents[2]
 
