@@ -33,7 +33,6 @@ from typing import Any
 
 from reconciler.config.loader import load_paths
 from reconciler.config.models import Role, SecondFactorType
-from reconciler.domain import rules
 from reconciler.domain.catalogue import bundled_catalogue
 from reconciler.domain.levels import Level
 from reconciler.domain.state import (
@@ -213,7 +212,8 @@ def bench_pure(orgs: int, users: int, repeat: int) -> bool:
         desired = [desired_org(org) for org in result.orgs]
         t_desired = time.perf_counter() - start
     changed_users = sum(len(e.removed) + len(e.switched) + len(e.promoted) + e.new_users for e in edits)
-    print(f"  config: {len(paths)} files, {size / 1e6:.1f} MB; load_paths {t_load:.2f} s, desired_org {t_desired:.2f} s")
+    print(f"  config: {len(paths)} files, {size / 1e6:.1f} MB; load_paths {t_load:.2f} s, "
+          f"desired_org {t_desired:.2f} s")
     print(f"  config change: {changed_users} of {orgs * users} users ({100 * changed_users / (orgs * users):.1f}%) "
           f"removed/switched/promoted/new, {sum(e.group_gains_service for e in edits)} groups gain a service, "
           f"{sum(e.group_redated for e in edits)} groups re-dated")
@@ -398,7 +398,8 @@ def bench_end_to_end(users: int) -> bool:
         print(f"      {method} {route}: {n}")
     if writes:
         print(f"  /v1 WRITE requests (a plan must make none): {writes}")
-    print(f"  peak RSS of the reconciler process: {rss:.0f} MB   (target < 500 MB)  {'OK' if ok_rss else 'OVER TARGET'}")
+    print(f"  peak RSS of the reconciler process: {rss:.0f} MB   (target < 500 MB)  "
+          f"{'OK' if ok_rss else 'OVER TARGET'}")
     if plan_json:
         import json
 

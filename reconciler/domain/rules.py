@@ -682,3 +682,14 @@ def expire_activation(view: View, means_id: str, today: dt.date) -> list[Effect]
     if means.status is not Status.WACHTEN_OP_ACTIVATIE:
         raise Refusal("R5", f"{means.email} is {means.status.value}, not awaiting activation")
     return [PutMeans(means.with_(status=Status.ACTIVATIE_VERLOPEN))]
+
+
+def scheduled_termination(view: View, kvk: str, means_id: str) -> list[Effect]:
+    """A termination scheduled for a date (R14) takes effect: the membership and its authorisations go; the means
+    goes when it was its last membership, the organisation when it was its last means (as the sandbox's sweep)."""
+    effects: list[Effect] = [DeleteMembership(kvk, means_id)]
+    if len(view.memberships_of(means_id)) == 1:
+        effects.append(DeleteMeans(means_id))
+    if view.member_count(kvk) == 1:
+        effects.append(DeleteOrganisation(kvk))
+    return effects

@@ -23,6 +23,7 @@ from reconciler.domain.levels import Level
 from reconciler.domain.state import Means, Status, World
 from reconciler.plan.cost import DEFAULT_TARIFFS, Tariffs
 from reconciler.plan.desired import DesiredChain, DesiredOrg, DesiredUser
+from reconciler.plan.lookahead import classify, look_ahead
 from reconciler.plan.model import (
     Action, Change, Cost, Deferred, Manual, OrgPlan, Plan, Stage, Unmanaged,
 )
@@ -50,7 +51,19 @@ class PlanInput:
 def make_plan(data: PlanInput) -> Plan:
     """The ordered, explained plan for every organisation (pure: no I/O, `data.actual` is not changed)."""
     sim = data.actual.copy()
+    plan = _plan_once(data, sim, 0)
+    if any(o.deferred or o.manual for o in plan.organisations):
+        classify(plan, look_ahead(sim, data.today, lambda world, n: _plan_once(data, world, n)))
+    plan.cost = Cost(once=round(sum(c.cost_once for c in plan.changes), 2),
+                     yearly=round(sum(c.cost_yearly for c in plan.changes), 2))
+    plan.force_required = any(o.over_threshold for o in plan.organisations)
+    return plan
+
+
+def _plan_once(data: PlanInput, sim: World, round_: int) -> Plan:
+    """One plan on `sim`, which it changes: every accepted step is applied to it, in order."""
     plans = []
+    renames = _renames_everywhere(data.desired, sim)
     for desired in data.desired:
         org_plan = OrgPlan(kvk=desired.kvk, name=desired.name, revision=data.revisions.get(desired.kvk),
                            acting_admin=None)
@@ -64,14 +77,37 @@ def make_plan(data: PlanInput) -> Plan:
                                           "no active beheerder of this organisation can act for the reconciler; "
                                           "use the token of one"))
         else:
-            _OrgPlanner(desired, sim, data.today, actor_id, data.tariffs, org_plan).run()
+            _OrgPlanner(desired, sim, data.today, actor_id, data.tariffs, org_plan, renames, round_).run()
         plans.append(org_plan)
-    plan = Plan(today=data.today, config_digest=data.config_digest, tool_version=data.tool_version,
+    return Plan(today=data.today, config_digest=data.config_digest, tool_version=data.tool_version,
                 backend=data.backend, organisations=plans)
-    plan.cost = Cost(once=round(sum(c.cost_once for c in plan.changes), 2),
-                     yearly=round(sum(c.cost_yearly for c in plan.changes), 2))
-    plan.force_required = any(o.over_threshold for o in plans)
-    return plan
+
+
+def _renames_everywhere(desired: Sequence[DesiredOrg], sim: World) -> dict[str, Means]:
+    """New e-mail -> the means it most likely belongs to, found in any organisation: an undeclared member with
+    the name of a declared person the backend does not know. Changing an e-mail is never terminate + request
+    (R11), also not in an organisation the old means is not a member of yet (it is linked after the change)."""
+    out: dict[str, Means] = {}
+    for org in desired:
+        if org.kvk in sim.orgs:
+            for key, means in _renames(org, sim).items():
+                out.setdefault(key, means)
+    return out
+
+
+def _renames(desired: DesiredOrg, sim: World) -> dict[str, Means]:
+    state = sim.orgs[desired.kvk]
+    undeclared: dict[str, list[Means]] = defaultdict(list)
+    for means_id in state.members:
+        means = sim.means[means_id]
+        if means.key not in desired.users and means.key not in desired.policy.unmanaged_keys:
+            undeclared[_name_key(means.name)].append(means)
+    newcomers: dict[str, list[User]] = defaultdict(list)
+    for wanted in desired.users.values():
+        if sim.means_by_email(wanted.user.email) is None:
+            newcomers[_name_key(wanted.user.name)].append(wanted.user)
+    return {users[0].key: undeclared[name][0] for name, users in newcomers.items()
+            if len(users) == 1 and len(undeclared.get(name, [])) == 1}
 
 
 def target_end(until: Until, actual: dt.date | None, today: dt.date, renew_before: int) -> tuple[str | None, dt.date | None]:
@@ -102,7 +138,7 @@ def step_id(kvk: str, action: Action, target: Any, params: Mapping[str, Any]) ->
 
 class _OrgPlanner:
     def __init__(self, desired: DesiredOrg, sim: World, today: dt.date, actor_id: str, tariffs: Tariffs,
-                 out: OrgPlan) -> None:
+                 out: OrgPlan, renames: Mapping[str, Means], round_: int = 0) -> None:
         self.d = desired
         self.sim = sim
         self.today = today
@@ -121,11 +157,13 @@ class _OrgPlanner:
         self.by_time: set[tuple[str, str]] = set()   # (means id, service UUID) changed because of the date
         self.wait_rule: dict[str, str] = {}           # e-mail -> the rule its authorisations wait on
         self.renamed: dict[str, Means] = {}
+        self.renames_elsewhere = renames
+        self.id_prefix = f"new{round_ or ''}:{self.kvk}"     # unique across the rounds of looking ahead
 
     # ------------------------------------------------------------------------------------------ driver
     def run(self) -> None:
         self.out.existing_objects = self._existing_objects()
-        self.renamed = self._renames()
+        self.renamed = _renames(self.d, self.sim)
         for user in self.d.users.values():
             self._person_additions(user)
         self._authorisations()
@@ -139,43 +177,10 @@ class _OrgPlanner:
         self.out.removals = sum(_removal_count(c) for c in self.out.changes)
 
     def _settle(self) -> None:
-        """Final touches that need the whole plan.
-
-        Changes are listed in stage order (steps of different stages generated apart, such as chain steps and
-        revokes, touch different objects, so the order they were checked in stays valid). A deferred step that
-        nothing but a person can unblock is manual: one for a person who has a manual step (it waits on that),
-        and a second belastingdienst means while the first stays (R13: it is not being terminated).
-        """
+        """Changes are listed in stage order. Steps of different stages generated apart (chain steps, revokes)
+        touch different objects, so the order they were checked in stays valid. Whether a refused step is
+        deferred or manual is decided for the whole plan afterwards, by looking ahead (`plan.lookahead`)."""
         self.out.changes.sort(key=lambda c: c.stage)
-        with_manual = {m.person.lower() for m in self.out.manual if m.person}
-        staying_tax = self._staying_tax_means()
-        still: list[Deferred] = []
-        for item in self.out.deferred:
-            person = (item.person or "").lower()
-            if person in with_manual:
-                self.out.manual.append(Manual(item.kvk, item.action, item.target, item.rule,
-                                              item.reason + "; it waits on the manual step for " + person,
-                                              item.person, item.detail))
-            elif item.rule == "R13" and staying_tax and item.action in (Action.REQUEST_MEANS, Action.LINK_MEANS,
-                                                                      Action.CHANGE_TYPE):
-                self.out.manual.append(Manual(item.kvk, item.action, item.target, item.rule,
-                                              item.reason + f"; {', '.join(staying_tax)} stays (not terminated by "
-                                              "this plan): a person decides which belastingdienst means to keep",
-                                              item.person, item.detail))
-            else:
-                still.append(item)
-        self.out.deferred = still
-
-    def _staying_tax_means(self) -> list[str]:
-        """Belastingdienst means of this organisation that no step of this plan, nor a date, removes."""
-        leaving = {c.params.get("means_id") for c in self.out.changes if c.action is Action.TERMINATE_MEANS}
-        out = []
-        for means_id in self.sim.tax_means(self.kvk):
-            membership = self.sim.membership(self.kvk, means_id)
-            if membership is None or means_id in leaving or membership.terminates_on is not None:
-                continue
-            out.append(self.sim.means[means_id].email)
-        return out
 
     def _existing_objects(self) -> int:
         state = self.sim.orgs[self.kvk]
@@ -201,20 +206,19 @@ class _OrgPlanner:
         return change
 
     def _step(self, op: Any, action: Action, target: str, stage: Stage, params: dict[str, Any], *,
-              detail: str = "", person: str | None = None, hint: str = "", manual_rules: frozenset[str] = frozenset(),
-              **flags: Any) -> bool:
+              detail: str = "", person: str | None = None, hint: str = "", **flags: Any) -> bool:
         """Simulate one person-level step: a change when accepted, else deferred or manual."""
         refusal = self._try(op)
         if refusal is None:
             self._add(action, target, stage, params, detail=detail, person=person, **flags)
             return True
-        self._refused(refusal, action, target, person, detail, hint, manual_rules)
+        self._refused(refusal, action, target, person, detail, hint)
         return False
 
     def _refused(self, refusal: rules.Refusal, action: Action, target: str | list[str], person: str | None,
-                 detail: str, hint: str = "", manual_rules: frozenset[str] = frozenset()) -> None:
+                 detail: str, hint: str = "") -> None:
         reason = refusal.message + (f"; {hint}" if hint else "")
-        if refusal.code in MANUAL_RULES or refusal.code in manual_rules:
+        if refusal.code in MANUAL_RULES:
             self.out.manual.append(Manual(self.kvk, action, target, refusal.code, reason, person, detail))
         else:
             self.out.deferred.append(Deferred(self.kvk, action, target, refusal.code, reason, person, detail))
@@ -224,22 +228,6 @@ class _OrgPlanner:
         self.out.manual.append(Manual(self.kvk, action, target, rule, reason, person, detail))
 
     # ---------------------------------------------------------------------------------- people: stage 1
-    def _renames(self) -> dict[str, Means]:
-        """New e-mail -> the member it most likely belongs to: an undeclared member with the same name as a
-        declared person the backend does not know. Changing an e-mail is never terminate + request (R11)."""
-        state = self.sim.orgs[self.kvk]
-        undeclared: dict[str, list[Means]] = defaultdict(list)
-        for means_id in state.members:
-            means = self.sim.means[means_id]
-            if means.key not in self.d.users and means.key not in self.unmanaged:
-                undeclared[_name_key(means.name)].append(means)
-        newcomers: dict[str, list[User]] = defaultdict(list)
-        for wanted in self.d.users.values():
-            if self.sim.means_by_email(wanted.user.email) is None:
-                newcomers[_name_key(wanted.user.name)].append(wanted.user)
-        return {users[0].key: undeclared[name][0] for name, users in newcomers.items()
-                if len(users) == 1 and len(undeclared.get(name, [])) == 1}
-
     def _rename(self, user: User, means: Means) -> None:
         detail = f"{means.email} -> {user.email}"
         if means.active:
@@ -262,6 +250,15 @@ class _OrgPlanner:
             means = self.sim.means_by_email(user.email)
             if means is None:
                 return
+        if means is None and user.key in self.renames_elsewhere:
+            old = self.renames_elsewhere[user.key]
+            why = f"{old.email} must first change the e-mail to {user.email} (R11); it is linked after that"
+            self.out.deferred.append(Deferred(self.kvk, Action.LINK_MEANS, user.email, "R11",
+                                              f"the means of {user.name} is {old.email} in another organisation; "
+                                              + why, user.email, "the existing means, after its e-mail change"))
+            self.waiting[user.key] = why
+            self.wait_rule[user.key] = "R11"
+            return
         if means is None:
             self._request(user)
             return
@@ -321,7 +318,7 @@ class _OrgPlanner:
             self.waiting[user.key] = "its means is not requested yet"
             return
         self.new_ids += 1
-        new_id = f"new:{self.kvk}:{self.new_ids}"
+        new_id = f"{self.id_prefix}:{self.new_ids}"
         factor = user.second_factor
         op = rules.RequestMeans(self.kvk, new_id, user.email, user.name, user.role, user.level, user.type,
                                 factor.type if factor else None, factor.phone if factor else None, user.subscription)
@@ -372,10 +369,7 @@ class _OrgPlanner:
                    {"means_id": means.id, "level": user.level.value,
                     "second_factor": factor.type.value if factor else None, "phone": factor.phone if factor else None},
                    detail=f"{means.level} -> {user.level} (the supplier processes it, R6)", person=user.email,
-                   escalation=user.level > means.level, hint=_unblock(means),
-                   # a downgrade still blocked by a held service after this plan's revokes: nothing in the plan
-                   # will unblock it (the service is held elsewhere or unmanaged); a person decides
-                   manual_rules=frozenset({"R8", "R2"}) if stage is Stage.REMOVE else frozenset())
+                   escalation=user.level > means.level, hint=_unblock(means))
 
     # ----------------------------------------------------------------------------- people: stage 4
     def _person_removals(self, wanted: DesiredUser) -> None:

@@ -64,8 +64,8 @@ def end_dates() -> st.SearchStrategy[dt.date]:
 @st.composite
 def second_factors(draw: Any, level: Level) -> tuple[SecondFactorType | None, str | None]:
     """A factor R19 accepts for `level` (required for EH2+ and EH3, optional otherwise)."""
-    options = [(SecondFactorType.OTP, None), (SecondFactorType.SMS, "+31612345678"),
-               (SecondFactorType.SMS, "+31687654321")]
+    options: list[tuple[SecondFactorType | None, str | None]] = [
+        (SecondFactorType.OTP, None), (SecondFactorType.SMS, "+31612345678"), (SecondFactorType.SMS, "+31687654321")]
     if not rules.needs_second_factor(level):
         options.append((None, None))
     return draw(st.sampled_from(options))
@@ -260,6 +260,11 @@ class Scenario:
 def describe(actual: Actual) -> str:
     """A compact, readable dump of an actual state (hypothesis prints it for a failing example)."""
     w = actual.world
+
+    def key(uuid: str) -> str:
+        service = CAT.by_uuid(uuid)
+        return service.key if service else uuid
+
     lines = [f"actors: {actual.actors}"]
     for m in sorted(w.means.values(), key=lambda m: m.id):
         pend = f" pending={m.pending}" if m.pending else ""
@@ -268,11 +273,11 @@ def describe(actual: Actual) -> str:
     for kvk, s in w.orgs.items():
         lines.append(f"  org {kvk}:")
         for mid, ms in sorted(s.members.items()):
-            auths = {CAT.by_uuid(u).key: str(e) for u, e in sorted(s.authorisations.get(mid, {}).items())}  # type: ignore[union-attr]
+            auths = {key(u): str(e) for u, e in sorted(s.authorisations.get(mid, {}).items())}
             term = f" terminates {ms.terminates_on}" if ms.terminates_on else ""
             lines.append(f"    {mid} {ms.role.value}{term} {auths}")
         for ikvk, c in sorted(s.chains.items()):
-            lines.append(f"    chain {ikvk} {sorted(CAT.by_uuid(u).key for u in c.services)} until {c.end_date}")  # type: ignore[union-attr]
+            lines.append(f"    chain {ikvk} {sorted(key(u) for u in c.services)} until {c.end_date}")
     return "\n".join(lines)
 
 

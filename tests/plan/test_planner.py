@@ -280,7 +280,7 @@ def test_an_email_change_is_never_terminate_and_request_r11(plan_for: PlanFn, ba
     assert (manual.action, manual.target, manual.rule) == (Action.CHANGE_EMAIL, "piet@old.nl", "R11")
     # its grants wait on that manual step, so they are manual too (nothing in the plan unblocks them)
     assert (waiting.action, waiting.rule, waiting.target) == (Action.GRANT, "R11", ["rvo/tenderned"])
-    assert "waits on the manual step" in waiting.reason and plan.organisations[0].deferred == []
+    assert "no later run can do it" in waiting.reason and plan.organisations[0].deferred == []
     assert not any(c.action in (Action.TERMINATE_MEANS, Action.REQUEST_MEANS) for c in plan.changes)
 
 

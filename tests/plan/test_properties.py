@@ -8,7 +8,11 @@ c. convergence: plan -> apply -> the supplier approves -> the holders activate, 
    is not listed as manual;
 d. purity: the same input gives the same plan and is not changed;
 e. removals: the count against the threshold is the terminations, demotions, revoked pairs and intermediary
-   removals of the plan.
+   removals of the plan;
+f. manual means manual: what a plan lists as manual (no admin can do it through the backend) is not done by
+   the reconciler itself a round later (part of the convergence test).
+
+Each bug the properties found is pinned by its smallest case at the end (`test_regression_*`).
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from reconciler.config.models import ROLLING, MeansType, Role, SecondFactorType
 from reconciler.domain import rules
 from reconciler.domain.state import Status, World
 from reconciler.plan.desired import DesiredOrg
-from reconciler.plan.model import Action, Plan, Stage
+from reconciler.plan.model import Action, Plan
 from reconciler.plan.ops import operation_for
+from reconciler.plan.lookahead import change_keys, item_keys, the_dates
 from reconciler.plan.planner import PlanInput, make_plan
 
 from .conftest import CAT, KVK, TODAY, config
@@ -45,17 +50,6 @@ SETTINGS = settings(max_examples=examples(60), deadline=None, derandomize=False,
 #: Rounds of plan -> apply -> approve -> activate after which the plan must be quiet.
 ROUNDS = 6
 
-#: Planner bugs these properties found, each shown by a failing `test_bug_*` test at the end of this module.
-#: While one is listed, the properties tolerate exactly its symptom, so that they keep guarding everything
-#: else; remove its name once it is fixed and the properties check that part in full again.
-KNOWN_BUGS = frozenset({
-    "chain-stage-order",        # test_bug_chain_changes_break_the_stage_order
-    "deferred-behind-manual",   # test_bug_a_step_only_a_manual_step_unblocks_stays_deferred_forever
-    "deferred-behind-unmanaged",  # test_bug_a_step_blocked_by_what_is_left_alone_stays_deferred_forever
-    "r17-deferred",             # test_bug_a_grant_a_branch_number_forbids_stays_deferred_forever
-    "r4-always-manual",         # test_bug_r4_is_manual_although_the_pending_upgrade_of_the_acting_admin_lifts_it
-})
-CHAIN_ACTIONS = (Action.ISSUE_CHAIN, Action.SET_CHAIN_END_DATE, Action.REMOVE_INTERMEDIARY)
 
 
 # ============================================================================================ invariants
@@ -181,47 +175,6 @@ def quiet(plan: Plan) -> bool:
     return not plan.changes and not any(o.deferred for o in plan.organisations)
 
 
-def stuck_for_known_bugs(plan: Plan, world: World, desired: list[DesiredOrg]) -> set[str]:
-    """People whose deferred steps can never happen for a reason listed in KNOWN_BUGS (empty: none)."""
-    manual = {m.person.lower() for o in plan.organisations for m in o.manual if m.person}
-    # people the reconciler leaves alone somewhere: listed in policy.unmanaged, or undeclared without prune
-    renamed_by_holder = {m.target.lower() for o in plan.organisations for m in o.manual
-                         if m.action is Action.CHANGE_EMAIL and isinstance(m.target, str)}
-    left_alone = {mid for d in desired if d.kvk in world.orgs for mid in world.orgs[d.kvk].members
-                  if world.means[mid].key in d.policy.unmanaged_keys or world.means[mid].key in renamed_by_holder
-                  or (world.means[mid].key not in d.users and not d.policy.prune)}
-    left_alone_people = {world.means[mid].key for mid in left_alone}
-    left_alone_tax = any(world.means[mid].type is MeansType.BELASTINGDIENST for mid in left_alone)
-    left_alone_auths = {world.means[mid].key for d in desired if not d.policy.prune and d.kvk in world.orgs
-                        for mid, held in world.orgs[d.kvk].authorisations.items()
-                        if world.means[mid].key in d.users and set(held) - set(d.users[world.means[mid].key].authorisations)}
-    stuck: set[str] = set()
-    for org in plan.organisations:
-        for d in org.deferred:
-            who = (d.person or "").lower()
-            if "r17-deferred" in KNOWN_BUGS and d.rule == "R17":
-                stuck.add(who)
-                event("stuck: R17")
-            elif "deferred-behind-manual" in KNOWN_BUGS and who in manual:
-                stuck.add(who)
-                event(f"stuck behind manual: {d.action.value} {d.rule}")
-            elif "deferred-behind-unmanaged" in KNOWN_BUGS and (
-                    who in left_alone_people
-                    or (d.rule == "R13" and left_alone_tax)
-                    or (d.rule == "R8" and d.action is Action.CHANGE_LEVEL and who in left_alone_auths)):
-                stuck.add(who)
-                event(f"stuck behind unmanaged: {d.action.value} {d.rule}")
-    return stuck
-
-
-def settled(plan: Plan, world: World, desired: list[DesiredOrg]) -> bool:
-    """Quiet, or quiet but for deferred steps that a known bug keeps there for good."""
-    if plan.changes:
-        return False
-    stuck = stuck_for_known_bugs(plan, world, desired)
-    return all((d.person or "").lower() in stuck for o in plan.organisations for d in o.deferred)
-
-
 # ====================================================================================== a, b, e: one plan
 @SETTINGS
 @given(scenarios())
@@ -246,10 +199,7 @@ def test_b_changes_come_in_stage_order(scenario: Scenario) -> None:
     note(repr(scenario))
     plan = plan_for(scenario.actual.world, scenario.actual.actors, load_desired(scenario.files))
     for org in plan.organisations:
-        changes = org.changes
-        if "chain-stage-order" in KNOWN_BUGS:
-            changes = [c for c in changes if c.action not in CHAIN_ACTIONS]
-        stages = [int(c.stage) for c in changes]
+        stages = [int(c.stage) for c in org.changes]
         assert stages == sorted(stages), f"stages {stages} out of order\n{listing(plan)}"
 
 
@@ -296,26 +246,29 @@ def test_d_planning_is_pure_and_repeatable(scenario: Scenario) -> None:
 
 
 # ======================================================================================= c: convergence
-def converge(actual: World, actors: dict[str, str], desired: list[DesiredOrg], *, tolerate: bool = True
-             ) -> tuple[World, Plan, list[Plan]]:
-    """Rounds of plan -> apply -> approve -> activate on a copy of `actual` until the plan is quiet (or settled,
-    with `tolerate`: quiet but for known bugs), at most ROUNDS; (the world then, the last plan, the plans applied)."""
+def converge(actual: World, actors: dict[str, str], desired: list[DesiredOrg]) -> tuple[World, Plan, list[Plan]]:
+    """Rounds of plan -> apply -> approve -> activate on a copy of `actual` until a plan has no changes and
+    nobody at the supplier or among the holders has anything left to do; then scheduled terminations take
+    effect (R14: dates come last) and the rounds go on, at most ROUNDS plans applied in all. Returns the world
+    then, the last plan and the plans applied."""
     world = actual.copy()
     ids = Ids()
     history: list[Plan] = []
     plan = plan_for(world, actors, desired)
-    for _ in range(ROUNDS):
-        if (settled(plan, world, desired) if tolerate else quiet(plan)) and not waiting_on_people(world):
-            break
+    while len(history) < ROUNDS:
+        if not plan.changes and not waiting_on_people(world):
+            if not the_dates(world):
+                break
+            plan = plan_for(world, actors, desired)
+            continue
         history.append(plan)
-        plan.worlds = world.copy()          # type: ignore[attr-defined]  # the state it was made on
         apply_plan(world, plan, actors, ids)
         supplier_and_holders(world)
         plan = plan_for(world, actors, desired)
     return world, plan, history
 
 
-def excused(plan: Plan, stuck: set[str] = frozenset()) -> dict[tuple[str, str], set[str]]:
+def excused(plan: Plan) -> dict[tuple[str, str], set[str]]:
     """(kvk, e-mail or intermediary KvK) -> the aspects a manual item says no admin can bring in line."""
     aspects = {Action.CHANGE_PHONE: {"phone"}, Action.CHANGE_ROLE: {"role"}, Action.TERMINATE_MEANS: {"presence"},
                Action.CHANGE_LEVEL: {"level", "authorisations"}, Action.REMOVE_INTERMEDIARY: {"chain-services"}}
@@ -327,16 +280,13 @@ def excused(plan: Plan, stuck: set[str] = frozenset()) -> dict[tuple[str, str], 
             if m.action is Action.CHANGE_EMAIL and isinstance(m.target, str):
                 # R11: the old address stays a member until its holder changes it; the new one waits for that
                 out.setdefault((org.kvk, m.target.lower()), set()).add("all")
-        for d in org.deferred:
-            if (d.person or "").lower() in stuck:
-                out.setdefault((org.kvk, (d.person or "").lower()), set()).add("all")
     return out
 
 
-def mismatches(world: World, desired: list[DesiredOrg], plan: Plan, stuck: set[str] = frozenset()) -> list[str]:
-    """Where the backend differs from the config in anything not excused by a manual item (or a known bug)."""
+def mismatches(world: World, desired: list[DesiredOrg], plan: Plan) -> list[str]:
+    """Where the backend differs from the config in anything not excused by a manual item."""
     out: list[str] = []
-    excuses = excused(plan, stuck)
+    excuses = excused(plan)
     for d in desired:
         state = world.orgs.get(d.kvk)
         if state is None:
@@ -418,30 +368,33 @@ def mismatches(world: World, desired: list[DesiredOrg], plan: Plan, stuck: set[s
     return out
 
 
-
-
-def _manual_for_known_bug(plan: Plan, org: Any, item: Any) -> bool:
-    """A manual item a known bug puts there although a later round does it without anyone's help."""
-    world: World | None = getattr(plan, "worlds", None)
-    if world is None or "r4-always-manual" not in KNOWN_BUGS:
-        return False
-
-    def transient_r4(m: Any) -> bool:
-        # R4 depends on the acting admin's level and links and on the means' level; the plan (or a change the
-        # supplier is processing) may be changing exactly those
-        involved = [world.means_by_email(org.acting_admin or ""), world.means_by_email(m.person or "")]
-        moving = {(x.person or "").lower() for o in plan.organisations for x in [*o.changes, *o.deferred]}
-        return any(w is not None and (w.pending is not None or not w.active or w.key in moving) for w in involved)
-
-    if item.rule == "R4":
-        return transient_r4(item)
-    # a step that waits on such an R4 step (listed as manual because that one is)
-    person = (item.person or "").lower()
-    return any(m.rule == "R4" and (m.person or "").lower() == person and transient_r4(m) for m in org.manual)
+@settings(SETTINGS, max_examples=examples(80))
+@given(scenarios())
+def test_c_plan_apply_approve_activate_converges_to_the_config(scenario: Scenario) -> None:
+    note(repr(scenario))
+    desired = load_desired(scenario.files)
+    world, plan, history = converge(scenario.actual.world, scenario.actual.actors, desired)
+    story = "\n\n".join(f"round {i + 1}:\n{listing(p)}" for i, p in enumerate(history)) + f"\n\nlast:\n{listing(plan)}"
+    assert quiet(plan), f"not quiet after {ROUNDS} rounds\n{story}\n{describe_world(world)}"
+    for org, d in zip(plan.organisations, desired):
+        if d.policy.prune:
+            assert not org.unmanaged, story
+    event(f"rounds with work: {len(history)}")
+    for kind in sorted({f"{m.action.value} {m.rule}" for o in plan.organisations for m in o.manual}):
+        event(f"manual left: {kind}")
+    wrong = mismatches(world, desired, plan)
+    assert not wrong, f"{wrong}\n{story}\n{describe_world(world)}"
+    # f. manual means no admin can do it through the backend: the reconciler must not do it itself later
+    seen: set[tuple[str, ...]] = set()
+    for p in history + [plan]:
+        done = {key for c in p.changes for key in change_keys(c)}
+        wrongly_manual = done & seen
+        assert not wrongly_manual, f"listed as manual, then done by the reconciler: {wrongly_manual}\n{story}"
+        seen |= {key for o in p.organisations for m in o.manual for key in item_keys(m)}
 
 
 # ================================================================================ bugs the properties found
-# Each test below is the smallest case of a bug listed in KNOWN_BUGS; it fails until the planner is fixed.
+# The smallest case of each bug they found, fixed and kept as a regression test.
 ADMIN_YAML = "  - {email: admin@acme.nl, name: Admin, role: beheerder, level: EH3, second_factor: {type: otp}}\n"
 
 
@@ -483,7 +436,7 @@ users:
   - {email: admin@acme.nl, name: Admin, role: gebruiker, level: EH3, type: belastingdienst, second_factor: {type: otp}}
   - {email: other@acme.nl, name: Other, role: beheerder, level: EH3, second_factor: {type: otp}}
 """)
-    world, plan, history = converge(backend.world, {KVK: "admin"}, [desired], tolerate=False)
+    world, plan, history = converge(backend.world, {KVK: "admin"}, [desired])
     [org] = plan.organisations
     assert ("change_role", "R3") in [(m.action.value, m.rule) for m in org.manual]
     assert quiet(plan), [(d.action.value, d.rule, d.reason) for d in org.deferred]
@@ -499,7 +452,7 @@ users:
   - {email: x@acme.nl, name: X, role: gebruiker, level: EH3, second_factor: {type: otp},
      authorisations: [{service: rvo/tenderned, until: rolling}]}
 """)
-    world, plan, history = converge(backend.world, {KVK: "admin"}, [desired], tolerate=False)
+    world, plan, history = converge(backend.world, {KVK: "admin"}, [desired])
     [org] = plan.organisations
     assert ("request_means", "R4") in [(m.action.value, m.rule) for m in org.manual]
     assert quiet(plan), [(d.action.value, d.rule, d.reason) for d in org.deferred]
@@ -516,13 +469,180 @@ def test_regression_a_step_blocked_by_what_is_left_alone_stays_deferred_forever(
     desired = config(tmp_path, "users:\n" + ADMIN_YAML + """\
   - {email: newtax@acme.nl, name: New, role: gebruiker, level: EH3, type: belastingdienst, second_factor: {type: otp}}
 """)
-    world, plan, history = converge(backend.world, {KVK: "admin"}, [desired], tolerate=False)
+    world, plan, history = converge(backend.world, {KVK: "admin"}, [desired])
     [org] = plan.organisations
     assert [u.target for u in org.unmanaged] == ["oldtax@acme.nl"]
     assert quiet(plan), [(d.action.value, d.rule, d.reason) for d in org.deferred]
 
 
+def test_regression_a_downgrade_the_next_organisations_steps_unblock_is_listed_manual(tmp_path, backend) -> None:
+    """manual-ignores-later-orgs (8c6ef3f, 2abb668): "nothing in the plan unblocks it" is judged on this
+    organisation's part of the plan only, but organisations are planned one after the other on one simulation
+    and a later organisation's part can remove the blocker. Here a downgrade still refused at stage 4 (R2: b is
+    beheerder of a second organisation) is listed as manual, while the second organisation's file (prune)
+    drops b, so the same plan terminates b there and the next plan downgrades b without anyone's help. The
+    same with R13 in `_settle`: a second belastingdienst request is manual because the first "stays", while a
+    later organisation's part changes that means' type (which frees the slot everywhere)."""
+    other = "12345678"
+    backend.means("admin@acme.nl", "beheerder")
+    backend.means("admin@acme.nl", "beheerder", kvk=other)
+    backend.means("b@acme.nl", "gebruiker", level="EH2+")
+    backend.means("b@acme.nl", "beheerder", kvk=other)
+    first = config(tmp_path, "users:\n" + ADMIN_YAML + "  - {email: b@acme.nl, name: B, role: gebruiker, level: EH2}\n")
+    second = config(tmp_path, "policy: {prune: true}\nusers:\n" + ADMIN_YAML, name="other.yaml",
+                    header=f'version: 1\norganisation: {{kvk: "{other}", name: Other}}\n')
+    actors = {KVK: "admin", other: "admin"}
+    world, plan, history = converge(backend.world, actors, [first, second])
+    assert ("terminate_means", "b@acme.nl") in [(c.action.value, c.target) for c in history[0].changes]
+    assert ("change_level", "b@acme.nl") in [(c.action.value, c.target) for p in history[1:] + [plan]
+                                             for c in p.changes]       # done a round later, by the reconciler
+    manual_first = [(m.action.value, m.target, m.rule) for o in (history or [plan])[0].organisations for m in o.manual]
+    assert not [m for m in manual_first if m[0] == "change_level"], manual_first
 
 
+def test_regression_a_grant_a_branch_number_forbids_stays_deferred_forever(tmp_path, backend) -> None:
+    """r17 (fixed in 1e9007d): an organisation registered with a branch number cannot use UWV and Belastingdienst
+    (R17); validation only warns. The grant of uwv/werkgeversportaal was *deferred* (R17) in every plan for good,
+    though nothing but a change of the registration (or of the config) unblocks it: it is manual."""
+    from reconciler.domain.state import OrgInfo
+    backend.world.orgs[KVK].info = OrgInfo(KVK, "Acme", "000012345678")
+    backend.means("admin@acme.nl", "beheerder")
+    desired = config(tmp_path, """\
+users:
+  - {email: admin@acme.nl, name: Admin, role: beheerder, level: EH3, second_factor: {type: otp},
+     authorisations: [{service: uwv/werkgeversportaal, until: rolling}, {service: rvo/tenderned, until: rolling}]}
+""", header=f'version: 1\norganisation: {{kvk: "{KVK}", name: Acme, branch_number: "000012345678"}}\n')
+    world, plan, history = converge(backend.world, {KVK: "admin"}, [desired])
+    [org] = plan.organisations
+    assert world.authorisation(KVK, "admin", CAT["rvo/tenderned"].uuid) is not None     # the rest is granted
+    assert quiet(plan), [(d.action.value, d.target, d.rule, d.reason) for d in org.deferred]
+    assert ("grant", "R17") in [(m.action.value, m.rule) for m in org.manual]
 
 
+def test_regression_r4_is_manual_although_the_pending_upgrade_of_the_acting_admin_lifts_it(tmp_path, backend) -> None:
+    """r4-always-manual: R4 compares levels and links that can be changing: here the acting admin's own upgrade
+    to EH3 is at the supplier (R6). A new EH3 user is listed as *manual* ("an admin with that level must request
+    it"), yet once the supplier has processed the upgrade the next plan requests it itself. Manual means no
+    admin can do it through the backend; this one waits (deferred: after the acting admin's upgrade). The same
+    happens when the plan links the acting admin to the other organisation (R4: "not linked to an organisation
+    you manage"), or when another organisation's part of the plan lowers the level of a means to be linked."""
+    from reconciler.domain.levels import Level
+    from reconciler.domain.state import Pending, PendingKind
+    backend.means("admin@acme.nl", "beheerder", level="EH2+", pending=Pending(PendingKind.LEVEL, level=Level.EH3))
+    desired = config(tmp_path, "users:\n" + ADMIN_YAML + """\
+  - {email: x@acme.nl, name: X, role: gebruiker, level: EH3, second_factor: {type: otp}}
+""")
+    world, plan, history = converge(backend.world, {KVK: "admin"}, [desired])
+    done_later = [(c.action.value, c.target) for p in history[1:] + [plan] for c in p.changes]
+    assert ("request_means", "x@acme.nl") in done_later            # the reconciler does it, a round later
+    manual_first = [(m.action.value, m.target, m.rule) for m in (history or [plan])[0].organisations[0].manual]
+    assert ("request_means", "x@acme.nl", "R4") not in manual_first, manual_first
+
+
+def test_regression_a_deferred_step_is_manual_because_of_an_unrelated_manual_step(tmp_path, backend) -> None:
+    """settle-any-manual-step (2abb668, `_settle`): every deferred step of a person who has *any* manual step
+    becomes manual ("it waits on the manual step for ..."), also when it waits on something else. Here b's
+    demotion waits on the supplier (R6: b's upgrade is being processed) and the next plan demotes b by itself;
+    b's unrelated manual step (its second factor, R19) must not make the demotion manual. Only a deferred step
+    that the manual step blocks is manual."""
+    from reconciler.domain.levels import Level
+    from reconciler.domain.state import Pending, PendingKind
+    backend.means("admin@acme.nl", "beheerder")
+    backend.means("b@acme.nl", "beheerder", level="EH2+", pending=Pending(PendingKind.LEVEL, level=Level.EH3))
+    desired = config(tmp_path, "users:\n" + ADMIN_YAML + """\
+  - {email: b@acme.nl, name: B, role: gebruiker, level: EH3, second_factor: {type: sms, phone: "+31612345678"}}
+""")
+    world, plan, history = converge(backend.world, {KVK: "admin"}, [desired])
+    first = (history or [plan])[0].organisations[0]
+    assert ("change_phone", "R19") in [(m.action.value, m.rule) for m in first.manual]
+    assert ("change_role", "b@acme.nl") in [(c.action.value, c.target) for p in history[1:] + [plan]
+                                            for c in p.changes]       # done a round later, by the reconciler
+    assert "change_role" not in [m.action.value for m in first.manual], [(m.action.value, m.rule, m.reason)
+                                                                          for m in first.manual]
+
+
+def test_regression_a_step_another_organisation_blocks_for_good_stays_deferred(tmp_path, backend) -> None:
+    """deferred-forever-across-orgs: `_settle` turns a deferred step into a manual one only when the blocker is
+    a manual step *of the same organisation* (or a staying belastingdienst means there). Here b is beheerder
+    of a second organisation whose file leaves b alone (policy.unmanaged), and this organisation's file wants
+    b as its belastingdienst gebruiker: the type change is refused (R13: never a beheerder) and listed as
+    *deferred* in every plan for good; `plan` exits 2 for ever. Nothing but a person unblocks it: manual."""
+    other = "12345678"
+    backend.means("admin@acme.nl", "beheerder")
+    backend.means("admin@acme.nl", "beheerder", kvk=other)
+    backend.means("b@acme.nl", "gebruiker")
+    backend.means("b@acme.nl", "beheerder", kvk=other)
+    first = config(tmp_path, "users:\n" + ADMIN_YAML + "  - {email: b@acme.nl, name: B, role: gebruiker, level: EH3, "
+                   "type: belastingdienst, second_factor: {type: otp}}\n")
+    second = config(tmp_path, "policy: {unmanaged: [b@acme.nl]}\nusers:\n" + ADMIN_YAML, name="other.yaml",
+                    header=f'version: 1\norganisation: {{kvk: "{other}", name: Other}}\n')
+    world, plan, history = converge(backend.world, {KVK: "admin", other: "admin"}, [first, second])
+    assert quiet(plan), [(d.kvk, d.action.value, d.target, d.rule, d.reason) for o in plan.organisations
+                         for d in o.deferred]
+
+
+def test_regression_grants_of_a_request_settle_made_manual_stay_deferred_forever(tmp_path, backend) -> None:
+    """settle-not-transitive (2abb668, `_settle`): the people with a manual step are collected *before* the loop
+    that turns deferred steps into manual ones, so a step made manual there does not carry its dependants
+    along. Here the second belastingdienst means cannot be requested while the unmanaged one stays (R13:
+    made manual by `_settle`), but its grant still says *deferred* (R7, "its means cannot be requested yet")
+    in every plan for good."""
+    from reconciler.config.models import MeansType as _T
+    backend.means("admin@acme.nl", "beheerder")
+    backend.means("oldtax@acme.nl", type=_T.BELASTINGDIENST)
+    desired = config(tmp_path, "users:\n" + ADMIN_YAML + """\
+  - {email: newtax@acme.nl, name: New, role: gebruiker, level: EH3, type: belastingdienst, second_factor: {type: otp},
+     authorisations: [{service: belastingdienst/aangifte-omzetbelasting, until: rolling}]}
+""")
+    world, plan, history = converge(backend.world, {KVK: "admin"}, [desired])
+    [org] = plan.organisations
+    assert ("request_means", "R13") in [(m.action.value, m.rule) for m in org.manual]
+    assert quiet(plan), [(d.action.value, d.target, d.rule, d.reason) for d in org.deferred]
+
+
+def test_regression_an_email_change_becomes_terminate_and_request_across_organisations(tmp_path, backend) -> None:
+    """rename-per-org (c0081d2): an e-mail change is recognised per organisation only (an undeclared member with
+    the name of a declared newcomer). Eva (active) is a member of the first organisation only; both files now
+    declare her new address. The first organisation rightly lists the change as manual (R11: only the holder),
+    but the second, where the old means is not a member, *requests a new means* for the new address; a round
+    later the first links that new means and, with prune, terminates the old one. That is terminate + request
+    (a second means bought, a new activation), which c0081d2 says must never happen: the second organisation
+    must wait for the holder (deferred/manual on the same R11 step) and then link the renamed means."""
+    other = "12345678"
+    backend.means("admin@acme.nl", "beheerder")
+    backend.means("admin@acme.nl", "beheerder", kvk=other)
+    backend.means("eva@acme.nl", "gebruiker")
+    eva = "  - {email: eva.nieuw@acme.nl, name: Eva, role: gebruiker, level: EH3, second_factor: {type: otp}}\n"
+    first = config(tmp_path, "policy: {prune: true}\nusers:\n" + ADMIN_YAML + eva)
+    second = config(tmp_path, "users:\n" + ADMIN_YAML + eva, name="other.yaml",
+                    header=f'version: 1\norganisation: {{kvk: "{other}", name: Other}}\n')
+    world, plan, history = converge(backend.world, {KVK: "admin", other: "admin"}, [first, second])
+    assert ("change_email", "R11") in [(m.action.value, m.rule) for m in (history or [plan])[0].organisations[0].manual]
+    done = [(c.kvk, c.action.value, c.target) for p in history + [plan] for c in p.changes]
+    assert (other, "request_means", "eva.nieuw@acme.nl") not in done, done
+    assert (KVK, "terminate_means", "eva@acme.nl") not in done, done
+
+
+def test_regression_any_r13_refusal_is_manual_while_a_belastingdienst_means_stays(tmp_path, backend) -> None:
+    """settle-r13-too-broad (2abb668, `_settle`): "a second belastingdienst means while the first stays" is
+    meant for R13's one-per-organisation refusal, but it turns *every* R13 refusal of a request, link or type
+    change into a manual step while some belastingdienst means stays. Here c is linked as beheerder and is
+    still a belastingdienst means ("cannot be a beheerder"); the second organisation's part of the same plan
+    changes c's type to regulier, and the next plan links c without anyone's help. It is deferred, not manual."""
+    from reconciler.config.models import MeansType as _T
+    other = "12345678"
+    backend.means("admin@acme.nl", "beheerder")
+    backend.means("admin@acme.nl", "beheerder", kvk=other)
+    backend.means("tax@acme.nl", type=_T.BELASTINGDIENST)
+    backend.means("c@acme.nl", type=_T.BELASTINGDIENST, kvk=other)
+    c = "  - {email: c@acme.nl, name: C, role: %s, level: EH3, second_factor: {type: otp}}\n"
+    first = config(tmp_path, "users:\n" + ADMIN_YAML + c % "beheerder" + "  - {email: tax@acme.nl, name: T, "
+                   "role: gebruiker, level: EH3, type: belastingdienst, second_factor: {type: otp}}\n")
+    second = config(tmp_path, "users:\n" + ADMIN_YAML + c % "gebruiker", name="other.yaml",
+                    header=f'version: 1\norganisation: {{kvk: "{other}", name: Other}}\n')
+    world, plan, history = converge(backend.world, {KVK: "admin", other: "admin"}, [first, second])
+    assert (other, "change_type") in [(c.kvk, c.action.value) for c in history[0].changes]
+    assert ("link_means", "c@acme.nl") in [(c.action.value, c.target) for p in history[1:] + [plan]
+                                           for c in p.changes]        # done a round later, by the reconciler
+    manual_first = [(m.action.value, m.rule, m.reason) for o in (history or [plan])[0].organisations for m in o.manual]
+    assert not [m for m in manual_first if m[0] == "link_means"], manual_first
