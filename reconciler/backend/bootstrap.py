@@ -9,7 +9,7 @@ never written anywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from reconciler.backend.sandbox.controls import SandboxControls
 from reconciler.backend.types import Secret
@@ -72,9 +72,23 @@ async def _acting_admin(controls: SandboxControls, org: LoadedOrg) -> ActingAdmi
             second_factor=factor.type.value if factor else None, phone=factor.phone if factor else None,
             branch_number=cfg.organisation.branch_number)
         return ActingAdmin(kvk, first.email, created.means_id, created.token, created=True)
+    return await _existing_admin(controls, kvk, [u.key for u in declared], members)
+
+
+async def acting_admins_of(controls: SandboxControls, preferred: Mapping[str, str | None]) -> dict[str, ActingAdmin]:
+    """The acting admin of organisations the sandbox already knows (a saved plan names its acting admins:
+    the same person acts again while still an active beheerder there)."""
+    return {kvk: await _existing_admin(controls, kvk, [email.lower()] if email else [], None)
+            for kvk, email in preferred.items()}
+
+
+async def _existing_admin(controls: SandboxControls, kvk: str, preferred: Sequence[str],
+                          members: Sequence[Any] | None) -> ActingAdmin:
+    if members is None:
+        members = await controls.means(kvk=kvk)
     admins = [m for m in members if m.roles.get(kvk) == Role.BEHEERDER.value and m.status == "actief"]
     if not admins:
         raise BootstrapError(f"organisation {kvk} has no active beheerder in the sandbox to act as (R1)")
     by_email = {m.email.lower(): m for m in admins}
-    chosen = next((by_email[u.key] for u in declared if u.key in by_email), admins[0])
+    chosen = next((by_email[e] for e in preferred if e in by_email), admins[0])
     return ActingAdmin(kvk, chosen.email, chosen.id, await controls.create_token(chosen.id), created=False)

@@ -281,6 +281,14 @@ class BeheerClient:
                        body: Mapping[str, Any] | None = None, mutating: bool = False,
                        if_match: int | None = None, idempotency_key: str | None = None) -> httpx.Response:
         """Send one logical request, retrying what is retryable; returns a 2xx response or raises."""
+        response, _ = await self._send(method, path, params=params, body=body, mutating=mutating,
+                                       if_match=if_match, idempotency_key=idempotency_key)
+        return response
+
+    async def _send(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                    body: Mapping[str, Any] | None = None, mutating: bool = False,
+                    if_match: int | None = None, idempotency_key: str | None = None) -> tuple[httpx.Response, int]:
+        """`_request`, also returning how many attempts it took (the audit log records it)."""
         headers: dict[str, str] = {}
         if mutating:
             headers["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
@@ -314,7 +322,7 @@ class BeheerClient:
             else:
                 log.debug("%s %s -> %d (attempt %d)", method, path, response.status_code, attempt)
                 if response.is_success:
-                    return response
+                    return response, attempt
                 failure = self._problem(response, method, path, attempt)
                 if response.status_code not in RETRY_STATUSES:
                     raise failure
@@ -395,8 +403,8 @@ class BeheerClient:
 
     async def _mutate(self, method: str, path: str, body: Mapping[str, Any] | None, *, if_match: int | None,
                       idempotency_key: str | None) -> MutationResult:
-        response = await self._request(method, path, body=body, mutating=True, if_match=if_match,
-                                       idempotency_key=idempotency_key)
+        response, attempts = await self._send(method, path, body=body, mutating=True, if_match=if_match,
+                                              idempotency_key=idempotency_key)
         data: Any = self._json(response, method, path) if response.content else {}
         etag = _revision_from_etag(response.headers.get("ETag"))
 
@@ -409,7 +417,8 @@ class BeheerClient:
             result = d.get("result") or {}
             if not isinstance(result, Mapping):
                 raise ValueError("'result' should be a JSON object")
-            return MutationResult(revision=revision, result=result, status=response.status_code)
+            return MutationResult(revision=revision, result=result, status=response.status_code, attempts=attempts,
+                                  replayed=response.headers.get("Idempotent-Replayed") == "true")
 
         return self._parse(parse, data, method, path, response.status_code)
 

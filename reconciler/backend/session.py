@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as dt
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Sequence
+from typing import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
-from reconciler.backend.bootstrap import acting_admins
+from reconciler.backend.bootstrap import ActingAdmin, acting_admins, acting_admins_of
 from reconciler.backend.client import BeheerClient
 from reconciler.backend.connect import open_backend, parse_backend_spec
 from reconciler.backend.sandbox.controls import SandboxControls
@@ -38,12 +38,37 @@ class Session:
 @asynccontextmanager
 async def open_session(backend: str | None, orgs: Sequence[LoadedOrg], *, today: dt.date | None = None,
                        read_only: bool = False, **client_options: object) -> AsyncIterator[Session]:
+    """A session for the organisations of a config (embedded: unknown ones are bootstrapped from it)."""
+    async def embedded(controls: SandboxControls) -> dict[str, ActingAdmin]:
+        return await acting_admins(controls, orgs)
+
+    kvks = [org.config.organisation.kvk for org in orgs]
+    async with _open(backend, kvks, embedded, today, read_only, client_options) as session:
+        yield session
+
+
+@asynccontextmanager
+async def open_plan_session(backend: str | None, preferred: Mapping[str, str | None], *, today: dt.date | None = None,
+                            **client_options: object) -> AsyncIterator[Session]:
+    """A session for the organisations of a saved plan: `preferred` maps each KvK to the acting admin the plan
+    was made with (embedded: that person acts again while still an active beheerder there)."""
+    async def embedded(controls: SandboxControls) -> dict[str, ActingAdmin]:
+        return await acting_admins_of(controls, preferred)
+
+    async with _open(backend, list(preferred), embedded, today, False, client_options) as session:
+        yield session
+
+
+@asynccontextmanager
+async def _open(backend: str | None, kvks: Sequence[str],
+                embedded: Callable[[SandboxControls], Awaitable[dict[str, ActingAdmin]]], today: dt.date | None,
+                read_only: bool, client_options: Mapping[str, object]) -> AsyncIterator[Session]:
     spec = parse_backend_spec(backend)
     async with open_backend(backend, require_token=not spec.embedded, **client_options) as client:  # type: ignore[arg-type]
         session = Session(backend=str(spec), embedded=spec.embedded, client=client)
         if spec.embedded:
             controls = SandboxControls(client)
-            for kvk, admin in (await acting_admins(controls, orgs)).items():
+            for kvk, admin in (await embedded(controls)).items():
                 session.clients[kvk] = client.with_token(admin.token)
                 session.actors[kvk] = admin.means_id
                 if admin.created:
@@ -51,8 +76,7 @@ async def open_session(backend: str | None, orgs: Sequence[LoadedOrg], *, today:
             session.today = today or await controls.today()
         else:
             me = await client.me()
-            for org in orgs:
-                kvk = org.config.organisation.kvk
+            for kvk in kvks:
                 session.clients[kvk] = client
                 session.actors[kvk] = me.means_id
             session.today = today or me.today or dt.date.today()

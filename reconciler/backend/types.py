@@ -342,6 +342,8 @@ class MutationResult:
     revision: int
     result: Mapping[str, Any] = field(default_factory=dict)
     status: int = 200
+    attempts: int = 1                    # requests it took (retries included)
+    replayed: bool = False               # the backend answered from its idempotency record (a retry of a done step)
 
     @property
     def pending(self) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from reconciler import __version__
+from reconciler.cli.apply import apply
 from reconciler.cli.catalogue import catalogue
 from reconciler.cli.plan import plan
 from reconciler.cli.sandbox import sandbox
@@ -56,6 +57,7 @@ def cli() -> None:
     Typical use:
       reconciler validate examples/org.yaml     check a config offline
       reconciler plan examples/org.yaml         what it takes to make the backend match it
+      reconciler apply examples/org.yaml        do it (asks first; --auto-approve in CI)
       reconciler catalogue list                 the services a config may name
       reconciler sandbox serve                  run the sandbox beheer backend on loopback
     """
@@ -63,6 +65,7 @@ def cli() -> None:
 
 cli.add_command(validate)
 cli.add_command(plan)
+cli.add_command(apply)
 cli.add_command(catalogue)
 cli.add_command(sandbox)
 

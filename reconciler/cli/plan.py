@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import replace
 import os
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -25,6 +26,10 @@ from reconciler.render.diagnostics import render_text as render_diagnostics
 from reconciler.render.json_plan import render_json
 from reconciler.render.markdown import render_markdown
 from reconciler.render.text import render_text
+
+if TYPE_CHECKING:
+    from reconciler.backend.session import Session
+    from reconciler.domain.state import World
 
 EXIT_NOTHING, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -51,29 +56,44 @@ def load_valid(paths: tuple[str, ...], today: dt.date) -> LoadResult:
 async def build_plan(paths: tuple[str, ...], backend: str | None, today: dt.date | None,
                      compare_to: str | None = None, tariffs: Tariffs = DEFAULT_TARIFFS) -> tuple[Plan, list[str]]:
     from reconciler.backend.session import open_session  # the HTTP stack, only for commands that use it
-    from reconciler.plan.read import read_state
 
     result = load_valid(paths, today or dt.date.today())
     async with open_session(backend, result.orgs, today=today) as session:
-        if session.today != (today or dt.date.today()):
-            result = load_valid(paths, session.today)   # R9 is judged on the backend's today
-        kvks = [org.config.organisation.kvk for org in result.orgs]
-        catalogue = Catalogue([s for org in result.orgs for s in org.catalogue])
-        actual = await read_state(session.clients, kvks, catalogue)
-        data = PlanInput(desired=[desired_org(org) for org in result.orgs], actual=actual.world, today=session.today,
-                         actors=session.actors, revisions=actual.revisions, config_digest=config_digest(result),
-                         tool_version=__version__, backend=session.backend, tariffs=tariffs)
-        plan = make_plan(data)
-        notes = list(session.notes)
-        if compare_to is not None:
-            base = load_paths([compare_to], session.today)
-            if base.ok:
-                base_plan = make_plan(replace(data, desired=[desired_org(org) for org in base.orgs]))
-                tag_origins(plan, base_plan, compare_to)
-            else:
-                notes.append(f"the base config {compare_to} is not valid ({len(base.errors)} errors): changes are "
-                             "not tagged introduced/drift/expiry")
-        return plan, notes
+        planned = await plan_in_session(session, paths, result, today, compare_to, tariffs)
+        return planned.plan, planned.notes
+
+
+@dataclass
+class Planned:
+    plan: Plan
+    world: World                  # the state the plan was made on (apply checks each step against it)
+    notes: list[str]
+
+
+async def plan_in_session(session: Session, paths: tuple[str, ...], result: LoadResult, today: dt.date | None,
+                          compare_to: str | None = None, tariffs: Tariffs = DEFAULT_TARIFFS) -> Planned:
+    """Read the backend through an open session and plan; the session stays open (apply uses it next)."""
+    from reconciler.plan.read import read_state
+
+    if session.today != (today or dt.date.today()):
+        result = load_valid(paths, session.today)   # R9 is judged on the backend's today
+    kvks = [org.config.organisation.kvk for org in result.orgs]
+    catalogue = Catalogue([s for org in result.orgs for s in org.catalogue])
+    actual = await read_state(session.clients, kvks, catalogue)
+    data = PlanInput(desired=[desired_org(org) for org in result.orgs], actual=actual.world, today=session.today,
+                     actors=session.actors, revisions=actual.revisions, config_digest=config_digest(result),
+                     tool_version=__version__, backend=session.backend, tariffs=tariffs)
+    plan = make_plan(data)
+    notes = list(session.notes)
+    if compare_to is not None:
+        base = load_paths([compare_to], session.today)
+        if base.ok:
+            base_plan = make_plan(replace(data, desired=[desired_org(org) for org in base.orgs]))
+            tag_origins(plan, base_plan, compare_to)
+        else:
+            notes.append(f"the base config {compare_to} is not valid ({len(base.errors)} errors): changes are "
+                         "not tagged introduced/drift/expiry")
+    return Planned(plan, actual.world, notes)
 
 
 def use_colour() -> bool:

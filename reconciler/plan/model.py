@@ -82,6 +82,15 @@ class Change:
     def symbol(self) -> str:
         return SYMBOL[self.action]
 
+    @property
+    def removal_count(self) -> int:
+        """Against policy.max_removals: a revoke counts once per user and service, other removals once."""
+        if not self.removal:
+            return 0
+        if self.action is Action.REVOKE:
+            return len(self.params["means_ids"]) * len(self.params["services"])
+        return 1
+
 
 @dataclass
 class _Blocked:
@@ -131,6 +140,13 @@ class OrgPlan:
     removals: int = 0                    # removals counted against the threshold
     removal_limit: int | None = None     # policy.max_removals for this organisation (None: no limit applies)
     existing_objects: int = 0
+    valid_until: dt.date | None = None   # the first day on which time alone changes this plan (apply --plan)
+    valid_until_reason: str = ""
+
+    def horizon(self, day: dt.date, reason: str) -> None:
+        """Keep the earliest day on which a decision of this plan flips because of the date."""
+        if self.valid_until is None or day < self.valid_until:
+            self.valid_until, self.valid_until_reason = day, reason
 
     @property
     def over_threshold(self) -> bool:

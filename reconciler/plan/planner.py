@@ -174,7 +174,7 @@ class _OrgPlanner:
         self._settle()
         limit = self.d.policy.threshold.limit(self.out.existing_objects)
         self.out.removal_limit = limit
-        self.out.removals = sum(_removal_count(c) for c in self.out.changes)
+        self.out.removals = sum(c.removal_count for c in self.out.changes)
 
     def _settle(self) -> None:
         """Changes are listed in stage order. Steps of different stages generated apart (chain steps, revokes)
@@ -341,8 +341,12 @@ class _OrgPlanner:
             self.waiting[user.key] = "its link to this organisation awaits the supplier (R15)"
             return  # asked for already: it is being processed
         op = rules.LinkMeans(self.kvk, means.id, user.role, user.subscription)
+        # the request is made in an organisation both the means and the acting admin (as beheerder) are in (R4)
+        source = next((kvk for kvk, ms in sorted(self.sim.memberships_of(self.actor_id).items())
+                       if ms.is_admin and self.sim.membership(kvk, means.id) is not None), None)
         accepted = self._step(op, Action.LINK_MEANS, user.email, Stage.ADD,
-                              {"means_id": means.id, "role": user.role.value, "subscription": user.subscription.value},
+                              {"means_id": means.id, "role": user.role.value, "subscription": user.subscription.value,
+                               "from_kvk": source},
                               detail=f"the existing means ({means.level}) as {user.role.value} (R15)",
                               person=user.email, escalation=user.is_admin,
                               cost_yearly=self.tariffs.link_cost(user.subscription),
@@ -439,6 +443,7 @@ class _OrgPlanner:
             held = self.sim.authorisations_of(self.kvk, means.id)
             wants: dict[tuple[str, dt.date | None], list[Service]] = defaultdict(list)
             for uuid, auth in wanted.authorisations.items():
+                self._horizon(auth.until, held.get(uuid), f"{user.email} {auth.service.key}")
                 what, end = target_end(auth.until, held.get(uuid), self.today, self.renew)
                 if what == "set":
                     what = "extend" if end > held[uuid] else "shorten"  # type: ignore[operator]
@@ -461,6 +466,15 @@ class _OrgPlanner:
         for (what, end, _), group in sorted(accepted.items(), key=lambda kv: (_ORDER[kv[0][0]], str(kv[0][1]),
                                                                                sorted(kv[0][2]))):
             self._bulk(what, end, group)
+
+    def _horizon(self, until: Until, held: dt.date | None, what: str) -> None:
+        """Note the first later day on which `target_end` would decide otherwise for this object."""
+        if until == ROLLING:
+            if held is not None and (held - self.today).days >= self.renew:
+                day = held - dt.timedelta(days=self.renew - 1)
+                self.out.horizon(day, f"{what} enters its renewal window (renew_before {self.renew} days)")
+        elif isinstance(until, dt.date) and until > self.today:
+            self.out.horizon(until, f"{what} reaches its end date {until}")
 
     def _wait_for_activation(self, wanted: DesiredUser, means: Means | None) -> None:
         if not wanted.authorisations:
@@ -537,6 +551,7 @@ class _OrgPlanner:
 
     def _chain(self, want: DesiredChain, have: Any) -> None:
         label = f"{want.name} ({want.kvk})" if want.name else want.kvk
+        self._horizon(want.until, have.end_date if have else None, f"the chain authorisation of {label}")
         what, end = target_end(want.until, have.end_date if have else None, self.today, self.renew)
         if what == "revoke":
             self._step(rules.RemoveIntermediary(self.kvk, want.kvk), Action.REMOVE_INTERMEDIARY, want.kvk,
@@ -584,14 +599,6 @@ _ACTION = {"grant": Action.GRANT, "extend": Action.SET_END_DATE, "shorten": Acti
 
 def _end_text(what: str, end: dt.date | None) -> str:
     return "" if what == "revoke" else f"until {end}"
-
-
-def _removal_count(change: Change) -> int:
-    if not change.removal:
-        return 0
-    if change.action is Action.REVOKE:
-        return len(change.params["means_ids"]) * len(change.params["services"])
-    return 1
 
 
 def _not_active_reason(means: Means) -> str:

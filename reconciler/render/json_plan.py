@@ -28,6 +28,8 @@ def _org(org: OrgPlan) -> dict[str, Any]:
             "changes": [_item(c) for c in org.changes], "deferred": [_item(d) for d in org.deferred],
             "manual": [_item(m) for m in org.manual], "unmanaged": [_item(u) for u in org.unmanaged],
             "warnings": list(org.warnings),
+            "valid_until": org.valid_until.isoformat() if org.valid_until else None,
+            "valid_until_reason": org.valid_until_reason,
             "removals": {"count": org.removals, "limit": org.removal_limit, "existing": org.existing_objects,
                          "over_threshold": org.over_threshold}}
 

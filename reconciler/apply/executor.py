@@ -1,0 +1,213 @@
+"""The executor: carries a plan out, step by step, as each organisation's acting admin.
+
+- Organisations run in parallel (bounded); steps within one in plan order. Organisations whose steps touch
+  the same means (a person linked to both, R15) share a lane and run one after the other, in plan order, as
+  the planner simulated them.
+- Every request carries `If-Match` (the revision the step expects: the plan's, then each answer's) and an
+  `Idempotency-Key` derived from the plan id and the step id, so a retry never repeats an effect.
+- Each step is first checked with the very rules the planner and the sandbox use (`domain.rules`), on a copy
+  of the state the plan was made on, to which only the steps that succeeded are applied. A step the rules
+  now refuse depended on a step that failed: it is skipped and says which. Independent steps go on.
+- A 412 (someone else changed the organisation), or a request whose outcome is unknown (the connection kept
+  failing) stops that organisation: the rest is reported as not attempted, and the next run re-plans.
+- Guards that hold whatever the flags: the acting admin is never demoted, downgraded or terminated (R3), the
+  last means of an organisation is never terminated (R14); deferred and manual steps are never attempted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import anyio
+
+from reconciler.apply.audit import AuditLog
+from reconciler.apply.calls import means_ids, path_kvk, send
+from reconciler.apply.progress import Progress, Quiet
+from reconciler.apply.report import ApplyReport, OrgResult, Outcome, StepResult, empty_result
+from reconciler.backend.client import BeheerClient
+from reconciler.backend.errors import (
+    BackendError, BackendUnreachable, PreconditionFailed, RateLimited, ServerError, Unavailable, UnexpectedResponse,
+)
+from reconciler.config.models import Role
+from reconciler.domain import rules
+from reconciler.domain.state import World
+from reconciler.plan.model import Action, Change, OrgPlan, Plan
+from reconciler.plan.ops import operation_for
+
+#: Organisations applied at the same time.
+APPLY_CONCURRENCY = 4
+
+#: Failures after which the outcome of the request is not known (it may have been committed): stop there.
+_UNKNOWN_OUTCOME = (BackendUnreachable, UnexpectedResponse, ServerError)
+#: The backend is not taking requests now: nothing was done, the rest would fail the same way.
+_UNAVAILABLE = (Unavailable, RateLimited)
+
+
+def idempotency_key(plan_id: str, step_id: str) -> str:
+    return "rcl-" + hashlib.sha256(f"{plan_id}:{step_id}".encode()).hexdigest()[:32]
+
+
+@dataclass
+class Executor:
+    plan: Plan
+    plan_id: str
+    world: World                                   # the state the plan was made on; steps that succeed go in
+    clients: Mapping[str, BeheerClient]            # kvk -> client with that organisation's acting admin's token
+    actors: Mapping[str, str | None]               # kvk -> acting admin's means id
+    audit: AuditLog = field(default_factory=lambda: AuditLog(None))
+    progress: Progress = field(default_factory=Quiet)
+    concurrency: int = APPLY_CONCURRENCY
+    revisions: dict[str, int | None] = field(default_factory=dict)
+
+    async def run(self) -> ApplyReport:
+        report = ApplyReport(self.plan_id, [empty_result(org) for org in self.plan.organisations])
+        results = {r.kvk: r for r in report.organisations}
+        for org in self.plan.organisations:
+            self.revisions.setdefault(org.kvk, org.revision)
+        self.progress.start(len(self.plan.changes))
+        self.audit.write("apply-started", plan_id=self.plan_id, organisations=[o.kvk for o in self.plan.organisations],
+                         steps=len(self.plan.changes), today=self.plan.today)
+        limiter = anyio.Semaphore(self.concurrency)
+
+        async def lane(orgs: list[OrgPlan]) -> None:
+            async with limiter:
+                for org in orgs:
+                    await self._org(org, results[org.kvk])
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for orgs in self._lanes():
+                    tg.start_soon(lane, orgs)
+        finally:
+            self.progress.finish()
+            self.audit.write("apply-finished", plan_id=self.plan_id, **report.summary())
+        return report
+
+    # ------------------------------------------------------------------------------------------ lanes
+    def _lanes(self) -> list[list[OrgPlan]]:
+        """Organisations connected by a means that steps of one touch and that is a member of the other (or by
+        a link's source) run in one lane, in plan order; the others in parallel."""
+        orgs = [o for o in self.plan.organisations if o.changes]
+        parent = {o.kvk: o.kvk for o in orgs}
+
+        def find(k: str) -> str:
+            while parent[k] != k:
+                parent[k] = parent[parent[k]]
+                k = parent[k]
+            return k
+
+        for org in orgs:
+            for change in org.changes:
+                related = {path_kvk(change)}
+                for mid in means_ids(change):
+                    related |= set(self.world.memberships_of(mid))
+                for kvk in related & parent.keys():
+                    parent[find(kvk)] = find(org.kvk)
+        lanes: dict[str, list[OrgPlan]] = {}
+        for org in orgs:
+            lanes.setdefault(find(org.kvk), []).append(org)
+        return list(lanes.values())
+
+    # --------------------------------------------------------------------------------- one organisation
+    async def _org(self, org: OrgPlan, result: OrgResult) -> None:
+        failed: list[StepResult] = []
+        for change in org.changes:
+            if result.stopped:
+                self._record(result, StepResult(change, Outcome.SKIPPED, message=f"not attempted: {result.stopped}",
+                                                because=failed[-1].change.id if failed else None))
+                continue
+            self.progress.step(change)
+            step = await self._step(change, failed)
+            self._record(result, step)
+            if step.outcome is Outcome.FAILED:
+                failed.append(step)
+                stop = self._stops(step)
+                if stop:
+                    result.stopped = stop
+
+    def _record(self, result: OrgResult, step: StepResult) -> None:
+        result.steps.append(step)
+        c = step.change
+        self.audit.write("step", plan_id=self.plan_id, step_id=c.id, kvk=c.kvk, action=c.action.value,
+                         target=c.target, outcome=step.outcome.value, code=step.code, message=step.message,
+                         attempts=step.attempts, ms=round(step.seconds * 1000, 1), because=step.because,
+                         replayed=step.replayed, revision=self.revisions.get(path_kvk(c)))
+        self.progress.done(step)
+
+    def _stops(self, step: StepResult) -> str | None:
+        if step.code == "precondition-failed":
+            return ("someone else changed the organisation since it was planned (412); nothing more is done here: "
+                    "plan again")
+        if step.code == "outcome-unknown":
+            return "the outcome of a request is unknown; nothing more is done here: run again (it converges)"
+        if step.code in ("unavailable", "rate-limited"):
+            return "the backend is not taking requests now; nothing more is done here: run again later"
+        return None
+
+    # ----------------------------------------------------------------------------------------- one step
+    async def _step(self, change: Change, failed: list[StepResult]) -> StepResult:
+        actor = self.actors.get(change.kvk)
+        client = self.clients.get(change.kvk)
+        if actor is None or client is None:
+            return StepResult(change, Outcome.FAILED, "R1", "no acting beheerder for this organisation")
+        guard = self._guard(change, actor)
+        if guard:
+            return StepResult(change, Outcome.FAILED, guard[0], guard[1])
+        placeholder = f"pending:{change.id}"
+        try:
+            rules.execute(self.world, actor, operation_for(change, placeholder), self.plan.today)
+        except rules.Refusal as refusal:
+            cause = _cause(change, failed)
+            if cause is not None:
+                return StepResult(change, Outcome.SKIPPED, refusal.code,
+                                  f"it depends on that step ({refusal.code}: {refusal.message})", because=cause.change.id)
+            return StepResult(change, Outcome.FAILED, refusal.code, f"not sent: the backend would refuse it now "
+                              f"({refusal.message}); plan again")
+        where = path_kvk(change)
+        started = time.perf_counter()
+        try:
+            answer = await send(client, change, if_match=self.revisions.get(where),
+                                key=idempotency_key(self.plan_id, change.id))
+        except BackendError as error:
+            seconds = time.perf_counter() - started
+            if isinstance(error, PreconditionFailed):
+                code = "precondition-failed"
+            elif isinstance(error, _UNKNOWN_OUTCOME):
+                code = "outcome-unknown"
+            elif isinstance(error, _UNAVAILABLE):
+                code = error.code or "unavailable"
+            else:
+                code = error.code or "error"
+            return StepResult(change, Outcome.FAILED, code, str(error), attempts=error.attempts, seconds=seconds)
+        seconds = time.perf_counter() - started
+        self.revisions[where] = answer.revision
+        new_id = answer.means().id if change.action is Action.REQUEST_MEANS else placeholder
+        self.world.apply(rules.execute(self.world, actor, operation_for(change, new_id), self.plan.today))
+        return StepResult(change, Outcome.DONE, attempts=answer.attempts, seconds=seconds, replayed=answer.replayed)
+
+    def _guard(self, change: Change, actor: str) -> tuple[str, str] | None:
+        """What the reconciler never does, whatever the plan file or the flags say."""
+        p = change.params
+        own = p.get("means_id") == actor
+        if own and change.action is Action.TERMINATE_MEANS:
+            return "R3", "the acting admin's own means is never terminated by the reconciler"
+        if own and change.action is Action.CHANGE_ROLE and p.get("role") == Role.GEBRUIKER.value:
+            return "R3", "the acting admin is never demoted by the reconciler"
+        if change.action is Action.TERMINATE_MEANS and self.world.member_count(change.kvk) <= 1:
+            return "R14", "the last means of an organisation is never terminated by the reconciler"
+        return None
+
+
+def _cause(change: Change, failed: list[StepResult]) -> StepResult | None:
+    """The failed step this one most likely waited on: one about the same person or means, else the last."""
+    if not failed:
+        return None
+    mine = set(means_ids(change)) | {(change.person or "").lower()}
+    for step in reversed(failed):
+        theirs = set(means_ids(step.change)) | {(step.change.person or "").lower()}
+        if mine & theirs - {""}:
+            return step
+    return failed[-1]

@@ -1,0 +1,91 @@
+"""Progress while applying: a bar with the current step on a terminal (rich), one plain line per step in CI
+and in logs, nothing with --quiet. All of it goes to stderr; the report goes to stdout."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Protocol
+
+from reconciler.apply.report import Outcome, StepResult
+from reconciler.plan.model import Change
+
+
+class Progress(Protocol):
+    def start(self, total: int) -> None: ...
+    def step(self, change: Change) -> None: ...
+    def done(self, result: StepResult) -> None: ...
+    def finish(self) -> None: ...
+
+
+class Quiet:
+    def start(self, total: int) -> None:
+        pass
+
+    def step(self, change: Change) -> None:
+        pass
+
+    def done(self, result: StepResult) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+class Lines(Quiet):
+    """`[  3/40] done    + grant ...` per step: readable in CI logs, no control characters."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.total = 0
+        self.n = 0
+
+    def start(self, total: int) -> None:
+        self.total = total
+
+    def done(self, result: StepResult) -> None:
+        self.n += 1
+        width = len(str(self.total))
+        word = {Outcome.DONE: "done", Outcome.FAILED: "FAILED", Outcome.SKIPPED: "skipped"}[result.outcome]
+        code = f" [{result.code}]" if result.code and result.outcome is Outcome.FAILED else ""
+        print(f"[{self.n:>{width}}/{self.total}] {word:<7} {result.change.kvk} {result.describe()}{code}",
+              file=self.stream, flush=True)
+
+
+class Bar(Quiet):
+    """A rich progress bar with the step being sent; failures are printed above it as they happen."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+
+        self.console = Console(stderr=True)
+        self.bar = RichProgress(TextColumn("applying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                TextColumn("{task.description}"), console=self.console, transient=True)
+        self.task: Any = None
+
+    def start(self, total: int) -> None:
+        self.bar.start()
+        self.task = self.bar.add_task("", total=total)
+
+    def step(self, change: Change) -> None:
+        target = ", ".join(change.target) if isinstance(change.target, list) else change.target
+        self.bar.update(self.task, description=f"{change.kvk} {change.action.value} {target}"[:80])
+
+    def done(self, result: StepResult) -> None:
+        if result.outcome is Outcome.FAILED:
+            from rich.markup import escape
+
+            self.console.print(f"[red]FAILED[/red] {escape(result.change.kvk)} {escape(result.describe())}: "
+                               f"{escape(result.message)}", markup=True, highlight=False)
+        self.bar.advance(self.task)
+
+    def finish(self) -> None:
+        self.bar.stop()
+
+
+def choose(quiet: bool, stream: Any = None) -> Progress:
+    if quiet:
+        return Quiet()
+    if (stream or sys.stderr).isatty():
+        return Bar()
+    return Lines(stream)

@@ -1,0 +1,118 @@
+"""What an apply did, step by step: done, failed (with the backend's rule code), skipped (because of which
+failure) and not attempted (deferred, manual); rendered as text for people and JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Callable
+
+from reconciler.plan.model import Change, OrgPlan
+
+
+class Outcome(str, Enum):
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass
+class StepResult:
+    change: Change
+    outcome: Outcome
+    code: str | None = None              # the backend's problem code (R1..R20, precondition-failed, ...)
+    message: str = ""
+    attempts: int = 0                    # HTTP requests it took (0: not sent)
+    seconds: float = 0.0
+    because: str | None = None           # skipped: the id of the failed step it depended on
+    replayed: bool = False               # answered from the backend's idempotency record
+
+    def describe(self) -> str:
+        c = self.change
+        target = ", ".join(c.target) if isinstance(c.target, list) else c.target
+        return f"{c.symbol} {c.action.value} {target}" + (f" ({c.detail})" if c.detail else "")
+
+
+@dataclass
+class OrgResult:
+    kvk: str
+    name: str
+    steps: list[StepResult] = field(default_factory=list)
+    stopped: str | None = None           # why the rest of this organisation was not attempted
+    deferred: int = 0
+    manual: int = 0
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for s in self.steps if s.outcome is outcome)
+
+
+@dataclass
+class ApplyReport:
+    plan_id: str
+    organisations: list[OrgResult] = field(default_factory=list)
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(o.count(outcome) for o in self.organisations)
+
+    @property
+    def ok(self) -> bool:
+        return self.count(Outcome.FAILED) == 0 and self.count(Outcome.SKIPPED) == 0
+
+    def summary(self) -> dict[str, int]:
+        return {"done": self.count(Outcome.DONE), "failed": self.count(Outcome.FAILED),
+                "skipped": self.count(Outcome.SKIPPED),
+                "deferred": sum(o.deferred for o in self.organisations),
+                "manual": sum(o.manual for o in self.organisations)}
+
+
+Paint = Callable[[str, str], str]
+
+
+def render_text(report: ApplyReport, paint: Paint | None = None) -> str:
+    paint = paint or (lambda _colour, text: text)
+    lines: list[str] = []
+    for org in report.organisations:
+        if not org.steps and not org.stopped:
+            continue
+        lines.append(f"organisation {org.kvk} {org.name}".rstrip())
+        by_id = {s.change.id: s for s in org.steps}
+        for s in org.steps:
+            if s.outcome is Outcome.DONE:
+                lines.append(paint("green", f"  done     {s.describe()}") + (" (replayed)" if s.replayed else ""))
+            elif s.outcome is Outcome.FAILED:
+                code = f"[{s.code}] " if s.code else ""
+                lines.append(paint("red", f"  FAILED   {s.describe()}"))
+                lines.append(paint("red", f"           {code}{s.message}"))
+            else:
+                cause = by_id.get(s.because or "")
+                why = f"because `{cause.describe()}` failed: " if cause else ""
+                lines.append(paint("yellow", f"  skipped  {s.describe()}"))
+                lines.append(paint("yellow", f"           {why}{s.message}"))
+        if org.stopped:
+            lines.append(paint("red", f"  stopped: {org.stopped}"))
+        lines.append("")
+    n = report.summary()
+    lines.append(f"Apply: {n['done']} done, {n['failed']} failed, {n['skipped']} skipped; not attempted: "
+                 f"{n['deferred']} deferred, {n['manual']} manual.")
+    if not report.ok:
+        lines.append("Nothing was half-done silently: the steps above say what happened. Run `reconciler plan` to "
+                     "see what is left; the next apply finishes the job.")
+    return "\n".join(lines) + "\n"
+
+
+def report_to_data(report: ApplyReport) -> dict[str, Any]:
+    return {"plan_id": report.plan_id, "ok": report.ok, "summary": report.summary(),
+            "organisations": [{"kvk": o.kvk, "name": o.name, "stopped": o.stopped,
+                               "steps": [{"id": s.change.id, "action": s.change.action.value, "target": s.change.target,
+                                          "outcome": s.outcome.value, "code": s.code, "message": s.message,
+                                          "attempts": s.attempts, "because": s.because, "replayed": s.replayed}
+                                         for s in o.steps]} for o in report.organisations]}
+
+
+def render_json(report: ApplyReport) -> str:
+    return json.dumps(report_to_data(report), indent=2, ensure_ascii=False) + "\n"
+
+
+def empty_result(org: OrgPlan) -> OrgResult:
+    return OrgResult(org.kvk, org.name, deferred=len(org.deferred), manual=len(org.manual))

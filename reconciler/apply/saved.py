@@ -1,0 +1,96 @@
+"""A plan saved with `reconciler plan --out plan.json`, read back for `reconciler apply --plan`.
+
+The file is checked against `schemas/plan.schema.json` first (a hand-edited or truncated plan is refused with
+the JSON path of what is wrong, and nothing is done), then turned back into the plan objects the executor
+carries out. A plan's id is a digest of what makes it what it is (config, day, revisions, steps): the
+Idempotency-Key of each request is derived from it and the step id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from reconciler.plan.model import Action, Change, Deferred, Manual, OrgPlan, Origin, Plan, Stage, Unmanaged
+from reconciler.render.json_plan import PLAN_FORMAT_VERSION
+
+
+class SavedPlanError(Exception):
+    """The file is not a plan this version can apply."""
+
+
+def load_plan(path: Path) -> Plan:
+    """Read, validate and rebuild a saved plan; `SavedPlanError` says what is wrong (and where)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SavedPlanError(f"{path}: cannot read the plan: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SavedPlanError(f"{path}: not a plan file (not UTF-8 text)") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SavedPlanError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}; write a plan with "
+                             "`reconciler plan PATH... --out plan.json`") from None
+    if isinstance(data, dict) and data.get("format_version") not in (None, PLAN_FORMAT_VERSION):
+        raise SavedPlanError(f"{path}: plan format version {data.get('format_version')!r}; this reconciler applies "
+                             f"version {PLAN_FORMAT_VERSION}: plan again with this version")
+    from reconciler.config.schema import validator
+
+    errors = sorted(validator("plan.schema.json").iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        where = "/".join(str(p) for p in first.absolute_path) or "(top level)"
+        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+        raise SavedPlanError(f"{path}: not a valid plan at {where}: {first.message}{more}; plans are written by "
+                             "`reconciler plan --out` and must not be edited")
+    return plan_from_data(data)
+
+
+def plan_from_data(data: dict[str, Any]) -> Plan:
+    """The plan objects of a (schema-valid) plan document."""
+    orgs = []
+    for o in data["organisations"]:
+        kvk = o["kvk"]
+        org = OrgPlan(kvk=kvk, name=o["name"], revision=o["revision"], acting_admin=o["acting_admin"],
+                      changes=[_change(kvk, c) for c in o["changes"]],
+                      deferred=[Deferred(**_blocked(kvk, d)) for d in o["deferred"]],
+                      manual=[Manual(**_blocked(kvk, m)) for m in o["manual"]],
+                      unmanaged=[Unmanaged(kvk, u["kind"], u["target"], u.get("detail", "")) for u in o["unmanaged"]],
+                      warnings=list(o["warnings"]), removals=o["removals"]["count"],
+                      removal_limit=o["removals"]["limit"], existing_objects=o["removals"]["existing"],
+                      valid_until=_date(o.get("valid_until")), valid_until_reason=o.get("valid_until_reason", ""))
+        orgs.append(org)
+    plan = Plan(today=dt.date.fromisoformat(data["today"]), config_digest=data["config_digest"],
+                tool_version=data["tool_version"], backend=data["backend"], organisations=orgs,
+                warnings=list(data["warnings"]), force_required=data["force_required"],
+                compared_to=data["compared_to"])
+    plan.cost.once, plan.cost.yearly = data["cost"]["once"], data["cost"]["yearly"]
+    return plan
+
+
+def plan_id(plan: Plan) -> str:
+    """What makes this plan itself: a re-plan on a changed backend or another day is another plan."""
+    parts = [plan.config_digest, plan.today.isoformat(), plan.backend,
+             [(o.kvk, o.revision, [c.id for c in o.changes]) for o in plan.organisations]]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _date(value: str | None) -> dt.date | None:
+    return dt.date.fromisoformat(value) if value else None
+
+
+def _change(kvk: str, c: dict[str, Any]) -> Change:
+    return Change(id=c["id"], kvk=kvk, action=Action(c["action"]), target=c["target"], stage=Stage(c["stage"]),
+                  params=dict(c["params"]), detail=c["detail"], person=c["person"], removal=c["removal"],
+                  escalation=c["escalation"], origin=Origin(c["origin"]) if c["origin"] else None,
+                  time_driven=c["time_driven"], cost_once=c["cost_once"], cost_yearly=c["cost_yearly"])
+
+
+def _blocked(kvk: str, item: dict[str, Any]) -> dict[str, Any]:
+    return {"kvk": kvk, "action": Action(item["action"]), "target": item["target"], "rule": item["rule"],
+            "reason": item["reason"], "person": item.get("person"), "detail": item.get("detail", ""),
+            "origin": Origin(item["origin"]) if item.get("origin") else None}

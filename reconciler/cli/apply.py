@@ -1,0 +1,167 @@
+"""`reconciler apply`: carry a plan out (exit 0 done or nothing to do, 1 failed or refused)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import click
+
+from reconciler import __version__
+from reconciler.cli.options import DATE, backend_option
+from reconciler.cli.plan import load_valid, use_colour
+from reconciler.cli.runner import run
+
+if TYPE_CHECKING:
+    from reconciler.apply.report import ApplyReport
+    from reconciler.backend.session import Session
+    from reconciler.domain.state import World
+    from reconciler.plan.model import Plan
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+class Refused(click.ClickException):
+    """The apply does not start: nothing was sent."""
+
+
+def _show_plan(plan: Plan, quiet: bool) -> None:
+    from reconciler.render.text import render_text
+
+    if not quiet:
+        click.echo(render_text(plan, colour=use_colour()), nl=False)
+
+
+async def _confirm(plan: Plan, auto_approve: bool) -> None:
+    """Terraform's rule: on a terminal only `yes` goes on; without one, only --auto-approve does."""
+    if auto_approve:
+        return
+    if not sys.stdin.isatty():
+        raise Refused("refusing to apply without confirmation: stdin is not a terminal. Review the plan above "
+                      "(or `reconciler plan --out plan.json`) and run again with --auto-approve")
+    orgs = sorted({c.kvk for c in plan.changes})
+    question = (f"\nApply these {len(plan.changes)} changes to {len(orgs)} organisation(s) "
+                f"({', '.join(orgs[:5])}{', ...' if len(orgs) > 5 else ''})?\nOnly 'yes' is accepted")
+    answer = await anyio.to_thread.run_sync(lambda: click.prompt(question, default="", show_default=False,
+                                                                 err=True))
+    if answer.strip().lower() != "yes":
+        raise Refused("apply cancelled: nothing was changed")
+
+
+async def _execute(plan: Plan, world: World, session: Session, opts: dict[str, Any]) -> ApplyReport:
+    from reconciler.apply.audit import AuditLog
+    from reconciler.apply.executor import Executor
+    from reconciler.apply.preflight import threshold_reasons
+    from reconciler.apply.progress import choose
+    from reconciler.apply.saved import plan_id
+
+    over = threshold_reasons(plan)
+    if over and not opts["force"]:
+        raise Refused("the plan removes more than policy.max_removals allows; nothing was changed. Check the "
+                      "removals above and run again with --force if you mean it:\n  " + "\n  ".join(over))
+    await _confirm(plan, opts["auto_approve"])
+    audit_path = None if opts["audit_log"] == "-" else Path(opts["audit_log"])
+    with AuditLog(audit_path) as audit:
+        executor = Executor(plan, plan_id(plan), world, session.clients, session.actors, audit=audit,
+                            progress=choose(opts["quiet"]), concurrency=opts["concurrency"])
+        return await executor.run()
+
+
+async def apply_paths(paths: tuple[str, ...], opts: dict[str, Any]) -> ApplyReport | None:
+    from reconciler.backend.session import open_session
+    from reconciler.cli.plan import plan_in_session
+
+    today: dt.date | None = opts["today"]
+    result = load_valid(paths, today or dt.date.today())
+    async with open_session(opts["backend"], result.orgs, today=today) as session:
+        planned = await plan_in_session(session, paths, result, today)
+        for note in planned.notes:
+            click.echo(f"note: {note}", err=True)
+        _show_plan(planned.plan, opts["quiet"])
+        if not planned.plan.changes:
+            return None
+        return await _execute(planned.plan, planned.world, session, opts)
+
+
+async def apply_saved(path: str, opts: dict[str, Any]) -> ApplyReport | None:
+    from reconciler.apply.preflight import stale_reasons
+    from reconciler.apply.saved import SavedPlanError, load_plan
+    from reconciler.backend.session import open_plan_session
+    from reconciler.domain.catalogue import Catalogue
+    from reconciler.plan.read import read_state
+
+    try:
+        plan = load_plan(Path(path))
+    except SavedPlanError as exc:
+        raise Refused(str(exc)) from None
+    preferred = {o.kvk: o.acting_admin for o in plan.organisations}
+    async with open_plan_session(opts["backend"], preferred) as session:
+        catalogue = Catalogue([s.to_service() for s in await session.client.list_services()])
+        actual = await read_state(session.clients, list(preferred), catalogue)
+        reasons = stale_reasons(plan, backend=session.backend, revisions=actual.revisions, today=session.today,
+                                tool_version=__version__)
+        if reasons:
+            raise Refused("the saved plan is stale; nothing was changed. Plan again "
+                          "(`reconciler plan PATH... --out plan.json`):\n  " + "\n  ".join(reasons))
+        _show_plan(plan, opts["quiet"])
+        if not plan.changes:
+            return None
+        return await _execute(plan, actual.world, session, opts)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, metavar="PATH...")
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False), default=None,
+              help="Apply exactly this saved plan (from `reconciler plan --out`), after checking that the backend "
+                   "has not changed since and that no date-driven decision has.")
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation (CI). Without it, apply asks on a "
+                                                   "terminal and refuses without one.")
+@click.option("--force", is_flag=True, help="Allow more removals than policy.max_removals. Never: demoting or "
+                                            "terminating the acting admin, terminating an organisation's last means.")
+@click.option("--audit-log", "audit_log", default=".reconciler/audit.jsonl", show_default=True, metavar="FILE",
+              help="Append one JSON line per request and its outcome (never a token); '-' for none.")
+@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 32),
+              help="Organisations applied at the same time (steps within one always in plan order).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="The final report: text for people, json for scripts.")
+@click.option("--quiet", "-q", is_flag=True, help="No plan listing and no progress; only the final report.")
+@click.option("--today", type=DATE, default=None, help="Plan as if today were this date (default: the backend's).")
+@backend_option
+def apply(paths: tuple[str, ...], plan_file: str | None, auto_approve: bool, force: bool, audit_log: str,
+          concurrency: int, fmt: str, quiet: bool, today: dt.date | None, backend: str | None) -> int:
+    """Make the backend match the config: plan, show the plan, ask, then carry it out.
+
+    \b
+      reconciler apply examples/org.yaml               plan, confirm on the terminal, apply
+      reconciler apply examples/org.yaml --auto-approve    the same in CI
+      reconciler apply --plan plan.json                exactly the reviewed plan, if still current
+
+    Each step is sent once (an Idempotency-Key per step, If-Match per organisation); a step the backend
+    refuses fails alone and what depends on it is skipped; a 412 stops that organisation. The report lists
+    done, failed, skipped and not attempted steps. Exit 0 when everything was done (or nothing was to do),
+    1 when anything failed or the apply was refused (stale plan, removal threshold, no confirmation).
+    """
+    if bool(paths) == bool(plan_file):
+        raise click.UsageError("give the config (PATH...) or a saved plan (--plan plan.json), not both and not none")
+    if plan_file and today:
+        raise click.UsageError("--today applies when planning; a saved plan keeps the day it was made on")
+    opts = {"auto_approve": auto_approve, "force": force, "audit_log": audit_log, "concurrency": concurrency,
+            "quiet": quiet, "today": today, "backend": backend}
+    report = run(lambda: apply_saved(plan_file, opts) if plan_file else apply_paths(paths, opts))
+    from reconciler.apply.report import render_json, render_text
+
+    if report is None:
+        if fmt == "json":
+            click.echo('{"ok": true, "summary": {"done": 0, "failed": 0, "skipped": 0}, "organisations": []}')
+        else:
+            click.echo("Nothing to apply: the backend matches the config (or only deferred and manual steps remain).")
+        return EXIT_OK
+    if fmt == "json":
+        click.echo(render_json(report), nl=False)
+    else:
+        paint = (lambda colour, text: click.style(text, fg=colour)) if use_colour() else None
+        click.echo(render_text(report, paint), nl=False)
+    return EXIT_OK if report.ok else EXIT_FAILED
