@@ -99,7 +99,8 @@ async def apply_saved(path: str, opts: dict[str, Any]) -> ApplyReport | None:
         raise Refused(str(exc)) from None
     preferred = {o.kvk: o.acting_admin for o in plan.organisations}
     async with open_plan_session(opts["backend"], preferred) as session:
-        catalogue = Catalogue([s.to_service() for s in await session.client.list_services()])
+        reader = next(iter(session.clients.values()), session.client)       # one with a token
+        catalogue = Catalogue([s.to_service() for s in await reader.list_services()])
         actual = await read_state(session.clients, list(preferred), catalogue)
         reasons = stale_reasons(plan, backend=session.backend, revisions=actual.revisions, today=session.today,
                                 tool_version=__version__)
