@@ -29,6 +29,7 @@ class Session:
     actors: dict[str, str | None] = field(default_factory=dict)        # kvk -> acting admin's means id
     today: dt.date = field(default_factory=dt.date.today)
     notes: list[str] = field(default_factory=list)
+    read_only: bool = False                                            # the token can read, not change
 
     @property
     def requests_total(self) -> int:
@@ -80,6 +81,7 @@ async def _open(backend: str | None, kvks: Sequence[str],
                 session.clients[kvk] = client
                 session.actors[kvk] = me.means_id
             session.today = today or me.today or dt.date.today()
+            session.read_only = me.read_only
             if me.read_only and not read_only:
                 session.notes.append("the token is read-only: plans can be made, not applied")
         yield session

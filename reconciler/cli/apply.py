@@ -35,11 +35,16 @@ def _show_plan(plan: Plan, quiet: bool) -> None:
         click.echo(render_text(plan, colour=use_colour()), nl=False)
 
 
+def interactive() -> bool:
+    """Whether a person can answer (stdin is a terminal)."""
+    return sys.stdin.isatty()
+
+
 async def _confirm(plan: Plan, auto_approve: bool) -> None:
     """Terraform's rule: on a terminal only `yes` goes on; without one, only --auto-approve does."""
     if auto_approve:
         return
-    if not sys.stdin.isatty():
+    if not interactive():
         raise Refused("refusing to apply without confirmation: stdin is not a terminal. Review the plan above "
                       "(or `reconciler plan --out plan.json`) and run again with --auto-approve")
     orgs = sorted({c.kvk for c in plan.changes})
@@ -58,6 +63,9 @@ async def _execute(plan: Plan, world: World, session: Session, opts: dict[str, A
     from reconciler.apply.progress import choose
     from reconciler.apply.saved import plan_id
 
+    if session.read_only:
+        raise Refused("the API token is read-only: it can plan and report, not apply; nothing was changed. Use "
+                      "the token of a beheerder that may change things")
     over = threshold_reasons(plan)
     if over and not opts["force"]:
         raise Refused("the plan removes more than policy.max_removals allows; nothing was changed. Check the "

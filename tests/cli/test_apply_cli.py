@@ -133,3 +133,16 @@ def test_usage_errors_exit_1(tmp_path: Path) -> None:
     bad.write_text("{")
     code, _, err = invoke("apply", "--plan", str(bad), "--backend", f"sandbox:{tmp_path / 'sb.db'}")
     assert code == 1 and "plan.json:1:2: not valid JSON" in err and "Traceback" not in err
+
+
+def test_on_a_terminal_only_yes_goes_on(tmp_path: Path, monkeypatch: object) -> None:
+    import reconciler.cli.apply as apply_cli
+
+    monkeypatch.setattr(apply_cli, "interactive", lambda: True)  # type: ignore[attr-defined]
+    repo = Repo(tmp_path)
+    path = repo.config(HEAD + "users:\n" + ADMIN + users(1))
+    code, _, err = repo.run("apply", path, stdin="y\n")
+    assert code == 1 and "Only 'yes' is accepted" in err and "apply cancelled: nothing was changed" in err
+    assert repo.run("plan", path)[0] == 2
+    code, out, _ = repo.run("apply", path, stdin="yes\n")
+    assert code == 0 and "Apply: 1 done" in out
