@@ -119,7 +119,7 @@ def seed(db: Path, orgs: list[Org], today: dt.date) -> tuple[str, dict[str, int]
     held_end, _ = dates_for(today)
     start = time.perf_counter()
     store = SandboxStore(db)
-    counts = collections.Counter()
+    counts: collections.Counter[str] = collections.Counter()
     token = ""
     try:
         for org in orgs:
@@ -248,13 +248,14 @@ class Child:
     stdout: str
     stderr: str
     timed_out: bool = False
+    started_at: float = 0.0          # epoch seconds when it was spawned
 
 
 def run_child(cmd: list[str], env: dict[str, str], workdir: Path, timeout: float) -> Child:
     """Run `cmd`, wait for it with wait4(2) to get its own peak RSS; killed (by its pid) after `timeout`."""
     out, err = workdir / "child.out", workdir / "child.err"
     with out.open("wb") as fo, err.open("wb") as fe:
-        start = time.perf_counter()
+        start, epoch = time.perf_counter(), time.time()
         proc = subprocess.Popen(cmd, stdout=fo, stderr=fe, env=env, cwd=workdir)
         killed, done = threading.Event(), threading.Event()
 
@@ -272,7 +273,7 @@ def run_child(cmd: list[str], env: dict[str, str], workdir: Path, timeout: float
         done.set()
         proc.returncode = os.waitstatus_to_exitcode(status)
     return Child(cmd, proc.returncode, wall, usage.ru_maxrss / 1024, out.read_text(encoding="utf-8", errors="replace"),
-                 err.read_text(encoding="utf-8", errors="replace"), killed.is_set())
+                 err.read_text(encoding="utf-8", errors="replace"), killed.is_set(), epoch)
 
 
 def reconciler(*args: str) -> list[str]:
@@ -296,16 +297,39 @@ def plan_changes(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return [c for o in data["organisations"] for c in o["changes"]], data["summary"]
 
 
-def audit_steps(path: Path) -> list[dict[str, Any]]:
+@dataclass
+class Audit:
+    """What the first apply wrote to its audit log: step records, and when it started and finished its steps."""
+
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    started: float | None = None          # epoch seconds of "apply-started"
+    finished: float | None = None         # epoch seconds of "apply-finished"
+
+
+def read_audit(path: Path) -> Audit:
+    out = Audit()
     if not path.exists():
-        return []
-    steps = []
+        return out
     with path.open(encoding="utf-8") as f:
         for line in f:
             record = json.loads(line)
-            if record.get("event") == "step":
-                steps.append(record)
-    return steps
+            event = record.get("event")
+            if event == "step":
+                out.steps.append(record)
+            elif event in ("apply-started", "apply-finished"):
+                at = dt.datetime.fromisoformat(record["at"]).timestamp()
+                if event == "apply-started" and out.started is None:
+                    out.started = at
+                elif event == "apply-finished" and out.finished is None:
+                    out.finished = at
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def split_counts(counts: dict[str, Any]) -> tuple[int, int, dict[str, int]]:
@@ -335,6 +359,7 @@ def one_run(label: str, args: argparse.Namespace, faults: dict[str, Any] | None)
         env = {k: v for k, v in os.environ.items() if k not in ("RECONCILER_BACKEND",)}
         env.update(BEHEER_API_TOKEN=token, NO_COLOR="1", PYTHONUNBUFFERED="1")
         audit = tmp / "audit.jsonl"
+        audit_arg = "-" if args.no_audit else str(audit)
 
         with Served(db) as served:
             backend = served.url
@@ -364,7 +389,7 @@ def one_run(label: str, args: argparse.Namespace, faults: dict[str, Any] | None)
                 served.faults(**faults)
                 print(f"  faults on /v1: {json.dumps(faults)}")
             cmd = reconciler("apply", "--plan", str(plan_file), "--auto-approve", "-q", "--format", "json",
-                             "--backend", backend, "--audit-log", str(audit), "--concurrency", str(args.concurrency))
+                             "--backend", backend, "--audit-log", audit_arg, "--concurrency", str(args.concurrency))
             apply = run_child(cmd, env, tmp, args.timeout)
             served_counts = served.counts()
             writes, reads, write_routes = split_counts(served_counts)
@@ -376,9 +401,12 @@ def one_run(label: str, args: argparse.Namespace, faults: dict[str, Any] | None)
             s = report.get("summary", {})
             done, failed, skipped = s.get("done", 0), s.get("failed", 0), s.get("skipped", 0)
             stopped = [o for o in report.get("organisations", []) if o.get("stopped")]
-            steps = audit_steps(audit)
+            log = read_audit(audit)
+            steps = log.steps
             attempts = sum(st.get("attempts") or 0 for st in steps)
+            sent = sum(1 for st in steps if st.get("attempts"))
             replayed = sum(1 for st in steps if st.get("replayed"))
+            latency = [float(st["ms"]) for st in steps if st.get("attempts") and st.get("ms") is not None]
             completed = apply.returncode == 0 and done == len(changes)
             rate = done / apply.wall if apply.wall else 0.0
             print(f"  reconciler apply --plan plan.json --auto-approve -q --concurrency {args.concurrency}:")
@@ -395,11 +423,27 @@ def one_run(label: str, args: argparse.Namespace, faults: dict[str, Any] | None)
             for route, n in sorted(write_routes.items()):
                 print(f"          {route}: {n}")
             print(f"      /v1 read requests the sandbox counted:  {reads}   (me, services, pages of state)")
-            print(f"      write attempts in the audit log:   {attempts} over {len(steps)} step records; "
-                  f"{replayed} answers replayed from the idempotency record")
+            if args.no_audit:
+                print("      audit log: off (--no-audit), so no per-step figures")
+            else:
+                print(f"      write attempts in the audit log:   {attempts} over {len(steps)} step records ({sent} sent); "
+                      f"{replayed} answers replayed from the idempotency record")
+                print(f"      one step's request, retries included (audit ms): median {percentile(latency, 0.5):.1f}, "
+                      f"p99 {percentile(latency, 0.99):.1f}, max {max(latency, default=0):.0f}")
+                if log.started and log.finished:
+                    before = log.started - apply.started_at
+                    print(f"      where the wall time goes: {before:.2f} s before the first step (start-up, load and "
+                          f"validate plan.json, read the backend), {log.finished - log.started:.2f} s carrying out the "
+                          f"steps ({done / max(1e-9, log.finished - log.started):.0f} changes/s), "
+                          f"{apply.started_at + apply.wall - log.finished:.2f} s after (report, exit)")
             print(f"      peak RSS of the applying process:  {apply.rss_mb:.0f} MB")
             if faults:
-                print(f"      retries (write requests counted - changes done): {writes - done}")
+                print(f"      retries (write requests counted - changes done): {writes - done}"
+                      + ("" if args.no_audit else f";  from the audit log (attempts - steps sent): {attempts - sent}"))
+                if not args.no_audit:
+                    retried = [float(st["ms"]) for st in steps if (st.get("attempts") or 0) > 1 and st.get("ms")]
+                    print(f"      time inside the {len(retried)} retried steps (mostly backoff and Retry-After sleeps): "
+                          f"{sum(retried) / 1000:.1f} s in total, spread over {args.concurrency} lanes")
                 print(f"      completed by this one apply:       {'yes' if completed else 'NO'}")
                 for o in stopped[:5]:
                     print(f"          organisation {o['kvk']} stopped: {o['stopped']}")
@@ -418,7 +462,7 @@ def one_run(label: str, args: argparse.Namespace, faults: dict[str, Any] | None)
             while faults and not completed and reruns < args.reruns:
                 reruns += 1
                 again = run_child(reconciler("apply", str(cfg), "--auto-approve", "-q", "--format", "json",
-                                             "--backend", backend, "--audit-log", str(audit),
+                                             "--backend", backend, "--audit-log", audit_arg,
                                              "--concurrency", str(args.concurrency)), env, tmp, args.timeout)
                 try:
                     rep = json.loads(again.stdout)
@@ -477,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20261121, help="fault seed (the same faults for the same "
                                                                      "request sequence)")
     parser.add_argument("--reruns", type=int, default=3, help="re-runs allowed when the faulty apply stops")
+    parser.add_argument("--no-audit", action="store_true", help="apply with --audit-log - (no audit log; it fsyncs "
+                                                                   "once per step)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds before a subprocess is killed")
     args = parser.parse_args(argv)
     if args.changes < args.orgs or args.orgs < 1:

@@ -1,5 +1,5 @@
 """The audit log: one JSON line per request the apply makes and its outcome, appended and flushed at once,
-so a killed apply leaves a true record up to its last step. Never a token: only plan ids, step ids, what was
+so a killed apply leaves a true record up to its last step (synced to disk when the apply ends). Never a token: only plan ids, step ids, what was
 asked, the backend's rule codes and timings."""
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ class AuditLog:
 
     def __exit__(self, *exc: object) -> None:
         if self._file is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
             self._file.close()
             self._file = None
 
@@ -35,5 +37,4 @@ class AuditLog:
             return
         record = {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"), "event": event, **fields}
         self._file.write(json.dumps(record, ensure_ascii=False, default=str, separators=(",", ":")) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        self._file.flush()               # in the OS at once: a killed apply leaves every line it wrote

@@ -73,9 +73,10 @@ class Executor:
         limiter = anyio.Semaphore(self.concurrency)
 
         async def lane(orgs: list[OrgPlan]) -> None:
+            failed: list[StepResult] = []          # a step may wait on a failed step of an earlier organisation
             async with limiter:
                 for org in orgs:
-                    await self._org(org, results[org.kvk])
+                    await self._org(org, results[org.kvk], failed)
 
         try:
             async with anyio.create_task_group() as tg:
@@ -112,8 +113,7 @@ class Executor:
         return list(lanes.values())
 
     # --------------------------------------------------------------------------------- one organisation
-    async def _org(self, org: OrgPlan, result: OrgResult) -> None:
-        failed: list[StepResult] = []
+    async def _org(self, org: OrgPlan, result: OrgResult, failed: list[StepResult]) -> None:
         for change in org.changes:
             if result.stopped:
                 self._record(result, StepResult(change, Outcome.SKIPPED, message=f"not attempted: {result.stopped}",

@@ -122,7 +122,7 @@ async def apply_saved(path: str, opts: dict[str, Any]) -> ApplyReport | None:
 
 
 @click.command()
-@click.argument("paths", nargs=-1, metavar="PATH...")
+@click.argument("paths", nargs=-1, metavar="[PATH]...")
 @click.option("--plan", "plan_file", type=click.Path(dir_okay=False), default=None,
               help="Apply exactly this saved plan (from `reconciler plan --out`), after checking that the backend "
                    "has not changed since and that no date-driven decision has.")
