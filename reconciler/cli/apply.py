@@ -83,7 +83,7 @@ async def apply_paths(paths: tuple[str, ...], opts: dict[str, Any]) -> ApplyRepo
     from reconciler.cli.plan import plan_in_session
 
     today: dt.date | None = opts["today"]
-    result = load_valid(paths, today or dt.date.today())
+    result = load_valid(paths, today)        # without --today, R9 waits for the backend's today
     async with open_session(opts["backend"], result.orgs, today=today) as session:
         planned = await plan_in_session(session, paths, result, today)
         for note in planned.notes:

@@ -15,7 +15,7 @@ import click
 from reconciler import __version__
 from reconciler.cli.options import DATE, backend_option
 from reconciler.cli.runner import run
-from reconciler.config.loader import LoadResult, load_paths
+from reconciler.config.loader import LoadResult, date_findings, load_paths
 from reconciler.domain.catalogue import Catalogue
 from reconciler.plan.desired import desired_org
 from reconciler.plan.model import Plan
@@ -44,7 +44,7 @@ def config_digest(result: LoadResult) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def load_valid(paths: tuple[str, ...], today: dt.date) -> LoadResult:
+def load_valid(paths: tuple[str, ...], today: dt.date | None) -> LoadResult:
     """The configuration, or exit 1 with every positioned error (the plan is not made on invalid input)."""
     result = load_paths(paths, today)
     if not result.ok:
@@ -57,7 +57,7 @@ async def build_plan(paths: tuple[str, ...], backend: str | None, today: dt.date
                      compare_to: str | None = None, tariffs: Tariffs = DEFAULT_TARIFFS) -> tuple[Plan, list[str]]:
     from reconciler.backend.session import open_session  # the HTTP stack, only for commands that use it
 
-    result = load_valid(paths, today or dt.date.today())
+    result = load_valid(paths, today)        # without --today, R9 waits for the backend's today
     async with open_session(backend, result.orgs, today=today) as session:
         planned = await plan_in_session(session, paths, result, today, compare_to, tariffs)
         return planned.plan, planned.notes
@@ -75,8 +75,11 @@ async def plan_in_session(session: Session, paths: tuple[str, ...], result: Load
     """Read the backend through an open session and plan; the session stays open (apply uses it next)."""
     from reconciler.plan.read import read_state
 
-    if session.today != (today or dt.date.today()):
-        result = load_valid(paths, session.today)   # R9 is judged on the backend's today
+    if today is None:                               # R9 is judged on the backend's today
+        dated = date_findings(result, session.today)
+        if any(d.is_error for d in dated):
+            click.echo(render_diagnostics(dated, result.files), err=True, nl=False)
+            raise SystemExit(EXIT_ERROR)
     kvks = [org.config.organisation.kvk for org in result.orgs]
     catalogue = Catalogue([s for org in result.orgs for s in org.catalogue])
     actual = await read_state(session.clients, kvks, catalogue)

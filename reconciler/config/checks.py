@@ -25,9 +25,10 @@ def _unknown_service(catalogue: Catalogue, key: str) -> str:
     return f"unknown service {key!r}{hint}"
 
 
-def check_until(reporter: Reporter, path: JsonPath, until: Until, today: dt.date, what: str) -> None:
-    """R9: at most 5 years ahead (error); today or in the past means it will be revoked (warning)."""
-    if until == ROLLING:
+def check_until(reporter: Reporter, path: JsonPath, until: Until, today: dt.date | None, what: str) -> None:
+    """R9: at most 5 years ahead (error); today or in the past means it will be revoked (warning). Without a
+    today (plan and apply before the backend has said which day it is) the date is judged later."""
+    if until == ROLLING or today is None:
         return
     assert isinstance(until, dt.date)
     latest = rules.max_end_date(today)
@@ -39,7 +40,21 @@ def check_until(reporter: Reporter, path: JsonPath, until: Until, today: dt.date
                                      "and will be revoked")
 
 
-def check_org(org: LoadedOrg, today: dt.date) -> None:
+def check_dates(org: LoadedOrg, reporter: Reporter, today: dt.date) -> None:
+    """Only the checks that depend on the date (R9), for a file loaded with `today=None`: plan and apply
+    learn the backend's today after loading, and judge the dates on it without loading again."""
+    cfg = org.config
+    for name, group in cfg.groups.items():
+        for k, auth in enumerate(group.authorisations):
+            check_until(reporter, ("groups", name, "authorisations", k, "until"), auth.until, today, "authorisation")
+    for i, user in enumerate(cfg.users):
+        for k, auth in enumerate(user.authorisations):
+            check_until(reporter, ("users", i, "authorisations", k, "until"), auth.until, today, "authorisation")
+    for i, chain in enumerate(cfg.chain_authorisations):
+        check_until(reporter, ("chain_authorisations", i, "until"), chain.until, today, "chain authorisation")
+
+
+def check_org(org: LoadedOrg, today: dt.date | None) -> None:
     """All single-file domain checks; findings go to the file's reporter."""
     cfg, r, cat = org.config, org.reporter, org.catalogue
     _check_groups(org, today)
@@ -67,7 +82,7 @@ def _all_authorisations(org: LoadedOrg, user: User) -> list[Authorisation]:
     return out
 
 
-def _check_groups(org: LoadedOrg, today: dt.date) -> None:
+def _check_groups(org: LoadedOrg, today: dt.date | None) -> None:
     cfg, r, cat = org.config, org.reporter, org.catalogue
     used = {g for u in cfg.users for g in u.groups}
     for name, group in cfg.groups.items():
@@ -85,7 +100,7 @@ def _check_groups(org: LoadedOrg, today: dt.date) -> None:
             r.warning(("groups", name), "unused-group", f"group {name!r} is given to no user", at_key=True)
 
 
-def _check_users(org: LoadedOrg, today: dt.date) -> None:
+def _check_users(org: LoadedOrg, today: dt.date | None) -> None:
     cfg, r, cat = org.config, org.reporter, org.catalogue
     first: dict[str, int] = {}
     unmanaged = cfg.policy.unmanaged_keys
@@ -133,7 +148,7 @@ def _check_second_factor(r: Reporter, at: JsonPath, user: User) -> None:
                                                           "it is ignored for otp")
 
 
-def _check_user_authorisations(org: LoadedOrg, i: int, user: User, today: dt.date) -> None:
+def _check_user_authorisations(org: LoadedOrg, i: int, user: User, today: dt.date | None) -> None:
     cfg, r, cat = org.config, org.reporter, org.catalogue
     at: JsonPath = ("users", i)
     seen: dict[str, int] = {}
@@ -175,7 +190,7 @@ def _check_grantable(r: Reporter, path: JsonPath, user: User, service: Service, 
                              f"{service.key!r}{via} is not one")
 
 
-def _check_chains(org: LoadedOrg, today: dt.date) -> None:
+def _check_chains(org: LoadedOrg, today: dt.date | None) -> None:
     cfg, r, cat = org.config, org.reporter, org.catalogue
     first: dict[str, int] = {}
     for i, chain in enumerate(cfg.chain_authorisations):

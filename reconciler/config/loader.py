@@ -75,6 +75,18 @@ class LoadResult:
         return not self.errors
 
 
+def date_findings(result: LoadResult, today: dt.date) -> list[Diagnostic]:
+    """The R9 findings of a result loaded with `today=None`, judged on `today` (no second load)."""
+    from reconciler.config.checks import check_dates
+
+    out: list[Diagnostic] = []
+    for org in result.orgs:
+        reporter = Reporter(org.display, org.doc)
+        check_dates(org, reporter, today)
+        out.extend(reporter.items)
+    return out
+
+
 def discover(paths: Sequence[str]) -> tuple[list[tuple[Path, str]], list[Diagnostic]]:
     """Files named, plus every *.yaml / *.yml directly inside named directories (hidden files skipped)."""
     found: list[tuple[Path, str]] = []
@@ -187,13 +199,14 @@ def load_catalogue_file(path: Path, display: str) -> tuple[list[Service], list[D
     return services, reporter.items
 
 
-def load_paths(paths: Sequence[str], today: dt.date) -> LoadResult:
-    """Load and check every organisation file under `paths`; all problems of all files are reported."""
+def load_paths(paths: Sequence[str], today: dt.date | None) -> LoadResult:
+    """Load and check every organisation file under `paths`; all problems of all files are reported.
+    `today=None` leaves out what depends on the date (R9), for when the backend's today is not known yet."""
     with gc_paused():
         return _load_paths(paths, today)
 
 
-def _load_paths(paths: Sequence[str], today: dt.date) -> LoadResult:
+def _load_paths(paths: Sequence[str], today: dt.date | None) -> LoadResult:
     from reconciler.config.checks import check_estate, check_org  # local: checks import this module's types
 
     files, diagnostics = discover(paths)

@@ -6,6 +6,7 @@ the convergence loop (apply, the supplier approves, the holders activate, until 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import random
@@ -13,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -72,13 +74,20 @@ def start_cli(*args: str, cwd: Path, token: str | None = None) -> subprocess.Pop
 
 
 def finish(proc: subprocess.Popen[str], args: list[str], timeout: float = 120.0) -> Result:
-    out, err = proc.communicate(timeout=timeout)
+    """Wait for a started CLI process (killed, and the test failed, if it hangs)."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise AssertionError(f"reconciler {' '.join(args)} did not finish within {timeout} s:\n{out}\n{err}")
     return Result(args, proc.returncode, out, err)
 
 
-def catalogue(cwd: Path) -> list[dict[str, Any]]:
-    """The bundled catalogue, as `reconciler catalogue list --format json` prints it."""
-    r = run_cli("catalogue", "list", "--format", "json", cwd=cwd)
+@functools.cache
+def catalogue() -> list[dict[str, Any]]:
+    """The bundled catalogue, as `reconciler catalogue list --format json` prints it (it writes nothing)."""
+    r = run_cli("catalogue", "list", "--format", "json", cwd=Path(tempfile.gettempdir()))
     assert r.code == 0, str(r)
     services = json.loads(r.out)
     assert len(services) >= 12, str(r)
@@ -111,6 +120,10 @@ class Sandbox:
         r = self.http.get("/sandbox/clock")
         assert r.status_code == 200, r.text
         return dt.date.fromisoformat(r.json()["today"])
+
+    def set_today(self, day: dt.date) -> None:
+        r = self.http.post("/sandbox/clock", json={"today": day.isoformat()})
+        assert r.status_code == 200 and r.json()["today"] == day.isoformat(), r.text
 
     def faults(self, **config: Any) -> None:
         r = self.http.post("/sandbox/faults", json=config)
@@ -289,11 +302,15 @@ def converge(cli: Cli, config: Path, kvk: str, *, max_rounds: int = 4, allow_fai
 
 
 def assert_clean_failure(r: Result) -> None:
-    """A failed apply ends in the report: what failed, why, and that the next run finishes the job."""
-    assert r.code == 1 and "Traceback" not in r.err, str(r)
-    last = r.out.rstrip().splitlines()
-    assert any(line.startswith("Apply: ") and " failed" in line for line in last), str(r)
-    assert "FAILED" in r.out, str(r)
+    """A failed apply ends cleanly: either its report (what failed and why, the steps not attempted) or, when
+    it failed before sending anything, one `error: ...` line; never a traceback."""
+    assert r.code == 1 and "Traceback" not in r.text, str(r)
+    report = [line for line in r.out.splitlines() if line.startswith("Apply: ")]
+    if report:
+        assert "FAILED" in r.out and "the next apply finishes the job" in r.out, str(r)
+    else:
+        lines = r.err.strip().splitlines()
+        assert lines and lines[-1].lower().startswith("error: ") and len(lines[-1]) < 1000, str(r)
 
 
 # --------------------------------------------------------------------------------------- expected state
@@ -431,13 +448,17 @@ def write_config(path: Path, config: dict[str, Any]) -> Path:
     return path
 
 
-def many_users_config(kvk: str, n_users: int, *, domain: str | None = None) -> dict[str, Any]:
-    """An admin and `n_users - 1` plain EH2 users: many cheap request_means steps, no second factors."""
+def many_users_config(kvk: str, n_users: int, *, domain: str | None = None, grants: bool = True) -> dict[str, Any]:
+    """An admin and `n_users - 1` plain EH2 users (each with one rolling authorisation when `grants`): many
+    cheap request_means steps, no second factors."""
     domain = domain or f"org{kvk}.nl"
-    users = [{"email": f"admin@{domain}", "name": "Admin", "role": "beheerder", "level": "EH3",
-              "second_factor": {"type": "otp"}}]
-    users += [{"email": f"user{i:02d}@{domain}", "name": f"User {i}", "role": "gebruiker", "level": "EH2",
-               "authorisations": [{"service": "rvo/tenderned", "until": "rolling"}]} for i in range(1, n_users)]
+    users: list[dict[str, Any]] = [{"email": f"admin@{domain}", "name": "Admin", "role": "beheerder",
+                                    "level": "EH3", "second_factor": {"type": "otp"}}]
+    users += [{"email": f"user{i:02d}@{domain}", "name": f"User {i}", "role": "gebruiker", "level": "EH2"}
+              for i in range(1, n_users)]
+    if grants:
+        for user in users[1:]:
+            user["authorisations"] = [{"service": "rvo/tenderned", "until": "rolling"}]
     return {"version": 1, "organisation": {"kvk": kvk, "name": f"Many {kvk}"}, "users": users}
 
 
