@@ -11,11 +11,12 @@ import anyio
 import click
 
 from reconciler import __version__
-from reconciler.cli.options import DATE, backend_option
+from reconciler.cli.options import DATE, backend_option, shard_option
 from reconciler.cli.plan import load_valid, use_colour
 from reconciler.cli.runner import run
 
 if TYPE_CHECKING:
+    from reconciler.config.shard import Shard
     from reconciler.apply.report import ApplyReport
     from reconciler.backend.session import Session
     from reconciler.domain.state import World
@@ -83,7 +84,7 @@ async def apply_paths(paths: tuple[str, ...], opts: dict[str, Any]) -> ApplyRepo
     from reconciler.cli.plan import plan_in_session
 
     today: dt.date | None = opts["today"]
-    result = load_valid(paths, today)        # without --today, R9 waits for the backend's today
+    result = load_valid(paths, today, opts["shard"])     # without --today, R9 waits for the backend's today
     async with open_session(opts["backend"], result.orgs, today=today) as session:
         planned = await plan_in_session(session, paths, result, today)
         for note in planned.notes:
@@ -138,9 +139,11 @@ async def apply_saved(path: str, opts: dict[str, Any]) -> ApplyReport | None:
               help="The final report: text for people, json for scripts.")
 @click.option("--quiet", "-q", is_flag=True, help="No plan listing and no progress; only the final report.")
 @click.option("--today", type=DATE, default=None, help="Plan as if today were this date (default: the backend's).")
+@shard_option
 @backend_option
 def apply(paths: tuple[str, ...], plan_file: str | None, auto_approve: bool, force: bool, audit_log: str,
-          concurrency: int, fmt: str, quiet: bool, today: dt.date | None, backend: str | None) -> int:
+          concurrency: int, fmt: str, quiet: bool, today: dt.date | None, shard: Shard | None,
+          backend: str | None) -> int:
     """Make the backend match the config: plan, show the plan, ask, then carry it out.
 
     \b
@@ -157,8 +160,11 @@ def apply(paths: tuple[str, ...], plan_file: str | None, auto_approve: bool, for
         raise click.UsageError("give the config (PATH...) or a saved plan (--plan plan.json), not both and not none")
     if plan_file and today:
         raise click.UsageError("--today applies when planning; a saved plan keeps the day it was made on")
+    if plan_file and shard:
+        raise click.UsageError("--shard applies when planning; plan the shard with `reconciler plan --shard K/N "
+                               "--out plan.json`")
     opts = {"auto_approve": auto_approve, "force": force, "audit_log": audit_log, "concurrency": concurrency,
-            "quiet": quiet, "today": today, "backend": backend}
+            "quiet": quiet, "today": today, "backend": backend, "shard": shard}
     report = run(lambda: apply_saved(plan_file, opts) if plan_file else apply_paths(paths, opts))
     from reconciler.apply.report import render_json, render_text
 

@@ -49,3 +49,25 @@ class DurationParam(click.ParamType):
 
 
 DURATION = DurationParam()
+
+
+class ShardParam(click.ParamType):
+    """K/N: this job's share of the organisations (stable hash of the KvK)."""
+
+    name = "K/N"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
+        from reconciler.config.shard import Shard, parse_shard
+
+        if isinstance(value, Shard):
+            return value
+        try:
+            return parse_shard(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+shard_option = click.option(
+    "--shard", type=ShardParam(), default=None,
+    help="Only the organisations of shard K of N (by a stable hash of the KvK), e.g. 3/8: one job of a CI "
+         "matrix or a Kubernetes indexed job; the N jobs together cover every organisation exactly once.")

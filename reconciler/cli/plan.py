@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 import click
 
 from reconciler import __version__
-from reconciler.cli.options import DATE, backend_option
+from reconciler.cli.options import DATE, backend_option, shard_option
 from reconciler.cli.runner import run
 from reconciler.config.loader import LoadResult, date_findings, load_paths
+from reconciler.config.shard import Shard, pick_orgs
 from reconciler.domain.catalogue import Catalogue
 from reconciler.plan.desired import desired_org
 from reconciler.plan.model import Plan
@@ -44,20 +45,26 @@ def config_digest(result: LoadResult) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def load_valid(paths: tuple[str, ...], today: dt.date | None) -> LoadResult:
-    """The configuration, or exit 1 with every positioned error (the plan is not made on invalid input)."""
+def load_valid(paths: tuple[str, ...], today: dt.date | None, shard: Shard | None = None) -> LoadResult:
+    """The configuration, or exit 1 with every positioned error (the plan is not made on invalid input); with
+    a shard, only its organisations (the whole estate is still validated)."""
     result = load_paths(paths, today)
     if not result.ok:
         click.echo(render_diagnostics(result.diagnostics, result.files), err=True, nl=False)
         raise SystemExit(EXIT_ERROR)
+    if shard is not None:
+        mine = pick_orgs(result.orgs, shard)
+        click.echo(f"note: shard {shard}: {len(mine)} of {len(result.orgs)} organisations", err=True)
+        result = replace(result, orgs=mine)
     return result
 
 
 async def build_plan(paths: tuple[str, ...], backend: str | None, today: dt.date | None,
-                     compare_to: str | None = None, tariffs: Tariffs = DEFAULT_TARIFFS) -> tuple[Plan, list[str]]:
+                     compare_to: str | None = None, tariffs: Tariffs = DEFAULT_TARIFFS,
+                     shard: Shard | None = None) -> tuple[Plan, list[str]]:
     from reconciler.backend.session import open_session  # the HTTP stack, only for commands that use it
 
-    result = load_valid(paths, today)        # without --today, R9 waits for the backend's today
+    result = load_valid(paths, today, shard)        # without --today, R9 waits for the backend's today
     async with open_session(backend, result.orgs, today=today) as session:
         planned = await plan_in_session(session, paths, result, today, compare_to, tariffs)
         return planned.plan, planned.notes
@@ -116,9 +123,10 @@ def use_colour() -> bool:
                    "(by this change of config), drift (changed by hand in the backend) or expiry (time).")
 @click.option("--tariffs", "tariff_file", type=click.Path(dir_okay=False), default=None,
               help="A YAML file with your tariffs (default: the manual's example tariffs).")
+@shard_option
 @backend_option
 def plan(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | None, compare_to: str | None,
-         tariff_file: str | None, backend: str | None) -> int:
+         tariff_file: str | None, shard: Shard | None, backend: str | None) -> int:
     """Show what it takes to make the backend match the config, in the order it would be done.
 
     Nothing is changed. Exit 0 when there is nothing to do, 2 when there are changes or deferred steps,
@@ -128,7 +136,7 @@ def plan(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | Non
         tariffs = load_tariffs(Path(tariff_file)) if tariff_file else DEFAULT_TARIFFS
     except TariffError as exc:
         raise click.ClickException(str(exc)) from None
-    made, notes = run(lambda: build_plan(paths, backend, today, compare_to, tariffs))
+    made, notes = run(lambda: build_plan(paths, backend, today, compare_to, tariffs, shard))
     for note in notes:
         click.echo(f"note: {note}", err=True)
     if out:

@@ -28,7 +28,12 @@ ROUNDS = 4
 #: Steps whose target is a list of service keys of one person (the others name one object).
 _PER_SERVICE = frozenset({Action.GRANT, Action.SET_END_DATE, Action.REVOKE})
 
-Key = tuple[str, str, str, str]          # (kvk, action, person or object, service key or "")
+Key = tuple[str, str, str, str]
+
+#: Manual guesses a later round may take back (R4: the acting admin's level or links are changing; R3: the
+#: acting admin's own role may change). The others name what the planner never does itself (R11 the holder's
+#: e-mail, R19 the second factor, R14 a scheduled or last termination, R16, R17, R18).
+_MAY_LIFT = frozenset({"R3", "R4"})          # (kvk, action, person or object, service key or "")
 
 
 def the_future(world: World, today: dt.date) -> None:
@@ -80,6 +85,27 @@ class Outcome:
     done: set[Key]
     at_rest: bool
     rounds: int
+
+
+def needed(plan: Plan, world: World) -> bool:
+    """Whether any blocked item's label is in doubt. The common case needs no rounds: grants waiting (R7) for a
+    means that is requested, being linked or awaiting activation now; the config was validated (R8, R13, R19),
+    so those are granted once the supplier and the holder have done their part."""
+    for org in plan.organisations:
+        if any(m.rule in _MAY_LIFT for m in org.manual):
+            return True
+        for item in org.deferred:
+            if item.rule != "R7" or item.action is not Action.GRANT:
+                return True
+            means = world.means_by_email(item.person or "")
+            if means is None:
+                return True
+            pending_link = means.pending is not None and means.pending.kvk == item.kvk
+            if not (pending_link or (world.membership(item.kvk, means.id) is not None
+                                     and means.status in (Status.WACHTEN_OP_GOEDKEURING, Status.WACHTEN_OP_ACTIVATIE)
+                                     and means.pending is None)):
+                return True
+    return False
 
 
 def look_ahead(world: World, today: dt.date, replan: Callable[[World, int], Plan]) -> Outcome:

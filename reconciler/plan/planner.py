@@ -23,7 +23,7 @@ from reconciler.domain.levels import Level
 from reconciler.domain.state import Means, Status, World
 from reconciler.plan.cost import DEFAULT_TARIFFS, Tariffs
 from reconciler.plan.desired import DesiredChain, DesiredOrg, DesiredUser
-from reconciler.plan.lookahead import classify, look_ahead
+from reconciler.plan.lookahead import classify, look_ahead, needed
 from reconciler.plan.model import (
     Action, Change, Cost, Deferred, Manual, OrgPlan, Plan, Stage, Unmanaged,
 )
@@ -52,7 +52,7 @@ def make_plan(data: PlanInput) -> Plan:
     """The ordered, explained plan for every organisation (pure: no I/O, `data.actual` is not changed)."""
     sim = data.actual.copy()
     plan = _plan_once(data, sim, 0)
-    if any(o.deferred or o.manual for o in plan.organisations):
+    if needed(plan, sim):
         classify(plan, look_ahead(sim, data.today, lambda world, n: _plan_once(data, world, n)))
     plan.cost = Cost(once=round(sum(c.cost_once for c in plan.changes), 2),
                      yearly=round(sum(c.cost_yearly for c in plan.changes), 2))
