@@ -10,7 +10,9 @@ import click
 from reconciler import __version__
 from reconciler.cli.apply import apply
 from reconciler.cli.catalogue import catalogue
+from reconciler.cli.drift import drift
 from reconciler.cli.plan import plan
+from reconciler.cli.report import report
 from reconciler.cli.sandbox import sandbox
 from reconciler.cli.validate import validate
 
@@ -58,6 +60,7 @@ def cli() -> None:
       reconciler validate examples/org.yaml     check a config offline
       reconciler plan examples/org.yaml         what it takes to make the backend match it
       reconciler apply examples/org.yaml        do it (asks first; --auto-approve in CI)
+      reconciler drift examples/org.yaml        what changed by hand, what expires, what waits on people
       reconciler catalogue list                 the services a config may name
       reconciler sandbox serve                  run the sandbox beheer backend on loopback
     """
@@ -66,8 +69,10 @@ def cli() -> None:
 cli.add_command(validate)
 cli.add_command(plan)
 cli.add_command(apply)
+cli.add_command(drift)
 cli.add_command(catalogue)
 cli.add_command(sandbox)
+cli.add_command(report)
 
 
 def main() -> None:

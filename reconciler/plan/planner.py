@@ -198,10 +198,10 @@ class _OrgPlanner:
 
     def _add(self, action: Action, target: str | list[str], stage: Stage, params: dict[str, Any], *,
              detail: str = "", person: str | None = None, removal: bool = False, escalation: bool = False,
-             cost_once: float = 0.0, cost_yearly: float = 0.0) -> Change:
+             cost_once: float = 0.0, cost_yearly: float = 0.0, time_driven: bool = False) -> Change:
         change = Change(id=step_id(self.kvk, action, target, params), kvk=self.kvk, action=action, target=target,
                         stage=stage, params=params, detail=detail, person=person, removal=removal,
-                        escalation=escalation, cost_once=cost_once, cost_yearly=cost_yearly)
+                        escalation=escalation, cost_once=cost_once, cost_yearly=cost_yearly, time_driven=time_driven)
         self.out.changes.append(change)
         return change
 
@@ -556,7 +556,7 @@ class _OrgPlanner:
         if what == "revoke":
             self._step(rules.RemoveIntermediary(self.kvk, want.kvk), Action.REMOVE_INTERMEDIARY, want.kvk,
                        Stage.REMOVE, {"intermediary_kvk": want.kvk}, detail=f"{label}: its end date has passed",
-                       removal=True)
+                       removal=True, time_driven=True)
             return
         if have is None:
             if what is None:
@@ -589,7 +589,7 @@ class _OrgPlanner:
             stage = Stage.GRANT if end > have.end_date else Stage.SHORTEN
             self._step(rules.SetChainEndDate(self.kvk, want.kvk, end), Action.SET_CHAIN_END_DATE, want.kvk, stage,
                        {"intermediary_kvk": want.kvk, "end_date": end.isoformat()},
-                       detail=f"{label}: {have.end_date} -> {end}")
+                       detail=f"{label}: {have.end_date} -> {end}", time_driven=want.until == ROLLING)
 
 
 _ORDER = {"grant": 0, "extend": 1, "shorten": 2, "revoke": 3}

@@ -1,0 +1,167 @@
+"""The drift report as text (a terminal), markdown (an issue), JSON (scripts) and HTML (one self-contained
+file a person would rather look at than read: a table per organisation, colour for drift and for expiry,
+sortable by clicking a header, printable)."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import asdict
+from typing import Any, Callable, Sequence
+
+from reconciler.drift.report import DriftReport, OrgDrift
+
+DRIFT_FORMAT_VERSION = 1
+
+#: (section title, attribute, columns) in the order every format shows them.
+Column = tuple[str, Callable[[Any], object]]
+SECTIONS: list[tuple[str, str, list[Column]]] = [
+    ("Drift (changed outside git)", "drift", [
+        ("change that undoes it", lambda d: d.action), ("who / what", lambda d: d.target),
+        ("expected (git)", lambda d: d.expected), ("actual (backend)", lambda d: d.actual)]),
+    ("Expiring", "expiring", [
+        ("kind", lambda e: e.kind), ("who", lambda e: e.who), ("what", lambda e: e.what),
+        ("ends", lambda e: e.end_date), ("days left", lambda e: e.days_left), ("then", lambda e: e.renewal)]),
+    ("Waiting on people", "waiting", [
+        ("who", lambda w: w.who), ("what", lambda w: w.what), ("deadline", lambda w: w.deadline or ""),
+        ("detail", lambda w: w.detail)]),
+    ("Unmanaged (in the backend, not in the config; left alone)", "unmanaged", [
+        ("kind", lambda u: u.kind), ("what", lambda u: u.target), ("detail", lambda u: u.detail)]),
+    ("Manual (no admin can do it through the backend)", "manual", [
+        ("step", lambda m: m.action.value), ("target", lambda m: ", ".join(m.target) if isinstance(m.target, list)
+                                             else m.target), ("rule", lambda m: m.rule), ("why", lambda m: m.reason)]),
+]
+
+
+def _rows(org: OrgDrift, attr: str, columns: list[Column]) -> list[list[str]]:
+    return [[str(get(item)) for _, get in columns] for item in getattr(org, attr)]
+
+
+def _summary_line(report: DriftReport) -> str:
+    n = report.summary()
+    state = "in sync" if report.in_sync else "DRIFT" if n["drift"] else "EXPIRING"
+    return (f"Drift report {report.today} ({state}): {n['drift']} drifted, {n['expiring']} expiring, "
+            f"{n['waiting']} waiting on people, {n['unmanaged']} unmanaged, {n['manual']} manual.")
+
+
+# ----------------------------------------------------------------------------------------------- text
+def render_text(report: DriftReport) -> str:
+    lines: list[str] = []
+    for org in report.organisations:
+        lines.append(f"organisation {org.kvk} {org.name} (revision {org.revision}): "
+                     + ("in sync" if org.in_sync else "needs attention"))
+        for title, attr, columns in SECTIONS:
+            rows = _rows(org, attr, columns)
+            if rows:
+                lines.append(f"  {title}:")
+                lines.extend("    " + "  |  ".join(row) for row in rows)
+        lines.append("")
+    lines.append(_summary_line(report))
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------- markdown
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(report: DriftReport) -> str:
+    out = [f"## {_summary_line(report)}", ""]
+    for org in report.organisations:
+        out.append(f"### {org.kvk} {_md(org.name)}: " + ("in sync" if org.in_sync else "needs attention"))
+        for title, attr, columns in SECTIONS:
+            rows = _rows(org, attr, columns)
+            if not rows:
+                continue
+            out += ["", f"**{title}** ({len(rows)})", "", "| " + " | ".join(c for c, _ in columns) + " |",
+                    "|" + "---|" * len(columns)]
+            out += ["| " + " | ".join(_md(cell) for cell in row) + " |" for row in rows]
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+# ----------------------------------------------------------------------------------------------- json
+def report_to_data(report: DriftReport) -> dict[str, Any]:
+    def items(org: OrgDrift, attr: str) -> list[dict[str, Any]]:
+        out = []
+        for item in getattr(org, attr):
+            data = asdict(item)
+            out.append({k: (v.value if hasattr(v, "value") else str(v) if hasattr(v, "isoformat") else v)
+                        for k, v in data.items()})
+        return out
+
+    return {"format_version": DRIFT_FORMAT_VERSION, "today": report.today.isoformat(), "backend": report.backend,
+            "in_sync": report.in_sync, "summary": report.summary(),
+            "organisations": [{"kvk": o.kvk, "name": o.name, "revision": o.revision, "in_sync": o.in_sync,
+                               **{attr: items(o, attr) for _, attr, _ in SECTIONS}} for o in report.organisations]}
+
+
+def render_json(report: DriftReport) -> str:
+    return json.dumps(report_to_data(report), indent=2, ensure_ascii=False) + "\n"
+
+
+# ----------------------------------------------------------------------------------------------- html
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#1c1c1c}
+h1{font-size:1.4em}h2{font-size:1.15em;margin-top:2em;border-bottom:2px solid #ddd;padding-bottom:.2em}
+h3{font-size:1em;margin:1.2em 0 .4em}
+table{border-collapse:collapse;width:100%;margin-bottom:1em}
+th,td{border:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top}
+th{background:#f3f3f3;cursor:pointer;user-select:none}th:after{content:" \\2195";color:#aaa}
+tr.drift td{background:#fde8e8}tr.expiring td{background:#fff4d6}tr.soon td{background:#ffe0b2}
+.ok{color:#1b7f3b}.bad{color:#b3261e}.badge{display:inline-block;padding:0 .5em;border-radius:1em;font-size:.85em}
+.badge.ok{background:#e3f4e8}.badge.bad{background:#fde8e8}
+@media print{body{margin:0}th{cursor:auto}th:after{content:""}h2{page-break-before:auto}table{page-break-inside:auto}
+tr{page-break-inside:avoid}}
+"""
+
+_JS = """
+document.querySelectorAll('table.sortable').forEach(function(t){
+  t.querySelectorAll('th').forEach(function(th,i){th.addEventListener('click',function(){
+    var b=t.tBodies[0],rows=Array.prototype.slice.call(b.rows),asc=th.dataset.dir!=='asc';
+    t.querySelectorAll('th').forEach(function(h){delete h.dataset.dir});th.dataset.dir=asc?'asc':'desc';
+    rows.sort(function(x,y){var p=x.cells[i].textContent,q=y.cells[i].textContent,
+      m=parseFloat(p),n=parseFloat(q),r=(!isNaN(m)&&!isNaN(n)&&/^-?[0-9.]+$/.test(p)&&/^-?[0-9.]+$/.test(q))?m-n:p.localeCompare(q);
+      return asc?r:-r});
+    rows.forEach(function(r){b.appendChild(r)});});});});
+"""
+
+
+def _row_class(attr: str, item: object) -> str:
+    if attr == "drift":
+        return "drift"
+    if attr == "expiring":
+        return "soon" if getattr(item, "days_left", 99) <= 14 else "expiring"
+    return ""
+
+
+def _table(org: OrgDrift, attr: str, columns: Sequence[Column]) -> str:
+    items = getattr(org, attr)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c, _ in columns)
+    body = "".join(
+        f'<tr class="{_row_class(attr, item)}">' + "".join(f"<td>{html.escape(str(get(item)))}</td>"
+                                                          for _, get in columns) + "</tr>"
+        for item in items)
+    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def render_html(report: DriftReport) -> str:
+    parts = [f"<h1>{html.escape(_summary_line(report))}</h1>",
+             f"<p>Backend: {html.escape(report.backend)}. Drift is what the backend has that git does not say (or the "
+             "reverse); expiring is what ends within the organisation's renew_before window.</p>"]
+    for org in report.organisations:
+        badge = '<span class="badge ok">in sync</span>' if org.in_sync else \
+            '<span class="badge bad">needs attention</span>'
+        parts.append(f"<h2>{html.escape(org.kvk)} {html.escape(org.name)} {badge}</h2>")
+        for title, attr, columns in SECTIONS:
+            if getattr(org, attr):
+                parts.append(f"<h3>{html.escape(title)} ({len(getattr(org, attr))})</h3>")
+                parts.append(_table(org, attr, columns))
+        if not any(getattr(org, attr) for _, attr, _ in SECTIONS):
+            parts.append('<p class="ok">Nothing to report.</p>')
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>reconciler drift report {report.today}</title><style>{_CSS}</style></head><body>"
+            + "\n".join(parts) + f"<script>{_JS}</script></body></html>\n")
+
+
+RENDERERS = {"text": render_text, "markdown": render_markdown, "json": render_json, "html": render_html}
