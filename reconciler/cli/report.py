@@ -1,0 +1,87 @@
+"""`reconciler report`: read-only overviews of the backend's actual state (exit 0, or 1 on an error)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from reconciler.cli.options import DATE, backend_option, shard_option
+
+if TYPE_CHECKING:
+    from reconciler.config.shard import Shard
+    from reconciler.report.access import AccessReport
+
+EXIT_OK = 0
+
+
+@click.group()
+def report() -> None:
+    """Overviews for auditors and practitioners, read from the backend (nothing is changed)."""
+
+
+async def read_access(paths: tuple[str, ...], backend: str | None, today: dt.date | None,
+                      shard: Shard | None) -> tuple[AccessReport, list[str]]:
+    """Load the config, read its organisations from the backend, and build the access overview."""
+    from reconciler.backend.session import open_session
+    from reconciler.cli.plan import load_valid
+    from reconciler.domain.catalogue import Catalogue
+    from reconciler.plan.desired import desired_org
+    from reconciler.plan.read import read_state
+    from reconciler.report.access import access_report
+
+    result = load_valid(paths, None, shard)     # end dates in the config do not matter to what the backend has
+    kvks = [org.config.organisation.kvk for org in result.orgs]
+    catalogue = Catalogue([s for org in result.orgs for s in org.catalogue])
+    async with open_session(backend, result.orgs, today=today, read_only=True) as session:
+        actual = await read_state(session.clients, kvks, catalogue)
+        made = access_report(actual.world, [desired_org(org) for org in result.orgs], session.today,
+                             unreadable=sorted(actual.unknown), backend=session.backend)
+        return made, list(session.notes)
+
+
+@report.command("access")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("--format", "fmt", type=click.Choice(["csv", "markdown", "html"]), default="csv", show_default=True,
+              help="csv: for a spreadsheet (UTF-8 with a byte order mark); markdown: a table per organisation; "
+                   "html: one self-contained page, sortable by clicking a column header, printable.")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the report to this file (replacing it) instead of to standard output.")
+@click.option("--today", type=DATE, default=None, help="Count days left from this date (default: the backend's).")
+@shard_option
+@backend_option
+def access(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | None, shard: Shard | None,
+           backend: str | None) -> int:
+    """Who may do what: one row per organisation, person and service, as the backend has it.
+
+    Per row: the organisation, the person (e-mail and name; for a chain authorisation the intermediary's KvK),
+    role, level, type and status of the means, the service with its minimum level, the end date and the days
+    left, and whether the config declares it (declared, not in config, or unmanaged). A person without any
+    authorisation gets one row with the service columns empty.
+
+    Nothing is changed. Exit 0, or 1 on an error; an organisation of the config that the backend does not give
+    access to is listed in the report and makes it exit 1 (the report is incomplete). Without --backend the
+    embedded sandbox is used.
+    """
+    from reconciler.cli.runner import run
+    from reconciler.report.render_access import render_bytes
+
+    made, notes = run(lambda: read_access(paths, backend, today, shard))
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    data = render_bytes(made, fmt)
+    if out:
+        try:
+            Path(out).write_bytes(data)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
+        orgs = len(made.organisations)
+        click.echo(f"wrote {len(made.rows)} rows for {orgs} organisation{'' if orgs == 1 else 's'} to {out}", err=True)
+    else:
+        click.echo(data, nl=False)
+    if made.unreadable:
+        raise click.ClickException("the report is incomplete: the backend does not give access to organisation "
+                                   + ", ".join(made.unreadable))
+    return EXIT_OK

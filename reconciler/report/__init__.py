@@ -1,0 +1,1 @@
+"""Read-only reports on the backend's actual state, for auditors and practitioners (`reconciler report`)."""
