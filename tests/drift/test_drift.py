@@ -56,16 +56,19 @@ def test_what_ends_within_renew_before_is_expiring_not_drift(tmp_path: Path) -> 
     b.means("admin@acme.nl", "beheerder")
     b.auth("admin", "rvo/tenderned", TODAY + dt.timedelta(days=30))       # rolling: the next apply renews it
     b.auth("admin", "mijn-overheid/ondernemers", TODAY + dt.timedelta(days=61))   # outside the 60-day window
+    b.auth("admin", "gemeente-baarn/zaaksysteem", TODAY + dt.timedelta(days=60))  # its last day
     b.chain("47474747", ["rvo/tenderned"], TODAY + dt.timedelta(days=10))
     report = report_for(tmp_path, b, "users:\n" + ADMIN.rstrip()[:-1] + """,
-     authorisations: [{service: rvo/tenderned, until: rolling}, {service: mijn-overheid/ondernemers, until: rolling}]}
+     authorisations: [{service: rvo/tenderned, until: rolling}, {service: mijn-overheid/ondernemers, until: rolling},
+                      {service: gemeente-baarn/zaaksysteem, until: rolling}]}
 chain_authorisations:
   - {intermediary: {kvk: "47474747"}, services: [rvo/tenderned], until: rolling}
 """)
     [org] = report.organisations
     assert org.drift == []                                    # the renewals are the calendar's doing
     assert [(e.kind, e.what, e.days_left) for e in org.expiring] == [
-        ("chain authorisation", "rvo/tenderned", 10), ("authorisation", "rvo/tenderned", 30)]
+        ("chain authorisation", "rvo/tenderned", 10), ("authorisation", "rvo/tenderned", 30),
+        ("authorisation", "gemeente-baarn/zaaksysteem", 60)]
     assert all(e.renewal == "renewed by the next apply (rolling)" for e in org.expiring)
     assert not report.in_sync
 
