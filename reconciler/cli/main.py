@@ -11,6 +11,7 @@ from reconciler import __version__
 from reconciler.cli.apply import apply
 from reconciler.cli.catalogue import catalogue
 from reconciler.cli.drift import drift
+from reconciler.cli.importer import import_
 from reconciler.cli.plan import plan
 from reconciler.cli.report import report
 from reconciler.cli.sandbox import sandbox
@@ -73,6 +74,7 @@ cli.add_command(drift)
 cli.add_command(catalogue)
 cli.add_command(sandbox)
 cli.add_command(report)
+cli.add_command(import_)
 
 
 def main() -> None:
