@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -16,6 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 from reconciler.cli.main import cli
+from tests.apply.served import Result
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "org.yaml"
@@ -24,15 +24,6 @@ TODAY = dt.date(2026, 1, 15)
 LEFT_OUT = re.compile(r"^  # - (?:email|intermediary): \{?(?:kvk: )?\"?([^\",}\s]+)", re.MULTILINE)
 
 
-@dataclass
-class Result:
-    args: list[str]
-    code: int
-    out: str
-    err: str
-
-    def __str__(self) -> str:
-        return f"$ reconciler {' '.join(self.args)}\n-> exit {self.code}\n--- stdout\n{self.out}--- stderr\n{self.err}"
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
