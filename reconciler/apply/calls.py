@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from reconciler.backend.client import BeheerClient
 from reconciler.backend.types import MutationResult
@@ -32,7 +33,7 @@ def _date(value: str | None) -> dt.date | None:
 async def send(client: BeheerClient, change: Change, *, if_match: int | None, key: str) -> MutationResult:
     """Make the request; backend errors propagate as `BackendError` subclasses."""
     p, kvk = change.params, change.kvk
-    kw = {"if_match": if_match, "idempotency_key": key}
+    kw: dict[str, Any] = {"if_match": if_match, "idempotency_key": key}
     match change.action:
         case Action.REQUEST_MEANS:
             return await client.request_means(kvk, email=p["email"], name=p["name"], role=p["role"], level=p["level"],

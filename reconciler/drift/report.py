@@ -160,9 +160,9 @@ def _expiring(world: World, desired: DesiredOrg, today: dt.date) -> list[Expirin
         left = (chain.end_date - today).days
         if left <= window:
             keys = sorted((s.key if (s := world.catalogue.by_uuid(u)) else u) for u in chain.services)
-            want = desired.chains.get(ikvk)
+            chain_wanted = desired.chains.get(ikvk)
             out.append(Expiring("chain authorisation", f"{chain.name or ''} ({ikvk})".strip(), ", ".join(keys),
-                                chain.end_date, left, _renewal(want.until if want else None)))
+                                chain.end_date, left, _renewal(chain_wanted.until if chain_wanted else None)))
     return sorted(out, key=lambda e: (e.end_date, e.who, e.what))
 
 
