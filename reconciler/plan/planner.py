@@ -521,8 +521,8 @@ class _OrgPlanner:
         """One API call for users that get the same services with the same end date (R10)."""
         services = group[0][1]
         emails = [m.email for m, _ in group]
-        params = {"means_ids": [m.id for m, _ in group], "services": [s.uuid for s in services],
-                  "service_keys": [s.key for s in services]}
+        params: dict[str, Any] = {"means_ids": [m.id for m, _ in group], "services": [s.uuid for s in services],
+                                  "service_keys": [s.key for s in services]}
         if end is not None:
             params["end_date"] = end.isoformat()
         keys = ", ".join(s.key for s in services)

@@ -44,7 +44,8 @@ def _org(org: OrgPlan, paint: Callable[[str, str], str]) -> list[str]:
     bulk: list[tuple[int, str, str]] = []
     chains: list[tuple[int, str, str]] = []
     order = 0
-    for item in [*org.changes, *org.deferred, *org.manual]:
+    listed: list[Change | Deferred | Manual] = [*org.changes, *org.deferred, *org.manual]
+    for item in listed:
         order += 1
         sym, text = _line(item)
         if item.action.value in _CHAINS:

@@ -32,6 +32,25 @@ def test_plain_lines_number_the_steps_and_name_failures() -> None:
                                            "[ 2/12] FAILED  12345678 ~ change_role x@acme.nl (d) [R1]"]
 
 
+def test_the_bar_shows_the_step_and_prints_failures_above_it() -> None:
+    from rich.console import Console
+
+    from reconciler.apply.progress import Bar
+
+    out = io.StringIO()
+    bar = Bar(Console(file=out, force_terminal=True, width=120))
+    bar.start(2)
+    c = change("12345678", Action.CHANGE_ROLE, {"means_id": "m"})
+    bar.step(c)
+    bar.done(StepResult(c, Outcome.DONE))
+    bar.step(c)
+    bar.done(StepResult(c, Outcome.FAILED, code="R1", message="the [last] admin"))
+    bar.finish()
+    text = out.getvalue()
+    assert "FAILED" in text and "the [last] admin" in text          # markup in messages is shown, not parsed
+    assert bar.bar.tasks[0].completed == 2
+
+
 def test_quiet_and_non_terminals_get_no_bar() -> None:
     assert type(choose(True)) is Quiet
     assert type(choose(False, io.StringIO())) is Lines
