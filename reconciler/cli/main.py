@@ -40,7 +40,8 @@ class ReconcilerGroup(click.Group):
             click.echo(f"error: {exc.format_message()}", err=True)
             sys.exit(EXIT_ERROR)
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+            click.echo("interrupted: nothing more is sent. Run the command again to finish; an apply's steps so far "
+                       "are in its audit log (.reconciler/audit.jsonl unless --audit-log says otherwise)", err=True)
             sys.exit(130)
         except BrokenPipeError:
             sys.exit(EXIT_ERROR)
