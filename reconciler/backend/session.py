@@ -18,6 +18,7 @@ from reconciler.backend.client import BeheerClient
 from reconciler.backend.connect import open_backend, parse_backend_spec
 from reconciler.backend.sandbox.controls import SandboxControls
 from reconciler.config.loader import LoadedOrg
+from reconciler.domain.catalogue import Catalogue
 
 
 @dataclass
@@ -34,6 +35,11 @@ class Session:
     @property
     def requests_total(self) -> int:
         return self.client.requests_total
+
+    async def catalogue(self) -> Catalogue:
+        """The backend's own service catalogue (for a saved plan or an import: no config names services)."""
+        reader = next(iter(self.clients.values()), self.client)       # one with a token
+        return Catalogue([s.to_service() for s in await reader.list_services()])
 
 
 @asynccontextmanager

@@ -99,7 +99,6 @@ async def apply_saved(path: str, opts: dict[str, Any]) -> ApplyReport | None:
     from reconciler.apply.preflight import stale_reasons
     from reconciler.apply.saved import SavedPlanError, load_plan
     from reconciler.backend.session import open_plan_session
-    from reconciler.domain.catalogue import Catalogue
     from reconciler.plan.read import read_state
 
     try:
@@ -108,9 +107,7 @@ async def apply_saved(path: str, opts: dict[str, Any]) -> ApplyReport | None:
         raise Refused(str(exc)) from None
     preferred = {o.kvk: o.acting_admin for o in plan.organisations}
     async with open_plan_session(opts["backend"], preferred) as session:
-        reader = next(iter(session.clients.values()), session.client)       # one with a token
-        catalogue = Catalogue([s.to_service() for s in await reader.list_services()])
-        actual = await read_state(session.clients, list(preferred), catalogue)
+        actual = await read_state(session.clients, list(preferred), await session.catalogue())
         reasons = stale_reasons(plan, backend=session.backend, revisions=actual.revisions, today=session.today,
                                 tool_version=__version__)
         if reasons:

@@ -59,8 +59,7 @@ async def read_snapshot(backend: str | None, kvk: str) -> Snapshot:
     if spec.embedded:
         await _embedded_knows(backend, spec.db_path, kvk)     # before a session bootstraps or creates anything
     async with open_plan_session(backend, {kvk: None}) as session:
-        reader = session.clients[kvk]
-        catalogue = Catalogue([s.to_service() for s in await reader.list_services()])
+        catalogue = await session.catalogue()
         actual = await read_state(session.clients, [kvk], catalogue)
         actor = session.actors.get(kvk)
         actor_means = actual.world.get_means(actor) if actor else None
