@@ -158,7 +158,7 @@ class Executor:
             return StepResult(change, Outcome.FAILED, guard[0], guard[1])
         placeholder = f"pending:{change.id}"
         try:
-            rules.execute(self.world, actor, operation_for(change, placeholder), self.plan.today)
+            effects = rules.execute(self.world, actor, operation_for(change, placeholder), self.plan.today)
         except rules.Refusal as refusal:
             cause = _cause(change, failed)
             if cause is not None:
@@ -184,8 +184,9 @@ class Executor:
             return StepResult(change, Outcome.FAILED, code, str(error), attempts=error.attempts, seconds=seconds)
         seconds = time.perf_counter() - started
         self.revisions[where] = answer.revision
-        new_id = answer.means().id if change.action is Action.REQUEST_MEANS else placeholder
-        self.world.apply(rules.execute(self.world, actor, operation_for(change, new_id), self.plan.today))
+        if change.action is Action.REQUEST_MEANS:       # the effects again, with the id the backend gave
+            effects = rules.execute(self.world, actor, operation_for(change, answer.means().id), self.plan.today)
+        self.world.apply(effects)
         return StepResult(change, Outcome.DONE, attempts=answer.attempts, seconds=seconds, replayed=answer.replayed)
 
     def _guard(self, change: Change, actor: str) -> tuple[str, str] | None:
