@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
     from reconciler.config.loader import LoadedOrg
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -41,13 +39,6 @@ def parse_shard(text: str) -> Shard:
     if count < 1 or not 1 <= index <= count:
         raise ValueError(f"{text!r}: K must be between 1 and N (and N at least 1)")
     return Shard(index, count)
-
-
-def pick(items: Sequence[T], kvk_of: Callable[[T], str], shard: Shard | None) -> list[T]:
-    """The items of this shard (all without one)."""
-    if shard is None:
-        return list(items)
-    return [item for item in items if shard.holds(kvk_of(item))]
 
 
 def pick_orgs(orgs: Sequence[LoadedOrg], shard: Shard | None) -> list[LoadedOrg]:
