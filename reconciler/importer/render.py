@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import textwrap
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import yaml
 
@@ -114,6 +114,22 @@ def _commented_out(lines: list[str]) -> list[str]:
     return [f"  # {line[2:]}" for line in lines]
 
 
+def _entries(entries: Sequence[Any], lines: Callable[[Any], list[str]], left_out: Sequence[LeftOut],
+             left_lines: Callable[[LeftOut], list[str]]) -> list[str]:
+    """The entries of a list (users, chains), each under its notes, then those left out, commented out."""
+    out: list[str] = []
+    for i, entry in enumerate(entries):
+        if i:
+            out.append("")
+        for note in entry.notes:
+            out += comment(note, 2)
+        out += lines(entry)
+    for item in left_out:
+        out.append("")
+        out += _left_out(item, left_lines(item))
+    return out
+
+
 def _left_out(item: LeftOut, entry: list[str]) -> list[str]:
     lines: list[str] = []
     for note in item.notes:
@@ -138,28 +154,14 @@ def render_org(org: ImportedOrg) -> str:
             "  prune: false    # the safe default: what this file does not declare is left alone (listed as unmanaged)"]
     users = org.sorted_users()
     out += ["", "users:" if users else "# users:    (none declared: uncomment the key with an entry below)"]
-    for i, user in enumerate(users):
-        if i:
-            out.append("")
-        for note in user.notes:
-            out += comment(note, 2)
-        out += _user_lines(user)
-    for item in org.users_left_out:
-        out.append("")
-        out += _left_out(item, _user_lines(item.user) if item.user else [])
+    out += _entries(users, _user_lines, org.users_left_out,
+                    lambda item: _user_lines(item.user) if item.user else [])
     chains = org.sorted_chains()
     if chains or org.chains_left_out:
         out += ["", "chain_authorisations:" if chains else
                 "# chain_authorisations:    (none declared: uncomment the key with an entry below)"]
-        for i, chain in enumerate(chains):
-            if i:
-                out.append("")
-            for note in chain.notes:
-                out += comment(note, 2)
-            out += _chain_lines(chain)
-        for item in org.chains_left_out:
-            out.append("")
-            out += _left_out(item, _chain_lines(item.chain) if item.chain else [])
+        out += _entries(chains, _chain_lines, org.chains_left_out,
+                        lambda item: _chain_lines(item.chain) if item.chain else [])
     text = "\n".join(out) + "\n"
     _check(text, org.to_data())
     return text
