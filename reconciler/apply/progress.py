@@ -7,7 +7,7 @@ import sys
 from typing import Any, Protocol
 
 from reconciler.apply.report import Outcome, StepResult
-from reconciler.plan.model import Change
+from reconciler.plan.model import Change, target_text
 
 
 class Progress(Protocol):
@@ -68,8 +68,7 @@ class Bar(Quiet):
         self.task = self.bar.add_task("", total=total)
 
     def step(self, change: Change) -> None:
-        target = ", ".join(change.target) if isinstance(change.target, list) else change.target
-        self.bar.update(self.task, description=f"{change.kvk} {change.action.value} {target}"[:80])
+        self.bar.update(self.task, description=f"{change.kvk} {change.action.value} {target_text(change.target)}"[:80])
 
     def done(self, result: StepResult) -> None:
         if result.outcome is Outcome.FAILED:

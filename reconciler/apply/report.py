@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable
 
-from reconciler.plan.model import Change, OrgPlan
+from reconciler.plan.model import Change, OrgPlan, target_text
 
 
 class Outcome(str, Enum):
@@ -30,8 +30,7 @@ class StepResult:
 
     def describe(self) -> str:
         c = self.change
-        target = ", ".join(c.target) if isinstance(c.target, list) else c.target
-        return f"{c.symbol} {c.action.value} {target}" + (f" ({c.detail})" if c.detail else "")
+        return f"{c.symbol} {c.action.value} {target_text(c.target)}" + (f" ({c.detail})" if c.detail else "")
 
 
 @dataclass

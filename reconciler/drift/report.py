@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from reconciler.config.models import ROLLING
 from reconciler.domain.state import Means, Status, World
 from reconciler.plan.desired import DesiredOrg
-from reconciler.plan.model import Action, Change, Manual, Plan, Unmanaged
+from reconciler.plan.model import Action, Change, Manual, Plan, Unmanaged, target_list, target_text
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,8 @@ def build_report(plan: Plan, world: World, desired: list[DesiredOrg], today: dt.
                 item.drift.extend(_drift(change, world))
         for blocked in org.deferred:
             if not (blocked.rule == "R7" and blocked.action is Action.GRANT):   # those wait on people (below)
-                target = ", ".join(blocked.target) if isinstance(blocked.target, list) else blocked.target
-                item.drift.append(DriftItem(blocked.action.value, target, blocked.detail or "as in the config",
+                item.drift.append(DriftItem(blocked.action.value, target_text(blocked.target),
+                                            blocked.detail or "as in the config",
                                             f"differs; the change waits ({blocked.rule}: {blocked.reason})"))
         if d is not None and org.kvk in world.orgs:
             item.expiring = _expiring(world, d, today)
@@ -103,24 +103,20 @@ def build_report(plan: Plan, world: World, desired: list[DesiredOrg], today: dt.
 
 
 # ---------------------------------------------------------------------------------------------- drift
-def _people(change: Change) -> list[str]:
-    return change.target if isinstance(change.target, list) else [change.target]
-
-
 def _drift(change: Change, world: World) -> list[DriftItem]:
     """The difference a change would undo, as expected (the config) and actual (the backend)."""
     a, p = change.action, change.params
     keys = ", ".join(p.get("service_keys", []))
     if a in (Action.GRANT, Action.SET_END_DATE, Action.REVOKE):
         items = []
-        for person, means_id in zip(_people(change), p.get("means_ids", [])):
+        for person, means_id in zip(target_list(change.target), p.get("means_ids", [])):
             held = world.authorisations_of(change.kvk, means_id)
             ends = sorted({str(held[u]) for u in p.get("services", []) if u in held})
             actual = f"until {', '.join(ends)}" if ends else "not held"
             expected = "not held (not in the config)" if a is Action.REVOKE else f"until {p.get('end_date')}"
             items.append(DriftItem(a.value, f"{person} {keys}", expected, actual))
         return items
-    target = ", ".join(_people(change))
+    target = target_text(change.target)
     before, _, after = change.detail.partition(" -> ")
     match a:
         case Action.REQUEST_MEANS:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from reconciler.plan.model import Change, Deferred, Manual, Origin, Plan
+from reconciler.plan.model import Change, Deferred, Manual, Origin, Plan, target_list
 
 Atom = tuple[str, ...]
 
@@ -15,7 +15,7 @@ def _atoms(item: Change | Deferred | Manual, kvk: str) -> set[Atom]:
     """The smallest facts an item consists of, so bulk steps grouped differently still compare."""
     action = item.action.value
     if isinstance(item, Change) and "means_ids" in item.params:
-        emails = item.target if isinstance(item.target, list) else [item.target]
+        emails = target_list(item.target)
         keys = item.params.get("service_keys", item.params["services"])
         end = str(item.params.get("end_date"))
         return {(kvk, action, e.lower(), k, end) for e in emails for k in keys}

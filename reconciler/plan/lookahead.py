@@ -19,7 +19,7 @@ from typing import Callable, Iterable
 
 from reconciler.domain import rules
 from reconciler.domain.state import Status, World
-from reconciler.plan.model import Action, Change, Deferred, Manual, Plan, _Blocked
+from reconciler.plan.model import Action, Change, Deferred, Manual, Plan, _Blocked, target_list
 
 #: Rounds looked ahead. Each round is one wait for the supplier and the holders; chains of dependencies in
 #: practice are at most three long (activate, then promote, then demote the old admin).
@@ -62,7 +62,7 @@ def change_keys(change: Change) -> Iterable[Key]:
     """What a change does, in the terms blocked items are named in."""
     action = change.action.value
     if change.action in _PER_SERVICE:
-        people = change.target if isinstance(change.target, list) else [change.target]
+        people = target_list(change.target)
         for person in people:
             for key in change.params.get("service_keys", []):
                 yield change.kvk, action, person.lower(), key
@@ -73,7 +73,7 @@ def change_keys(change: Change) -> Iterable[Key]:
 def item_keys(item: _Blocked) -> list[Key]:
     action = item.action.value
     if item.action in _PER_SERVICE:
-        services = item.target if isinstance(item.target, list) else [item.target]
+        services = target_list(item.target)
         return [(item.kvk, action, (item.person or "").lower(), key) for key in services]
     return [(item.kvk, action, str(item.target).lower(), "")]
 

@@ -59,6 +59,15 @@ class Origin(str, Enum):
     EXPIRY = "expiry"           # time: an end date came near or passed
 
 
+def target_list(target: str | list[str]) -> list[str]:
+    """A target as a list: bulk steps name several users or services, the others one."""
+    return target if isinstance(target, list) else [target]
+
+
+def target_text(target: str | list[str]) -> str:
+    return ", ".join(target_list(target))
+
+
 @dataclass
 class Change:
     """One API call (bulk steps act on several users and services at once, R10)."""

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from typing import Any, Callable, Sequence
 
 from reconciler.drift.report import DriftReport, OrgDrift
+from reconciler.plan.model import target_text
 
 DRIFT_FORMAT_VERSION = 1
 
@@ -28,8 +29,8 @@ SECTIONS: list[tuple[str, str, list[Column]]] = [
     ("Unmanaged (in the backend, not in the config; left alone)", "unmanaged", [
         ("kind", lambda u: u.kind), ("what", lambda u: u.target), ("detail", lambda u: u.detail)]),
     ("Manual (no admin can do it through the backend)", "manual", [
-        ("step", lambda m: m.action.value), ("target", lambda m: ", ".join(m.target) if isinstance(m.target, list)
-                                             else m.target), ("rule", lambda m: m.rule), ("why", lambda m: m.reason)]),
+        ("step", lambda m: m.action.value), ("target", lambda m: target_text(m.target)), ("rule", lambda m: m.rule),
+        ("why", lambda m: m.reason)]),
 ]
 
 

@@ -8,14 +8,10 @@ from typing import Callable
 
 import click
 
-from reconciler.plan.model import Change, Deferred, Manual, OrgPlan, Plan
+from reconciler.plan.model import Change, Deferred, Manual, OrgPlan, Plan, target_text
 
 _COLOURS = {"+": "green", "~": "yellow", "-": "red", ">": "cyan", "!": "magenta", "?": "bright_black"}
 _CHAINS = ("issue_chain", "set_chain_end_date", "remove_intermediary")
-
-
-def _target(target: str | list[str]) -> str:
-    return target if isinstance(target, str) else ", ".join(target)
 
 
 def render_text(plan: Plan, *, colour: bool = False) -> str:
@@ -77,16 +73,16 @@ def _org(org: OrgPlan, paint: Callable[[str, str], str]) -> list[str]:
 
 def _line(item: Change | Deferred | Manual) -> tuple[str, str]:
     if isinstance(item, Change):
-        target = "" if item.person else f" {_target(item.target)}"
+        target = "" if item.person else f" {target_text(item.target)}"
         detail = f"  {item.detail}" if item.detail else ""
         flag = "  [privilege escalation]" if item.escalation else ""
         origin = f"  ({item.origin.value})" if item.origin else ""
         if not item.person and isinstance(item.target, list):
-            return item.symbol, f"{item.action.value}{detail} -> {_target(item.target)}{flag}{origin}"
+            return item.symbol, f"{item.action.value}{detail} -> {target_text(item.target)}{flag}{origin}"
         return item.symbol, f"{item.action.value}{target}{detail}{flag}{origin}"
     sym = ">" if isinstance(item, Deferred) else "!"
     kind = "deferred" if isinstance(item, Deferred) else "manual"
-    target = f" {_target(item.target)}" if not item.person or isinstance(item.target, list) else ""
+    target = f" {target_text(item.target)}" if not item.person or isinstance(item.target, list) else ""
     detail = f" {item.detail}" if item.detail else ""
     origin = f"  ({item.origin.value})" if item.origin else ""
     return sym, f"{item.action.value}{target}{detail}  ({kind}, {item.rule}: {item.reason}){origin}"
