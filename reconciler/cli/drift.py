@@ -24,13 +24,11 @@ async def build_drift(paths: tuple[str, ...], backend: str | None, today: dt.dat
                       shard: Shard | None) -> tuple[DriftReport, list[str]]:
     from reconciler.backend.session import open_session
     from reconciler.drift.report import build_report
-    from reconciler.plan.desired import desired_org
 
     result = load_valid(paths, today, shard)
     async with open_session(backend, result.orgs, today=today, read_only=True) as session:
         planned = await plan_in_session(session, paths, result, today)
-        desired = [desired_org(org) for org in result.orgs]
-        report = build_report(planned.plan, planned.world, desired, session.today)
+        report = build_report(planned.plan, planned.world, planned.desired, session.today)
         return report, planned.notes
 
 

@@ -18,7 +18,7 @@ from reconciler.cli.runner import run
 from reconciler.config.loader import LoadResult, date_findings, load_paths
 from reconciler.config.shard import Shard, pick_orgs
 from reconciler.domain.catalogue import Catalogue
-from reconciler.plan.desired import desired_org
+from reconciler.plan.desired import DesiredOrg, desired_org
 from reconciler.plan.model import Plan
 from reconciler.plan.compare import tag_origins
 from reconciler.plan.cost import DEFAULT_TARIFFS, TariffError, Tariffs, load_tariffs
@@ -74,6 +74,7 @@ async def build_plan(paths: tuple[str, ...], backend: str | None, today: dt.date
 class Planned:
     plan: Plan
     world: World                  # the state the plan was made on (apply checks each step against it)
+    desired: list[DesiredOrg]     # what the plan was made for (drift reports against it)
     notes: list[str]
 
 
@@ -103,7 +104,7 @@ async def plan_in_session(session: Session, paths: tuple[str, ...], result: Load
         else:
             notes.append(f"the base config {compare_to} is not valid ({len(base.errors)} errors): changes are "
                          "not tagged introduced/drift/expiry")
-    return Planned(plan, actual.world, notes)
+    return Planned(plan, actual.world, list(data.desired), notes)
 
 
 def use_colour() -> bool:
