@@ -24,6 +24,11 @@ class SavedPlanError(Exception):
 
 def load_plan(path: Path) -> Plan:
     """Read, validate and rebuild a saved plan; `SavedPlanError` says what is wrong (and where)."""
+    return plan_from_data(load_plan_data(path))
+
+
+def load_plan_data(path: Path) -> dict[str, Any]:
+    """Read a saved plan and check it against the schema; the document as it is in the file."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -42,7 +47,7 @@ def load_plan(path: Path) -> Plan:
 
     fast = fast_validator("plan.schema.json")
     if fast is not None and fast(data):           # a large valid plan is confirmed in milliseconds
-        return plan_from_data(data)
+        return data
     errors = sorted(validator("plan.schema.json").iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]
@@ -50,7 +55,7 @@ def load_plan(path: Path) -> Plan:
         more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
         raise SavedPlanError(f"{path}: not a valid plan at {where}: {first.message}{more}; plans are written by "
                              "`reconciler plan --out` and must not be edited")
-    return plan_from_data(data)
+    return data
 
 
 def plan_from_data(data: dict[str, Any]) -> Plan:
@@ -70,7 +75,8 @@ def plan_from_data(data: dict[str, Any]) -> Plan:
     plan = Plan(today=dt.date.fromisoformat(data["today"]), config_digest=data["config_digest"],
                 tool_version=data["tool_version"], backend=data["backend"], organisations=orgs,
                 warnings=list(data["warnings"]), force_required=data["force_required"],
-                compared_to=data["compared_to"])
+                compared_to=data["compared_to"], config_paths=list(data.get("config_paths") or []),
+                shard=data.get("shard"))
     plan.cost.once, plan.cost.yearly = data["cost"]["once"], data["cost"]["yearly"]
     return plan
 

@@ -95,35 +95,75 @@ async def apply_paths(paths: tuple[str, ...], opts: dict[str, Any]) -> ApplyRepo
         return await _execute(planned.plan, planned.world, session, opts)
 
 
-async def apply_saved(path: str, opts: dict[str, Any]) -> ApplyReport | None:
+async def apply_saved(path: str, paths: tuple[str, ...], opts: dict[str, Any]) -> ApplyReport | None:
+    """Apply a saved plan only when it is the plan that review saw: signed (with RECONCILER_PLAN_KEY set), made
+    from the config given (or recorded in it), still current for the backend, and re-derived identically."""
     from reconciler.apply.preflight import stale_reasons
-    from reconciler.apply.saved import SavedPlanError, load_plan
-    from reconciler.backend.session import open_plan_session
-    from reconciler.plan.read import read_state
+    from reconciler.apply.saved import SavedPlanError, load_plan_data, plan_from_data
+    from reconciler.apply.signature import SignatureError, check_signature, plan_key
+    from reconciler.apply.verify import differences
+    from reconciler.backend.session import open_session
+    from reconciler.cli.plan import config_digest, plan_in_session
+    from reconciler.config.shard import parse_shard
 
     try:
-        plan = load_plan(Path(path))
-    except SavedPlanError as exc:
-        raise Refused(str(exc)) from None
-    preferred = {o.kvk: o.acting_admin for o in plan.organisations}
-    async with open_plan_session(opts["backend"], preferred) as session:
-        actual = await read_state(session.clients, list(preferred), await session.catalogue())
-        reasons = stale_reasons(plan, backend=session.backend, revisions=actual.revisions, today=session.today,
-                                tool_version=__version__)
+        data = load_plan_data(Path(path))
+        key = plan_key()
+        if key is not None:
+            check_signature(Path(path), data, key)
+        saved = plan_from_data(data)
+    except (SavedPlanError, SignatureError) as exc:
+        raise Refused(f"{exc}; nothing was changed") from None
+    config = paths or tuple(saved.config_paths)
+    if not config:
+        raise Refused(f"{path}: the plan does not say which config it was made from; give it: `reconciler apply "
+                      f"--plan {path} PATH...`; nothing was changed")
+    missing = [p for p in config if not Path(p).exists()]
+    if missing:
+        raise Refused(f"the config the plan was made from is not at {', '.join(missing)}: run apply where the plan "
+                      f"was made, or give the config: `reconciler apply --plan {path} PATH...`; nothing was changed")
+    result = load_valid(config, saved.today, parse_shard(saved.shard) if saved.shard else None)
+    digest = config_digest(result)
+    if digest != saved.config_digest:
+        raise Refused(f"the config at {', '.join(config)} is not the config the plan was made from (config digest "
+                      f"{saved.config_digest or 'none'} in the plan, {digest} now): check out the commit the plan "
+                      "was made from, or plan again; nothing was changed")
+    async with open_session(opts["backend"], result.orgs) as session:
+        derived = await plan_in_session(session, config, result, saved.today)
+        revisions = {o.kvk: o.revision for o in derived.plan.organisations}
+        same_orgs = {o.kvk for o in saved.organisations} == revisions.keys()    # else: tampered, not stale
+        reasons = stale_reasons(saved, backend=session.backend, revisions=revisions, today=session.today,
+                                tool_version=__version__) if same_orgs else []
         if reasons:
             raise Refused("the saved plan is stale; nothing was changed. Plan again "
                           "(`reconciler plan PATH... --out plan.json`):\n  " + "\n  ".join(reasons))
-        _show_plan(plan, opts["quiet"])
-        if not plan.changes:
+        changed = differences(data, derived.plan)
+        if changed:
+            shown = changed[:_MAX_SHOWN] + ([f"... and {len(changed) - _MAX_SHOWN} more"]
+                                            if len(changed) > _MAX_SHOWN else [])
+            raise Refused(f"{path} is not the plan that the config and the backend give: it was edited after it was "
+                          "made; nothing was changed. Review a fresh plan (`reconciler plan PATH... --out "
+                          "plan.json`). What differs:\n  " + "\n  ".join(shown))
+        for note in derived.notes:
+            click.echo(f"note: {note}", err=True)
+        derived.plan.compared_to = saved.compared_to
+        _show_plan(derived.plan, opts["quiet"])
+        if not derived.plan.changes:
             return None
-        return await _execute(plan, actual.world, session, opts)
+        return await _execute(derived.plan, derived.world, session, opts)
+
+
+#: Differences listed when a saved plan is refused (the rest are counted).
+_MAX_SHOWN = 40
 
 
 @click.command()
 @click.argument("paths", nargs=-1, metavar="[PATH]...")
 @click.option("--plan", "plan_file", type=click.Path(dir_okay=False), default=None,
-              help="Apply exactly this saved plan (from `reconciler plan --out`), after checking that the backend "
-                   "has not changed since and that no date-driven decision has.")
+              help="Apply exactly this saved plan (from `reconciler plan --out`), only if it re-derives identically "
+                   "from its config (PATH..., else the paths recorded in it) and the current backend, the backend "
+                   "has not changed since and no date-driven decision has; with RECONCILER_PLAN_KEY set, only if "
+                   "its signature (FILE.sig) matches.")
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation (CI). Without it, apply asks on a "
                                                    "terminal and refuses without one.")
 @click.option("--force", is_flag=True, help="Allow more removals than policy.max_removals. Never: demoting or "
@@ -146,15 +186,16 @@ def apply(paths: tuple[str, ...], plan_file: str | None, auto_approve: bool, for
     \b
       reconciler apply examples/org.yaml               plan, confirm on the terminal, apply
       reconciler apply examples/org.yaml --auto-approve    the same in CI
-      reconciler apply --plan plan.json                exactly the reviewed plan, if still current
+      reconciler apply --plan plan.json config/        exactly the reviewed plan, if it is still what
+                                                       config/ and the backend give
 
     Each step is sent once (an Idempotency-Key per step, If-Match per organisation); a step the backend
     refuses fails alone and what depends on it is skipped; a 412 stops that organisation. The report lists
     done, failed, skipped and not attempted steps. Exit 0 when everything was done (or nothing was to do),
     1 when anything failed or the apply was refused (stale plan, removal threshold, no confirmation).
     """
-    if bool(paths) == bool(plan_file):
-        raise click.UsageError("give the config (PATH...) or a saved plan (--plan plan.json), not both and not none")
+    if not paths and not plan_file:
+        raise click.UsageError("give the config (PATH...) or a saved plan (--plan plan.json [PATH...])")
     if plan_file and today:
         raise click.UsageError("--today applies when planning; a saved plan keeps the day it was made on")
     if plan_file and shard:
@@ -162,7 +203,7 @@ def apply(paths: tuple[str, ...], plan_file: str | None, auto_approve: bool, for
                                "--out plan.json`")
     opts = {"auto_approve": auto_approve, "force": force, "audit_log": audit_log, "concurrency": concurrency,
             "quiet": quiet, "today": today, "backend": backend, "shard": shard}
-    report = run(lambda: apply_saved(plan_file, opts) if plan_file else apply_paths(paths, opts))
+    report = run(lambda: apply_saved(plan_file, paths, opts) if plan_file else apply_paths(paths, opts))
     from reconciler.apply.report import render_json, render_text
 
     if report is None:

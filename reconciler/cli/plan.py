@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import sys
 from dataclasses import dataclass, replace
@@ -23,6 +24,7 @@ from reconciler.plan.model import Plan
 from reconciler.plan.compare import tag_origins
 from reconciler.plan.cost import DEFAULT_TARIFFS, TariffError, Tariffs, load_tariffs
 from reconciler.plan.planner import PlanInput, make_plan
+from reconciler.apply.signature import KEY_ENV, SignatureError, plan_key, write_signature
 from reconciler.render.diagnostics import render_text as render_diagnostics
 from reconciler.render.json_plan import render_json
 from reconciler.render.markdown import render_markdown
@@ -67,6 +69,7 @@ async def build_plan(paths: tuple[str, ...], backend: str | None, today: dt.date
     result = load_valid(paths, today, shard)        # without --today, R9 waits for the backend's today
     async with open_session(backend, result.orgs, today=today) as session:
         planned = await plan_in_session(session, paths, result, today, compare_to, tariffs)
+        planned.plan.shard = str(shard) if shard else None
         return planned.plan, planned.notes
 
 
@@ -83,6 +86,7 @@ async def plan_in_session(session: Session, paths: tuple[str, ...], result: Load
     """Read the backend through an open session and plan; the session stays open (apply uses it next)."""
     from reconciler.plan.read import read_state
 
+    day = today or session.today                    # apply --plan re-derives on the plan's day
     if today is None:                               # R9 is judged on the backend's today
         dated = date_findings(result, session.today)
         if any(d.is_error for d in dated):
@@ -91,13 +95,14 @@ async def plan_in_session(session: Session, paths: tuple[str, ...], result: Load
     kvks = [org.config.organisation.kvk for org in result.orgs]
     catalogue = Catalogue([s for org in result.orgs for s in org.catalogue])
     actual = await read_state(session.clients, kvks, catalogue)
-    data = PlanInput(desired=[desired_org(org) for org in result.orgs], actual=actual.world, today=session.today,
+    data = PlanInput(desired=[desired_org(org) for org in result.orgs], actual=actual.world, today=day,
                      actors=session.actors, revisions=actual.revisions, config_digest=config_digest(result),
                      tool_version=__version__, backend=session.backend, tariffs=tariffs)
     plan = make_plan(data)
+    plan.config_paths = list(paths)
     notes = list(session.notes)
     if compare_to is not None:
-        base = load_paths([compare_to], session.today)
+        base = load_paths([compare_to], day)
         if base.ok:
             base_plan = make_plan(replace(data, desired=[desired_org(org) for org in base.orgs]))
             tag_origins(plan, base_plan, compare_to)
@@ -105,6 +110,14 @@ async def plan_in_session(session: Session, paths: tuple[str, ...], result: Load
             notes.append(f"the base config {compare_to} is not valid ({len(base.errors)} errors): changes are "
                          "not tagged introduced/drift/expiry")
     return Planned(plan, actual.world, list(data.desired), notes)
+
+
+def sign_saved_plan(path: Path, plan: Plan) -> None:
+    """With RECONCILER_PLAN_KEY set, write the detached signature beside a saved plan (`apply --plan` checks it)."""
+    key = plan_key()
+    if key is not None:
+        sig = write_signature(path, json.loads(render_json(plan)), key)
+        click.echo(f"note: signed the plan with {KEY_ENV}: {sig}", err=True)
 
 
 def use_colour() -> bool:
@@ -137,11 +150,16 @@ def plan(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | Non
         tariffs = load_tariffs(Path(tariff_file)) if tariff_file else DEFAULT_TARIFFS
     except TariffError as exc:
         raise click.ClickException(str(exc)) from None
+    try:
+        plan_key()                  # a key that is set but unusable is refused before any work
+    except SignatureError as exc:
+        raise click.ClickException(str(exc)) from None
     made, notes = run(lambda: build_plan(paths, backend, today, compare_to, tariffs, shard))
     for note in notes:
         click.echo(f"note: {note}", err=True)
     if out:
         Path(out).write_text(render_json(made), encoding="utf-8")
+        sign_saved_plan(Path(out), made)
     if fmt == "json":
         click.echo(render_json(made), nl=False)
     elif fmt == "markdown":

@@ -184,6 +184,8 @@ class Plan:
     cost: Cost = field(default_factory=Cost)
     force_required: bool = False
     compared_to: str | None = None
+    config_paths: list[str] = field(default_factory=list)   # the PATH arguments it was planned from (apply --plan)
+    shard: str | None = None                                # --shard K/N it was planned with
 
     @property
     def changes(self) -> list[Change]:

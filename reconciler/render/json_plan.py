@@ -37,7 +37,8 @@ def _org(org: OrgPlan) -> dict[str, Any]:
 def plan_to_data(plan: Plan) -> dict[str, Any]:
     return {"format_version": PLAN_FORMAT_VERSION, "tool_version": plan.tool_version,
             "today": plan.today.isoformat(), "config_digest": plan.config_digest, "backend": plan.backend,
-            "compared_to": plan.compared_to, "force_required": plan.force_required,
+            "compared_to": plan.compared_to, "config_paths": list(plan.config_paths), "shard": plan.shard,
+            "force_required": plan.force_required,
             "organisations": [_org(o) for o in plan.organisations], "warnings": list(plan.warnings),
             "cost": {"once": plan.cost.once, "yearly": plan.cost.yearly, "currency": plan.cost.currency},
             "summary": plan.summary()}

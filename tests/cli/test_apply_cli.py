@@ -127,8 +127,8 @@ def test_json_report_and_audit_log(tmp_path: Path) -> None:
 def test_usage_errors_exit_1(tmp_path: Path) -> None:
     code, _, err = invoke("apply")
     assert code == 1 and "give the config (PATH...) or a saved plan" in err
-    code, _, err = invoke("apply", "x.yaml", "--plan", "p.json")
-    assert code == 1 and "not both" in err
+    code, _, err = invoke("apply", "x.yaml", "--plan", str(tmp_path / "p.json"))
+    assert code == 1 and "p.json: cannot read the plan" in err
     bad = tmp_path / "plan.json"
     bad.write_text("{")
     code, _, err = invoke("apply", "--plan", str(bad), "--backend", f"sandbox:{tmp_path / 'sb.db'}")

@@ -1,0 +1,85 @@
+"""`apply.verify.differences`: any edit to what decides an apply is found, and said item by item; what
+decides nothing (cost, --compare-to labels, layout) is not reported."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any, Iterator
+
+from hypothesis import given, settings, strategies as st
+
+from reconciler.apply.verify import differences
+from reconciler.render.json_plan import plan_to_data
+from tests.apply.test_saved import sample
+
+IGNORED = {"cost", "summary", "compared_to", "config_paths", "shard", "origin", "cost_once", "cost_yearly"}
+
+
+def leaves(data: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Paths to every scalar of a plan document outside the ignored fields."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key not in IGNORED:
+                yield from leaves(value, path + (key,))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from leaves(value, path + (i,))
+    else:
+        yield path
+
+
+def changed(value: Any) -> Any:
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 1
+    if value is None:
+        return "x"
+    return str(value) + "x"
+
+
+PLAN = sample()
+DATA = json.loads(json.dumps(plan_to_data(PLAN)))
+PATHS = sorted(leaves(DATA), key=repr)
+
+
+def test_the_plan_itself_has_no_differences() -> None:
+    assert differences(DATA, PLAN) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(PATHS))
+def test_every_edited_value_is_found(path: tuple[Any, ...]) -> None:
+    data = copy.deepcopy(DATA)
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = changed(node[path[-1]])
+    found = differences(data, PLAN)
+    assert found, path
+    if "organisations" in path and len(path) > 2:
+        assert any(f"organisation {DATA['organisations'][path[1]]['kvk']}" in line or "organisation " in line
+                   for line in found)
+
+
+def test_labels_and_cost_decide_nothing() -> None:
+    data = copy.deepcopy(DATA)
+    data["cost"]["once"] = 1e9
+    data["compared_to"] = "base/config"
+    data["organisations"][0]["changes"][0]["origin"] = "drift"
+    data["organisations"][0]["changes"][0]["cost_once"] = 0.0
+    assert differences(data, PLAN) == []
+
+
+def test_a_removed_a_duplicated_and_a_reordered_step_are_each_named() -> None:
+    data = copy.deepcopy(DATA)
+    steps = data["organisations"][0]["changes"]
+    assert [line for line in differences({**data, "organisations": [{**data["organisations"][0],
+                                                                      "changes": steps[::-1]}]}, PLAN)
+            if "another order" in line]
+    data["organisations"][0]["changes"] = steps[:1] + steps[:1]
+    found = differences(data, PLAN)
+    assert any("revoke a@acme.nl, b@acme.nl (step 00000000000000a2) is planned, but missing from the file" in line
+               for line in found)
+    assert any("request_means x@acme.nl (step 00000000000000a1) is in the file" in line for line in found)
