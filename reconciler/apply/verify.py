@@ -101,11 +101,16 @@ def _keyed(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def _label(item: dict[str, Any]) -> str:
-    what = item.get("action") or item.get("kind") or "item"
+    what = _plain(item.get("action") or item.get("kind") or "item")
     target = item.get("target")
-    shown = ", ".join(map(str, target)) if isinstance(target, list) else str(target)
-    step = f" (step {item['id']})" if item.get("id") else ""
+    shown = ", ".join(map(_plain, target)) if isinstance(target, list) else _plain(target)
+    step = f" (step {_plain(item['id'])})" if item.get("id") else ""
     return f"{what} {shown}{step}"
+
+
+def _plain(value: Any) -> str:
+    """A value from the file as text that cannot drive a terminal (controls and non-ASCII escaped as in JSON)."""
+    return json.dumps(str(value), ensure_ascii=True)[1:-1]
 
 
 def _show(value: Any) -> str:

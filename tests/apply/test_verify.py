@@ -83,3 +83,11 @@ def test_a_removed_a_duplicated_and_a_reordered_step_are_each_named() -> None:
     assert any("revoke a@acme.nl, b@acme.nl (step 00000000000000a2) is planned, but missing from the file" in line
                for line in found)
     assert any("request_means x@acme.nl (step 00000000000000a1) is in the file" in line for line in found)
+
+
+def test_a_hostile_target_in_the_file_is_shown_escaped() -> None:
+    data = copy.deepcopy(DATA)
+    data["organisations"][0]["changes"][0]["target"] = "x@acme.nl\x1b]0;owned\x07\u202e"
+    found = "\n".join(differences(data, PLAN))
+    assert "\x1b" not in found and "\x07" not in found and "\u202e" not in found
+    assert "\\u001b]0;owned\\u0007\\u202e" in found
