@@ -314,7 +314,7 @@ def read_audit(path: Path) -> Audit:
         for line in f:
             record = json.loads(line)
             event = record.get("event")
-            if event == "step":
+            if event == "step-result":
                 out.steps.append(record)
             elif event in ("apply-started", "apply-finished"):
                 at = dt.datetime.fromisoformat(record["at"]).timestamp()

@@ -10,6 +10,10 @@
   now refuse depended on a step that failed: it is skipped and says which. Independent steps go on.
 - A 412 (someone else changed the organisation), or a request whose outcome is unknown (the connection kept
   failing) stops that organisation: the rest is reported as not attempted, and the next run re-plans.
+- The audit log gets a `step-intent` line before each request and a `step-result` line after each step. A
+  step whose intent cannot be written is not sent; once the log cannot be written, every lane stops before its
+  next request (the rest is not attempted), and a step the backend committed whose result line could not be
+  written is reported as "committed, not logged" with its idempotency key.
 - Guards that hold whatever the flags: the acting admin is never demoted, downgraded or terminated (R3), the
   last means of an organisation is never terminated (R14); deferred and manual steps are never attempted.
 """
@@ -23,7 +27,7 @@ from typing import Mapping
 
 import anyio
 
-from reconciler.apply.audit import AuditLog
+from reconciler.apply.audit import AuditError, AuditLog
 from reconciler.apply.calls import means_ids, path_kvk, send
 from reconciler.apply.progress import Progress, Quiet
 from reconciler.apply.report import ApplyReport, OrgResult, Outcome, StepResult, empty_result
@@ -44,6 +48,9 @@ APPLY_CONCURRENCY = 4
 _UNKNOWN_OUTCOME = (BackendUnreachable, UnexpectedResponse, ServerError)
 #: The backend is not taking requests now: nothing was done, the rest would fail the same way.
 _UNAVAILABLE = (Unavailable, RateLimited)
+#: Why the rest of every organisation is not attempted once the audit log cannot be written.
+AUDIT_STOP = ("the audit log cannot be written; nothing more is sent: make it writable (or give --audit-log "
+              "another path) and run again")
 
 
 def idempotency_key(plan_id: str, step_id: str) -> str:
@@ -61,15 +68,19 @@ class Executor:
     progress: Progress = field(default_factory=Quiet)
     concurrency: int = APPLY_CONCURRENCY
     revisions: dict[str, int | None] = field(default_factory=dict)
+    #: the first audit write that failed: no request is sent after it
+    audit_failure: AuditError | None = field(default=None, init=False)
+    _report: ApplyReport | None = field(default=None, init=False)
 
     async def run(self) -> ApplyReport:
         report = ApplyReport(self.plan_id, [empty_result(org) for org in self.plan.organisations])
+        self._report = report
         results = {r.kvk: r for r in report.organisations}
         for org in self.plan.organisations:
             self.revisions.setdefault(org.kvk, org.revision)
         self.progress.start(len(self.plan.changes))
-        self.audit.write("apply-started", plan_id=self.plan_id, organisations=[o.kvk for o in self.plan.organisations],
-                         steps=len(self.plan.changes), today=self.plan.today)
+        self._log("apply-started", plan_id=self.plan_id, organisations=[o.kvk for o in self.plan.organisations],
+                  steps=len(self.plan.changes), today=self.plan.today)
         limiter = anyio.Semaphore(self.concurrency)
 
         async def lane(orgs: list[OrgPlan]) -> None:
@@ -84,8 +95,21 @@ class Executor:
                     tg.start_soon(lane, orgs)
         finally:
             self.progress.finish()
-            self.audit.write("apply-finished", plan_id=self.plan_id, **report.summary())
+            self._log("apply-finished", plan_id=self.plan_id, **report.summary())
+            if self.audit_failure is not None:
+                report.audit_failure = str(self.audit_failure)
         return report
+
+    def _log(self, event: str, **fields: object) -> bool:
+        """Write one audit line; False (and the apply stops sending) if the log cannot be written."""
+        if self.audit_failure is not None:
+            return False
+        try:
+            self.audit.write(event, **fields)
+        except AuditError as error:
+            self.audit_failure = error
+            return False
+        return True
 
     # ------------------------------------------------------------------------------------------ lanes
     def _lanes(self) -> list[list[OrgPlan]]:
@@ -115,6 +139,8 @@ class Executor:
     # --------------------------------------------------------------------------------- one organisation
     async def _org(self, org: OrgPlan, result: OrgResult, failed: list[StepResult]) -> None:
         for change in org.changes:
+            if self.audit_failure is not None and not result.stopped:
+                result.stopped = AUDIT_STOP
             if result.stopped:
                 self._record(result, StepResult(change, Outcome.SKIPPED, message=f"not attempted: {result.stopped}",
                                                 because=failed[-1].change.id if failed else None))
@@ -131,10 +157,12 @@ class Executor:
     def _record(self, result: OrgResult, step: StepResult) -> None:
         result.steps.append(step)
         c = step.change
-        self.audit.write("step", plan_id=self.plan_id, step_id=c.id, kvk=c.kvk, action=c.action.value,
-                         target=c.target, outcome=step.outcome.value, code=step.code, message=step.message,
-                         attempts=step.attempts, ms=round(step.seconds * 1000, 1), because=step.because,
-                         replayed=step.replayed, revision=self.revisions.get(path_kvk(c)))
+        logged = self._log("step-result", plan_id=self.plan_id, step_id=c.id, kvk=c.kvk, action=c.action.value,
+                           target=c.target, outcome=step.outcome.value, code=step.code, message=step.message,
+                           attempts=step.attempts, ms=round(step.seconds * 1000, 1), because=step.because,
+                           replayed=step.replayed, revision=self.revisions.get(path_kvk(c)), key=step.key)
+        if not logged and step.key is not None and self._report is not None:
+            self._report.unlogged.append(step)       # sent, and the log does not say how it ended
         self.progress.done(step)
 
     def _stops(self, step: StepResult) -> str | None:
@@ -167,10 +195,13 @@ class Executor:
             return StepResult(change, Outcome.FAILED, refusal.code, f"not sent: the backend would refuse it now "
                               f"({refusal.message}); plan again")
         where = path_kvk(change)
+        key = idempotency_key(self.plan_id, change.id)
+        if not self._log("step-intent", plan_id=self.plan_id, step_id=change.id, kvk=change.kvk,
+                         action=change.action.value, target=change.target, key=key):
+            return StepResult(change, Outcome.SKIPPED, message=f"not attempted: {AUDIT_STOP}")
         started = time.perf_counter()
         try:
-            answer = await send(client, change, if_match=self.revisions.get(where),
-                                key=idempotency_key(self.plan_id, change.id))
+            answer = await send(client, change, if_match=self.revisions.get(where), key=key)
         except BackendError as error:
             seconds = time.perf_counter() - started
             if isinstance(error, PreconditionFailed):
@@ -181,13 +212,15 @@ class Executor:
                 code = error.code or "unavailable"
             else:
                 code = error.code or "error"
-            return StepResult(change, Outcome.FAILED, code, str(error), attempts=error.attempts, seconds=seconds)
+            return StepResult(change, Outcome.FAILED, code, str(error), attempts=error.attempts, seconds=seconds,
+                              key=key)
         seconds = time.perf_counter() - started
         self.revisions[where] = answer.revision
         if change.action is Action.REQUEST_MEANS:       # the effects again, with the id the backend gave
             effects = rules.execute(self.world, actor, operation_for(change, answer.means().id), self.plan.today)
         self.world.apply(effects)
-        return StepResult(change, Outcome.DONE, attempts=answer.attempts, seconds=seconds, replayed=answer.replayed)
+        return StepResult(change, Outcome.DONE, attempts=answer.attempts, seconds=seconds, replayed=answer.replayed,
+                          key=key)
 
     def _guard(self, change: Change, actor: str) -> tuple[str, str] | None:
         """What the reconciler never does, whatever the plan file or the flags say."""

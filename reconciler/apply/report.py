@@ -1,5 +1,7 @@
 """What an apply did, step by step: done, failed (with the backend's rule code), skipped (because of which
-failure) and not attempted (deferred, manual); rendered as text for people and JSON for scripts."""
+failure) and not attempted (deferred, manual, or stopped); rendered as text for people and JSON for scripts.
+When the audit log could not be written, the report says so and lists each step the backend committed whose
+result line is missing ("committed, not logged", with its idempotency key), so a person can reconcile them."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ class StepResult:
     seconds: float = 0.0
     because: str | None = None           # skipped: the id of the failed step it depended on
     replayed: bool = False               # answered from the backend's idempotency record
+    key: str | None = None               # the Idempotency-Key it was sent with (None: not sent)
 
     def describe(self) -> str:
         c = self.change
@@ -50,13 +53,15 @@ class OrgResult:
 class ApplyReport:
     plan_id: str
     organisations: list[OrgResult] = field(default_factory=list)
+    audit_failure: str | None = None     # the audit log could not be written: path and OS error
+    unlogged: list[StepResult] = field(default_factory=list)   # sent, but their result line is not in the log
 
     def count(self, outcome: Outcome) -> int:
         return sum(o.count(outcome) for o in self.organisations)
 
     @property
     def ok(self) -> bool:
-        return self.count(Outcome.FAILED) == 0 and self.count(Outcome.SKIPPED) == 0
+        return self.count(Outcome.FAILED) == 0 and self.count(Outcome.SKIPPED) == 0 and self.audit_failure is None
 
     def summary(self) -> dict[str, int]:
         return {"done": self.count(Outcome.DONE), "failed": self.count(Outcome.FAILED),
@@ -91,6 +96,9 @@ def render_text(report: ApplyReport, paint: Paint | None = None) -> str:
         if org.stopped:
             lines.append(paint("red", f"  stopped: {org.stopped}"))
         lines.append("")
+    if report.audit_failure:
+        lines.extend(paint("red", line) for line in audit_lines(report))
+        lines.append("")
     n = report.summary()
     lines.append(f"Apply: {n['done']} done, {n['failed']} failed, {n['skipped']} skipped; not attempted: "
                  f"{n['deferred']} deferred, {n['manual']} manual.")
@@ -100,12 +108,31 @@ def render_text(report: ApplyReport, paint: Paint | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def unlogged_text(step: StepResult) -> str:
+    """How a sent step whose result line is missing from the audit log reads, with its key."""
+    what = "committed, not logged" if step.outcome is Outcome.DONE else \
+        f"sent, {step.outcome.value}" + (f" [{step.code}]" if step.code else "") + ", not logged"
+    return f"{what}: {step.describe()} (step {step.change.id}, key {step.key})"
+
+
+def audit_lines(report: ApplyReport) -> list[str]:
+    """The audit failure in one line, then each sent step whose result is not in the log."""
+    lines = [f"{report.audit_failure}; stopped before the next request"]
+    lines += [f"  {unlogged_text(s)}" for s in report.unlogged]
+    return lines
+
+
 def report_to_data(report: ApplyReport) -> dict[str, Any]:
     return {"plan_id": report.plan_id, "ok": report.ok, "summary": report.summary(),
+            "audit_error": report.audit_failure,
+            "unlogged": [{"id": s.change.id, "kvk": s.change.kvk, "action": s.change.action.value,
+                          "target": s.change.target, "outcome": s.outcome.value, "code": s.code, "key": s.key,
+                          "committed": s.outcome is Outcome.DONE} for s in report.unlogged],
             "organisations": [{"kvk": o.kvk, "name": o.name, "stopped": o.stopped,
                                "steps": [{"id": s.change.id, "action": s.change.action.value, "target": s.change.target,
                                           "outcome": s.outcome.value, "code": s.code, "message": s.message,
-                                          "attempts": s.attempts, "because": s.because, "replayed": s.replayed}
+                                          "attempts": s.attempts, "because": s.because, "replayed": s.replayed,
+                                          "key": s.key}
                                          for s in o.steps]} for o in report.organisations]}
 
 

@@ -58,7 +58,7 @@ async def _confirm(plan: Plan, auto_approve: bool) -> None:
 
 
 async def _execute(plan: Plan, world: World, session: Session, opts: dict[str, Any]) -> ApplyReport:
-    from reconciler.apply.audit import AuditLog
+    from reconciler.apply.audit import AuditError, AuditLog
     from reconciler.apply.executor import Executor
     from reconciler.apply.preflight import threshold_reasons
     from reconciler.apply.progress import choose
@@ -71,12 +71,22 @@ async def _execute(plan: Plan, world: World, session: Session, opts: dict[str, A
     if over and not opts["force"]:
         raise Refused("the plan removes more than policy.max_removals allows; nothing was changed. Check the "
                       "removals above and run again with --force if you mean it:\n  " + "\n  ".join(over))
-    await _confirm(plan, opts["auto_approve"])
     audit_path = None if opts["audit_log"] == "-" else Path(opts["audit_log"])
-    with AuditLog(audit_path) as audit:
+    try:                                 # before the question and before any request: an unwritable log refuses
+        audit = AuditLog(audit_path).open()
+    except AuditError as error:
+        raise Refused(f"{error}; nothing was changed. Give a writable file with --audit-log FILE (or "
+                      "--audit-log - for no audit log)") from None
+    try:
+        await _confirm(plan, opts["auto_approve"])
         executor = Executor(plan, plan_id(plan), world, session.clients, session.actors, audit=audit,
                             progress=choose(opts["quiet"]), concurrency=opts["concurrency"])
-        return await executor.run()
+        report = await executor.run()
+    finally:
+        failure = audit.close()          # never raises: the report below says what the log is missing
+    if failure is not None and report.audit_failure is None:
+        report.audit_failure = str(failure)
+    return report
 
 
 async def apply_paths(paths: tuple[str, ...], opts: dict[str, Any]) -> ApplyReport | None:

@@ -256,7 +256,7 @@ def test_a_fault_campaign_converges_and_buys_each_means_once(cli: Cli, tmp_path:
         assert r.code == 0 or (r.code == 1 and "Traceback" not in r.err), str(r)
     # the campaign did hit the apply: requests were retried, and a change committed before its connection
     # dropped was answered from the backend's idempotency record when retried (not made twice)
-    steps = [s for s in audit_records(cli.audit_log(kvk)) if s["event"] == "step"]
+    steps = [s for s in audit_records(cli.audit_log(kvk)) if s["event"] == "step-result"]
     assert any(s["attempts"] > 1 for s in steps), steps
     assert any(s["replayed"] for s in steps if s["outcome"] == "done"), \
         f"under seed {FAULTS['seed']} no change was committed and then dropped: choose another seed\n{steps}"
@@ -265,7 +265,7 @@ def test_a_fault_campaign_converges_and_buys_each_means_once(cli: Cli, tmp_path:
 
 # ------------------------------------------------------------------------------------------ 6. kill loop
 def _steps_logged(path: Path) -> int:
-    return sum(1 for r in audit_records(path) if r["event"] == "step")
+    return sum(1 for r in audit_records(path) if r["event"] == "step-result")
 
 
 KILL_DELAY_MS = 20

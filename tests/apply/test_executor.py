@@ -201,10 +201,13 @@ def test_the_audit_log_has_a_line_per_step_and_never_a_token(sb: Sandbox) -> Non
 
     report = sb.session(work)
     lines = [json.loads(line) for line in sb.audit.read_text().splitlines()]
-    assert [line["event"] for line in lines] == ["apply-started", "step", "apply-finished"]
-    step = lines[1]
+    assert [line["event"] for line in lines] == ["apply-started", "step-intent", "step-result", "apply-finished"]
+    intent, step = lines[1], lines[2]
+    [done] = report.organisations[0].steps
+    key = idempotency_key(report.plan_id, done.change.id)
+    assert (intent["step_id"], intent["action"], intent["key"]) == (done.change.id, "request_means", key)
     assert step["plan_id"] == report.plan_id and step["action"] == "request_means" and step["outcome"] == "done"
-    assert step["attempts"] == 1 and step["ms"] >= 0 and isinstance(step["revision"], int)
+    assert step["attempts"] == 1 and step["ms"] >= 0 and isinstance(step["revision"], int) and step["key"] == key
     text = sb.audit.read_text().lower()
     assert "bearer" not in text and "token" not in text
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from reconciler.cli.main import cli
@@ -121,7 +122,46 @@ def test_json_report_and_audit_log(tmp_path: Path) -> None:
     assert data["ok"] is True and data["summary"]["done"] == 2
     assert [s["outcome"] for s in data["organisations"][0]["steps"]] == ["done", "done"]
     events = [json.loads(line)["event"] for line in repo.audit.read_text().splitlines()]
-    assert events == ["apply-started", "step", "step", "apply-finished"]
+    assert events == ["apply-started", "step-intent", "step-result", "step-intent", "step-result", "apply-finished"]
+
+
+def _revision(repo: Repo, path: str) -> int:
+    """The organisation's revision as `plan --format json` reads it (the plan still has work: exit 2)."""
+    code, out, _ = repo.run("plan", path, "--format", "json")
+    assert code == 2
+    return int(json.loads(out)["organisations"][0]["revision"])
+
+
+@pytest.mark.parametrize("where", ["a directory", "under a regular file"])
+def test_an_unwritable_audit_log_is_refused_before_anything_is_sent(tmp_path: Path, where: str) -> None:
+    """Paths that fail even for root (the tests run as root): one line naming the path and what to do."""
+    repo = Repo(tmp_path)
+    path = repo.config(HEAD + "users:\n" + ADMIN + users(2))
+    before = _revision(repo, path)
+    (tmp_path / "file").write_text("x")
+    audit = {"a directory": tmp_path, "under a regular file": tmp_path / "file" / "audit.jsonl"}[where]
+    code, out, err = repo.run("apply", path, "--auto-approve", "-q", "--audit-log", str(audit))
+    assert code == 1 and "internal error" not in out + err and "Apply:" not in out
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"error: audit log {audit}: ") and "nothing was changed" in line
+    assert "--audit-log FILE" in line and "--audit-log - for no audit log" in line
+    assert _revision(repo, path) == before
+
+
+def test_an_audit_log_that_takes_no_line_stops_before_the_first_request(tmp_path: Path) -> None:
+    """/dev/full opens but takes nothing (ENOSPC): the report says so, every step is not attempted."""
+    repo = Repo(tmp_path)
+    path = repo.config(HEAD + "users:\n" + ADMIN + users(2))
+    before = _revision(repo, path)
+    code, out, err = repo.run("apply", path, "--auto-approve", "-q", "--audit-log", "/dev/full")
+    assert code == 1 and "internal error" not in out + err
+    assert "audit log /dev/full: No space left on device; stopped before the next request" in out
+    assert "Apply: 0 done, 0 failed, 2 skipped" in out and "not logged" not in out
+    code, out, _ = repo.run("apply", path, "--auto-approve", "-q", "--audit-log", "/dev/full", "--format", "json")
+    data = json.loads(out)
+    assert code == 1 and data["ok"] is False and data["unlogged"] == []
+    assert data["audit_error"] == "audit log /dev/full: No space left on device"
+    assert _revision(repo, path) == before
 
 
 def test_usage_errors_exit_1(tmp_path: Path) -> None:
