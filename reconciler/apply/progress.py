@@ -1,13 +1,19 @@
 """Progress while applying: a bar with the current step on a terminal (rich), one plain line per step in CI
-and in logs, nothing with --quiet. All of it goes to stderr; the report goes to stdout."""
+and in logs, nothing with --quiet. All of it goes to stderr; the report goes to stdout.
+
+Only the bar writes cursor and colour codes, and only to a terminal: `choose` picks it when stderr is one (and
+not a dumb one). Every value in a line (targets, details, the backend's messages) goes through `safe.terminal`
+(`safe.rich_markup` for the bar, whose `[...]` is markup), so the data cannot add codes of its own."""
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any, Protocol
 
 from reconciler.apply.report import Outcome, StepResult
 from reconciler.plan.model import Change, target_text
+from reconciler.render.safe import rich_markup, terminal
 
 
 class Progress(Protocol):
@@ -47,8 +53,8 @@ class Lines(Quiet):
         width = len(str(self.total))
         word = {Outcome.DONE: "done", Outcome.FAILED: "FAILED", Outcome.SKIPPED: "skipped"}[result.outcome]
         code = f" [{result.code}]" if result.code and result.outcome is Outcome.FAILED else ""
-        print(f"[{self.n:>{width}}/{self.total}] {word:<7} {result.change.kvk} {result.describe()}{code}",
-              file=self.stream, flush=True)
+        line = f"{result.change.kvk} {result.describe()}{code}"
+        print(f"[{self.n:>{width}}/{self.total}] {word:<7} {terminal(line)}", file=self.stream, flush=True)
 
 
 class Bar(Quiet):
@@ -68,14 +74,13 @@ class Bar(Quiet):
         self.task = self.bar.add_task("", total=total)
 
     def step(self, change: Change) -> None:
-        self.bar.update(self.task, description=f"{change.kvk} {change.action.value} {target_text(change.target)}"[:80])
+        text = terminal(f"{change.kvk} {change.action.value} {target_text(change.target)}")[:80]
+        self.bar.update(self.task, description=rich_markup(text))
 
     def done(self, result: StepResult) -> None:
         if result.outcome is Outcome.FAILED:
-            from rich.markup import escape
-
-            self.console.print(f"[red]FAILED[/red] {escape(result.change.kvk)} {escape(result.describe())}: "
-                               f"{escape(result.message)}", markup=True, highlight=False)
+            what = rich_markup(f"{result.change.kvk} {result.describe()}: {result.message}")
+            self.console.print(f"[red]FAILED[/red] {what}", markup=True, highlight=False)
         self.bar.advance(self.task)
 
     def finish(self) -> None:
@@ -83,8 +88,24 @@ class Bar(Quiet):
 
 
 def choose(quiet: bool, stream: Any = None) -> Progress:
+    """Nothing with --quiet; the bar only on a terminal that can draw it (it moves the cursor); else lines."""
     if quiet:
         return Quiet()
-    if (stream or sys.stderr).isatty():
-        return Bar()
-    return Lines(stream)
+    out = stream or sys.stderr
+    if _is_terminal(out) and os.environ.get("TERM") != "dumb":
+        return Bar(_console(out))
+    return Lines(out)
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):          # no isatty, or a closed stream: not a terminal
+        return False
+
+
+def _console(stream: Any) -> Any:
+    """A rich console on `stream` that draws (it is a terminal: `choose` checked)."""
+    from rich.console import Console
+
+    return Console(file=stream)

@@ -11,6 +11,7 @@ from enum import Enum
 from typing import Any, Callable
 
 from reconciler.plan.model import Change, OrgPlan, target_text
+from reconciler.render.safe import terminal
 
 
 class Outcome(str, Enum):
@@ -79,25 +80,26 @@ def render_text(report: ApplyReport, paint: Paint | None = None) -> str:
     for org in report.organisations:
         if not org.steps and not org.stopped:
             continue
-        lines.append(f"organisation {org.kvk} {org.name}".rstrip())
+        lines.append(terminal(f"organisation {org.kvk} {org.name}".rstrip()))
         by_id = {s.change.id: s for s in org.steps}
         for s in org.steps:
             if s.outcome is Outcome.DONE:
-                lines.append(paint("green", f"  done     {s.describe()}") + (" (replayed)" if s.replayed else ""))
+                lines.append(paint("green", f"  done     {terminal(s.describe())}")
+                             + (" (replayed)" if s.replayed else ""))
             elif s.outcome is Outcome.FAILED:
                 code = f"[{s.code}] " if s.code else ""
-                lines.append(paint("red", f"  FAILED   {s.describe()}"))
-                lines.append(paint("red", f"           {code}{s.message}"))
+                lines.append(paint("red", f"  FAILED   {terminal(s.describe())}"))
+                lines.append(paint("red", f"           {terminal(code + s.message)}"))
             else:
                 cause = by_id.get(s.because or "")
                 why = f"because `{cause.describe()}` failed: " if cause else ""
-                lines.append(paint("yellow", f"  skipped  {s.describe()}"))
-                lines.append(paint("yellow", f"           {why}{s.message}"))
+                lines.append(paint("yellow", f"  skipped  {terminal(s.describe())}"))
+                lines.append(paint("yellow", f"           {terminal(why + s.message)}"))
         if org.stopped:
-            lines.append(paint("red", f"  stopped: {org.stopped}"))
+            lines.append(paint("red", f"  stopped: {terminal(org.stopped)}"))
         lines.append("")
     if report.audit_failure:
-        lines.extend(paint("red", line) for line in audit_lines(report))
+        lines.extend(paint("red", terminal(line)) for line in audit_lines(report))
         lines.append("")
     n = report.summary()
     lines.append(f"Apply: {n['done']} done, {n['failed']} failed, {n['skipped']} skipped; not attempted: "
@@ -137,7 +139,7 @@ def report_to_data(report: ApplyReport) -> dict[str, Any]:
 
 
 def render_json(report: ApplyReport) -> str:
-    return json.dumps(report_to_data(report), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(report_to_data(report), indent=2, ensure_ascii=True) + "\n"
 
 
 def empty_result(org: OrgPlan) -> OrgResult:

@@ -14,6 +14,7 @@ from reconciler import __version__
 from reconciler.cli.options import DATE, backend_option, shard_option
 from reconciler.cli.plan import load_valid, use_colour
 from reconciler.cli.runner import run
+from reconciler.render.safe import terminal
 
 if TYPE_CHECKING:
     from reconciler.config.shard import Shard
@@ -98,7 +99,7 @@ async def apply_paths(paths: tuple[str, ...], opts: dict[str, Any]) -> ApplyRepo
     async with open_session(opts["backend"], result.orgs, today=today) as session:
         planned = await plan_in_session(session, paths, result, today)
         for note in planned.notes:
-            click.echo(f"note: {note}", err=True)
+            click.echo(f"note: {terminal(note)}", err=True)
         _show_plan(planned.plan, opts["quiet"])
         if not planned.plan.changes:
             return None
@@ -155,7 +156,7 @@ async def apply_saved(path: str, paths: tuple[str, ...], opts: dict[str, Any]) -
                           "made; nothing was changed. Review a fresh plan (`reconciler plan PATH... --out "
                           "plan.json`). What differs:\n  " + "\n  ".join(shown))
         for note in derived.notes:
-            click.echo(f"note: {note}", err=True)
+            click.echo(f"note: {terminal(note)}", err=True)
         derived.plan.compared_to = saved.compared_to
         _show_plan(derived.plan, opts["quiet"])
         if not derived.plan.changes:

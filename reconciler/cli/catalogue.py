@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from pathlib import Path
 from typing import Sequence
@@ -14,6 +13,7 @@ from reconciler.config.loader import load_catalogue_file, load_paths
 from reconciler.diagnostics import Diagnostic
 from reconciler.domain.catalogue import Catalogue, bundled_catalogue, dump_catalogue
 from reconciler.domain.etoegang import CatalogueImportError, parse_service_catalog
+from reconciler.render.safe import json_text, terminal
 
 
 @click.group()
@@ -37,12 +37,12 @@ def list_services(fmt: str, catalogue_file: str | None, config_file: str | None)
     if services is None:
         return 1
     if fmt == "json":
-        click.echo(json.dumps([s.to_data() for s in services], indent=2, ensure_ascii=False))
+        click.echo(json_text([s.to_data() for s in services], indent=2))
         return 0
     width = max((len(s.key) for s in services), default=0)
     for s in services:
         flags = " [Belastingdienst]" if s.belastingdienst else ""
-        click.echo(f"{s.key:<{width}}  {s.level.value:<4}  {s.provider}: {s.name}{flags}")
+        click.echo(f"{s.key:<{width}}  {s.level.value:<4}  {terminal(s.provider)}: {terminal(s.name)}{flags}")
     click.echo(f"{len(services)} services")
     return 0
 
@@ -119,4 +119,4 @@ def _catalogue_for(catalogue_file: str | None, config_file: str | None) -> Catal
 
 def _report(diagnostics: Sequence[Diagnostic]) -> None:
     for diagnostic in diagnostics:
-        click.echo(diagnostic.render(), err=True)
+        click.echo(terminal(diagnostic.render()), err=True)

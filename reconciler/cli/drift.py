@@ -12,6 +12,7 @@ import click
 from reconciler.cli.options import DATE, backend_option, shard_option
 from reconciler.cli.plan import load_valid, plan_in_session
 from reconciler.cli.runner import run
+from reconciler.render.safe import terminal
 
 if TYPE_CHECKING:
     from reconciler.config.shard import Shard
@@ -60,7 +61,7 @@ def drift(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | No
 
     report, notes = run(lambda: build_drift(paths, backend, today, shard))
     for note in notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {terminal(note)}", err=True)
     text = RENDERERS[fmt](report)
     if out:
         Path(out).write_text(text, encoding="utf-8")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from reconciler.cli.options import backend_option
+from reconciler.render.safe import terminal
 
 if TYPE_CHECKING:
     from reconciler.importer.model import ImportedOrg
@@ -60,7 +61,7 @@ def import_(kvk: str, from_csv: str | None, name: str | None, out: str | None, f
     else:
         org, source = _from_backend(kvk, backend, target, when)
     for warning in org.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(f"warning: {terminal(warning)}", err=True)
     from reconciler.importer.render import render_catalogue, render_org
 
     text = render_org(org)
@@ -74,7 +75,7 @@ def import_(kvk: str, from_csv: str | None, name: str | None, out: str | None, f
     written.append(_write(target, text, force))
     for path in written:
         click.echo(f"wrote {path}", err=True)
-    click.echo(f"organisation {kvk}: {org.summary()}", err=True)
+    click.echo(f"organisation {kvk}: {terminal(org.summary())}", err=True)
     return EXIT_OK
 
 

@@ -16,6 +16,7 @@ from reconciler.cli.plan import plan
 from reconciler.cli.report import report
 from reconciler.cli.sandbox import sandbox
 from reconciler.cli.validate import validate
+from reconciler.render.safe import terminal_lines
 
 #: Exit codes (INTERFACE.md): 0 ok / in sync, 1 error or invalid, 2 changes pending (plan, drift).
 EXIT_OK, EXIT_ERROR = 0, 1
@@ -37,7 +38,7 @@ class ReconcilerGroup(click.Group):
             exc.show()
             sys.exit(EXIT_ERROR)
         except click.ClickException as exc:
-            click.echo(f"error: {exc.format_message()}", err=True)
+            click.echo(f"error: {terminal_lines(exc.format_message())}", err=True)
             sys.exit(EXIT_ERROR)
         except KeyboardInterrupt:
             click.echo("interrupted: nothing more is sent. Run the command again to finish; an apply's steps so far "
@@ -46,7 +47,7 @@ class ReconcilerGroup(click.Group):
         except BrokenPipeError:
             sys.exit(EXIT_ERROR)
         except Exception as exc:  # the last line of defence: a message, never a traceback
-            click.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
+            click.echo(f"error: internal error: {type(exc).__name__}: {terminal_lines(exc)}", err=True)
             click.echo("please report this with the command you ran", err=True)
             sys.exit(EXIT_ERROR)
         sys.exit(code if isinstance(code, int) else EXIT_OK)

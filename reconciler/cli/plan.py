@@ -28,6 +28,7 @@ from reconciler.apply.signature import KEY_ENV, SignatureError, plan_key, write_
 from reconciler.render.diagnostics import render_text as render_diagnostics
 from reconciler.render.json_plan import render_json
 from reconciler.render.markdown import render_markdown
+from reconciler.render.safe import terminal
 from reconciler.render.text import render_text
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ def plan(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | Non
         raise click.ClickException(str(exc)) from None
     made, notes = run(lambda: build_plan(paths, backend, today, compare_to, tariffs, shard))
     for note in notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {terminal(note)}", err=True)
     if out:
         Path(out).write_text(render_json(made), encoding="utf-8")
         sign_saved_plan(Path(out), made)

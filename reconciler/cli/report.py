@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from reconciler.cli.options import DATE, backend_option, shard_option
+from reconciler.render.safe import terminal
 
 if TYPE_CHECKING:
     from reconciler.config.shard import Shard
@@ -70,7 +71,7 @@ def access(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | N
 
     made, notes = run(lambda: read_access(paths, backend, today, shard))
     for note in notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {terminal(note)}", err=True)
     data = render_bytes(made, fmt)
     if out:
         try:

@@ -1,11 +1,14 @@
-"""Diagnostics as text (one `path:line:col: severity[code]: message` line each, then a summary) or JSON."""
+"""Diagnostics as text (one `path:line:col: severity[code]: message` line each, then a summary) or JSON.
+
+A message may quote a value of the config (or a file name may hold anything): each line goes through
+`safe.terminal`, the JSON through `safe.json_text`, so no control character reaches a terminal."""
 
 from __future__ import annotations
 
-import json
 from typing import Sequence
 
 from reconciler.diagnostics import Diagnostic
+from reconciler.render.safe import json_text, terminal
 
 
 def summary(diagnostics: Sequence[Diagnostic], files: int) -> str:
@@ -21,10 +24,10 @@ def summary(diagnostics: Sequence[Diagnostic], files: int) -> str:
 
 
 def render_text(diagnostics: Sequence[Diagnostic], files: int) -> str:
-    lines = [d.render() for d in diagnostics]
+    lines = [terminal(d.render()) for d in diagnostics]
     lines.append(summary(diagnostics, files))
     return "\n".join(lines) + "\n"
 
 
 def render_json(diagnostics: Sequence[Diagnostic]) -> str:
-    return json.dumps([d.to_json() for d in diagnostics], indent=2, ensure_ascii=False) + "\n"
+    return json_text([d.to_json() for d in diagnostics], indent=2) + "\n"

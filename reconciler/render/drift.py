@@ -1,16 +1,19 @@
 """The drift report as text (a terminal), markdown (an issue), JSON (scripts) and HTML (one self-contained
 file a person would rather look at than read: a table per organisation, colour for drift and for expiry,
-sortable by clicking a header, printable)."""
+sortable by clicking a header, printable).
+
+Every value goes through the escaper of its format in `reconciler.render.safe` (the same ones the plan and
+the access report use): a name from the backend cannot colour or retitle a terminal, break a markdown table,
+open an HTML tag, or hide a raw control character in the JSON."""
 
 from __future__ import annotations
 
-import html
-import json
 from dataclasses import asdict
 from typing import Any, Callable, Sequence
 
 from reconciler.drift.report import DriftReport, OrgDrift
 from reconciler.plan.model import target_text
+from reconciler.render.safe import html_text, json_text, md, terminal
 
 DRIFT_FORMAT_VERSION = 1
 
@@ -49,34 +52,30 @@ def _summary_line(report: DriftReport) -> str:
 def render_text(report: DriftReport) -> str:
     lines: list[str] = []
     for org in report.organisations:
-        lines.append(f"organisation {org.kvk} {org.name} (revision {org.revision}): "
+        lines.append(f"organisation {terminal(org.kvk)} {terminal(org.name)} (revision {org.revision}): "
                      + ("in sync" if org.in_sync else "needs attention"))
         for title, attr, columns in SECTIONS:
             rows = _rows(org, attr, columns)
             if rows:
                 lines.append(f"  {title}:")
-                lines.extend("    " + "  |  ".join(row) for row in rows)
+                lines.extend("    " + "  |  ".join(terminal(cell) for cell in row) for row in rows)
         lines.append("")
     lines.append(_summary_line(report))
     return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------------------------------- markdown
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def render_markdown(report: DriftReport) -> str:
-    out = [f"## {_summary_line(report)}", ""]
+    out = [f"## {md(_summary_line(report))}", ""]
     for org in report.organisations:
-        out.append(f"### {org.kvk} {_md(org.name)}: " + ("in sync" if org.in_sync else "needs attention"))
+        out.append(f"### {md(org.kvk)} {md(org.name)}: " + ("in sync" if org.in_sync else "needs attention"))
         for title, attr, columns in SECTIONS:
             rows = _rows(org, attr, columns)
             if not rows:
                 continue
             out += ["", f"**{title}** ({len(rows)})", "", "| " + " | ".join(c for c, _ in columns) + " |",
                     "|" + "---|" * len(columns)]
-            out += ["| " + " | ".join(_md(cell) for cell in row) + " |" for row in rows]
+            out += ["| " + " | ".join(md(cell) if cell else " " for cell in row) + " |" for row in rows]
         out.append("")
     return "\n".join(out) + "\n"
 
@@ -98,7 +97,7 @@ def report_to_data(report: DriftReport) -> dict[str, Any]:
 
 
 def render_json(report: DriftReport) -> str:
-    return json.dumps(report_to_data(report), indent=2, ensure_ascii=False) + "\n"
+    return json_text(report_to_data(report), indent=2) + "\n"
 
 
 # ----------------------------------------------------------------------------------------------- html
@@ -138,25 +137,25 @@ def _row_class(attr: str, item: object) -> str:
 
 def _table(org: OrgDrift, attr: str, columns: Sequence[Column]) -> str:
     items = getattr(org, attr)
-    head = "".join(f"<th>{html.escape(c)}</th>" for c, _ in columns)
+    head = "".join(f"<th>{html_text(c)}</th>" for c, _ in columns)
     body = "".join(
-        f'<tr class="{_row_class(attr, item)}">' + "".join(f"<td>{html.escape(str(get(item)))}</td>"
+        f'<tr class="{_row_class(attr, item)}">' + "".join(f"<td>{html_text(str(get(item)))}</td>"
                                                           for _, get in columns) + "</tr>"
         for item in items)
     return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def render_html(report: DriftReport) -> str:
-    parts = [f"<h1>{html.escape(_summary_line(report))}</h1>",
-             f"<p>Backend: {html.escape(report.backend)}. Drift is what the backend has that git does not say (or the "
+    parts = [f"<h1>{html_text(_summary_line(report))}</h1>",
+             f"<p>Backend: {html_text(report.backend)}. Drift is what the backend has that git does not say (or the "
              "reverse); expiring is what ends within the organisation's renew_before window.</p>"]
     for org in report.organisations:
         badge = '<span class="badge ok">in sync</span>' if org.in_sync else \
             '<span class="badge bad">needs attention</span>'
-        parts.append(f"<h2>{html.escape(org.kvk)} {html.escape(org.name)} {badge}</h2>")
+        parts.append(f"<h2>{html_text(org.kvk)} {html_text(org.name)} {badge}</h2>")
         for title, attr, columns in SECTIONS:
             if getattr(org, attr):
-                parts.append(f"<h3>{html.escape(title)} ({len(getattr(org, attr))})</h3>")
+                parts.append(f"<h3>{html_text(title)} ({len(getattr(org, attr))})</h3>")
                 parts.append(_table(org, attr, columns))
         if not any(getattr(org, attr) for _, attr, _ in SECTIONS):
             parts.append('<p class="ok">Nothing to report.</p>')

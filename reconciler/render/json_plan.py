@@ -45,4 +45,4 @@ def plan_to_data(plan: Plan) -> dict[str, Any]:
 
 
 def render_json(plan: Plan) -> str:
-    return json.dumps(plan_to_data(plan), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(plan_to_data(plan), indent=2, ensure_ascii=True) + "\n"

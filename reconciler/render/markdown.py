@@ -20,11 +20,14 @@ how many items were left out and points to the JSON plan. The output is a pure f
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 from reconciler.plan.model import Change, Deferred, Manual, OrgPlan, Plan
+from reconciler.render.safe import MAX_TEXT as MAX_TEXT, md as md, md_html, md_line as md_line
+
+#: The escapers live in `reconciler.render.safe` (one for every renderer); these names stay for callers.
+html = md_html
 
 #: GitHub refuses comments over 65,536 characters; the default leaves room for what a CI job adds.
 DEFAULT_LIMIT = 60_000
@@ -32,51 +35,12 @@ DEFAULT_LIMIT = 60_000
 MIN_LIMIT = 1_000
 #: The first line: hidden when rendered; lets a CI job find (and update) its previous comment.
 MARKER = "<!-- reconciler:plan -->"
-#: Long lists and texts in one cell are shortened (the JSON plan has them in full).
+#: Long lists in one cell are shortened (the JSON plan has them in full; `safe.MAX_TEXT` shortens long texts).
 MAX_LIST = 25
-MAX_TEXT = 1_000
 #: Organisations named in the "needs --force" warning (each section says it too).
 MAX_FORCE_LISTED = 10
 #: Marks a privilege escalation (the warning sign emoji).
 ESCALATION = "\u26a0\ufe0f"
-
-# Inline markdown that could format text, make a link or code span, end a table cell or start math.
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~$])")
-# What would start a block (heading, list, thematic break) at the start of a list item's text.
-_BLOCK_START = re.compile(r"^(?:([#=+-])|(\d{1,9})([.)]))")
-# An @ that GitHub would read as a mention of a user or team (not the @ inside an e-mail address).
-_MENTION = re.compile(r"(?<![\w.+-])@(?=[A-Za-z0-9])")
-_NEWLINES = re.compile(r"\r\n|\r|\n|\u2028|\u2029")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_ZERO_WIDTH_SPACE = "\u200b"
-
-
-# ------------------------------------------------------------------------------------------------ escaping
-def _clean(value: object) -> str:
-    text = _CONTROL.sub("", str(value))
-    text = text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "\u2026"
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MENTION.sub("@" + _ZERO_WIDTH_SPACE, text)
-
-
-def md(value: object) -> str:
-    """`value` as inline markdown that renders literally, on one line: safe in a table cell."""
-    return _NEWLINES.sub("<br>", _MD_SPECIAL.sub(r"\\\1", _clean(value)))
-
-
-def md_line(value: object) -> str:
-    """`value` as the text of a list item (`- ...`): also no heading, nested list or rule at its start."""
-    return _BLOCK_START.sub(_escape_block_start, md(value).lstrip())
-
-
-def _escape_block_start(match: re.Match[str]) -> str:
-    marker, number, delimiter = match.groups()
-    return "\\" + marker if marker else number + "\\" + delimiter
-
-
-def html(value: object) -> str:
-    """`value` as text inside raw HTML (the `<summary>` line, where markdown is not parsed)."""
-    return _NEWLINES.sub(" ", _clean(value).replace('"', "&quot;"))
 
 
 def _targets(target: str | list[str]) -> str:

@@ -1,5 +1,7 @@
 """A plan as terminal text, Terraform-like: one line per change with + ~ -, grouped per organisation and
-person, deferred (>) and manual (!) steps with their rule, and a summary line."""
+person, deferred (>) and manual (!) steps with their rule, and a summary line. Every line goes through
+`safe.terminal` before it is coloured: no value from a config or the backend reaches the terminal as a
+control character or a line break of its own."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Callable
 import click
 
 from reconciler.plan.model import Change, Deferred, Manual, OrgPlan, Plan, target_text
+from reconciler.render.safe import terminal
 
 _COLOURS = {"+": "green", "~": "yellow", "-": "red", ">": "cyan", "!": "magenta", "?": "bright_black"}
 _CHAINS = ("issue_chain", "set_chain_end_date", "remove_intermediary")
@@ -21,7 +24,7 @@ def render_text(plan: Plan, *, colour: bool = False) -> str:
     for org in plan.organisations:
         lines.extend(_org(org, paint))
         lines.append("")
-    lines.extend(f"warning: {w}" for w in plan.warnings)
+    lines.extend(f"warning: {terminal(w)}" for w in plan.warnings)
     lines.append(summary_line(plan))
     return "\n".join(lines) + "\n"
 
@@ -33,7 +36,7 @@ def _org(org: OrgPlan, paint: Callable[[str, str], str]) -> list[str]:
         extras.append(f"revision {org.revision}")
     if org.acting_admin:
         extras.append(f"acting as {org.acting_admin}")
-    lines = [head + (f" ({', '.join(extras)})" if extras else "")]
+    lines = [terminal(head + (f" ({', '.join(extras)})" if extras else ""))]
     if not (org.changes or org.deferred or org.manual or org.unmanaged):
         lines.append("  no changes: the backend matches the config")
     people: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
@@ -44,6 +47,7 @@ def _org(org: OrgPlan, paint: Callable[[str, str], str]) -> list[str]:
     for item in listed:
         order += 1
         sym, text = _line(item)
+        text = terminal(text)
         if item.action.value in _CHAINS:
             chains.append((order, sym, text))
         elif item.person:
@@ -51,7 +55,7 @@ def _org(org: OrgPlan, paint: Callable[[str, str], str]) -> list[str]:
         else:
             bulk.append((order, sym, text))
     for person, items in people.items():
-        lines.append(f"  {person}")
+        lines.append(f"  {terminal(person)}")
         lines.extend(f"    {paint(sym, sym + ' ' + text)}" for _, sym, text in items)
     if bulk:
         lines.append("  bulk steps (several users, one call each, R10)")
@@ -61,10 +65,11 @@ def _org(org: OrgPlan, paint: Callable[[str, str], str]) -> list[str]:
         lines.extend(f"    {paint(sym, sym + ' ' + text)}" for _, sym, text in chains)
     if org.unmanaged:
         lines.append("  unmanaged (not in the config; policy.prune is false, so left alone)")
-        lines.extend(f"    {paint('?', '? ' + u.kind + ' ' + u.target)}" + (f"  ({u.detail})" if u.detail else "")
+        lines.extend(f"    {paint('?', terminal('? ' + u.kind + ' ' + u.target))}" +
+                     (f"  ({terminal(u.detail)})" if u.detail else "")
                      for u in org.unmanaged)
     for w in org.warnings:
-        lines.append(f"  warning: {w}")
+        lines.append(f"  warning: {terminal(w)}")
     if org.over_threshold:
         lines.append(f"  {paint('-', 'refused without --force')}: {org.removals} removals, more than "
                      f"policy.max_removals allows ({org.removal_limit} of {org.existing_objects} objects)")

@@ -2,18 +2,18 @@
 (one self-contained page: a table per organisation, sortable by clicking a header, printable).
 
 Each renderer is a pure function of an `AccessReport`. `render_bytes` is what the command writes: the csv
-starts with a UTF-8 byte order mark so that Excel reads it as UTF-8.
+starts with a UTF-8 byte order mark so that Excel reads it as UTF-8. Every value goes through the escaper of
+its format in `reconciler.render.safe` (shared with the plan and drift renderers): a csv cell is never run as
+a formula and holds no control character, markdown and html cannot be broken out of.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import html
 import io
-import re
 
-from reconciler.render.markdown import md
+from reconciler.render.safe import csv_text, html_text, md
 from reconciler.report.access import SOON_DAYS, AccessReport, AccessRow
 
 FORMATS = ("csv", "markdown", "html")
@@ -28,10 +28,6 @@ TABLE_HEADER = ("person", "name", "role", "level", "type", "status", "service", 
 
 NO_SERVICE = "no authorisations"
 
-# A spreadsheet would run a cell starting with one of these as a formula (csv injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
 def _date(value: dt.date | None) -> str:
     return value.isoformat() if value is not None else ""
 
@@ -40,15 +36,10 @@ def _days(value: int | None) -> str:
     return str(value) if value is not None else ""
 
 
-def _text(value: str) -> str:
-    """A text cell that a spreadsheet shows as text, never evaluates (OWASP: prefix a formula with ')."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
-
-
 def csv_cells(row: AccessRow) -> list[str]:
     texts = [row.kvk, row.organisation, row.person, row.person_name, row.role, row.level, row.means_type,
              row.status, row.service_key, row.service_name, row.provider, row.service_level]
-    return [*map(_text, texts), _date(row.end_date), _days(row.days_left), _date(row.means_ends), row.config]
+    return [*map(csv_text, texts), _date(row.end_date), _days(row.days_left), _date(row.means_ends), row.config]
 
 
 def render_csv(report: AccessReport) -> str:
@@ -182,11 +173,6 @@ _SCRIPT = """
 
 _NUMERIC = {"days left"}
 _DATES = {"end date", "means ends"}
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def _h(value: str) -> str:
-    return html.escape(_CONTROL.sub("", value), quote=True)
 
 
 def _html_row(row: AccessRow) -> str:
@@ -203,7 +189,7 @@ def _html_row(row: AccessRow) -> str:
         if head == "service name" and not row.has_service:
             css.append("none")
         attr = f' class="{" ".join(css)}"' if css else ""
-        cells.append(f"<td{attr}>{_h(value)}</td>")
+        cells.append(f"<td{attr}>{html_text(value)}</td>")
     attr = f' class="{" ".join(classes)}"' if classes else ""
     return f"<tr{attr}>" + "".join(cells) + "</tr>"
 
@@ -211,27 +197,28 @@ def _html_row(row: AccessRow) -> str:
 def render_html(report: AccessReport) -> str:
     title = f"eHerkenning access on {report.today.isoformat()}"
     number = ' data-type="number"'
-    heads = "".join(f'<th scope="col"{number if h in _NUMERIC else ""}>{_h(h)}</th>' for h in TABLE_HEADER)
+    heads = "".join(f'<th scope="col"{number if h in _NUMERIC else ""}>{html_text(h)}</th>' for h in TABLE_HEADER)
     parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-             '<meta name="viewport" content="width=device-width, initial-scale=1">', f"<title>{_h(title)}</title>",
-             f"<style>{_STYLE}</style>", "</head>", "<body>", f"<h1>{_h(title)}</h1>",
-             f"<p>{_h(_summary(report))}</p>"]
+             '<meta name="viewport" content="width=device-width, initial-scale=1">',
+             f"<title>{html_text(title)}</title>",
+             f"<style>{_STYLE}</style>", "</head>", "<body>", f"<h1>{html_text(title)}</h1>",
+             f"<p>{html_text(_summary(report))}</p>"]
     if report.unreadable:
-        parts.append(f'<p class="unreadable">{_h(_unreadable_line(report))}</p>')
+        parts.append(f'<p class="unreadable">{html_text(_unreadable_line(report))}</p>')
     parts.append(f'<p class="legend"><span class="soon">ends within {SOON_DAYS} days</span>'
                  '<span class="undeclared">not in config</span>'
                  '<span class="screen muted">click a column header to sort</span></p>')
     grouped = report.by_org()
     for org in report.organisations:
-        parts.append(f'<section id="kvk-{_h(org.kvk)}">')
-        parts.append(f"<h2>{_h(org.kvk)} {_h(org.name)}</h2>")
+        parts.append(f'<section id="kvk-{html_text(org.kvk)}">')
+        parts.append(f"<h2>{html_text(org.kvk)} {html_text(org.name)}</h2>")
         parts.append(f'<table class="access"><thead><tr>{heads}</tr></thead><tbody>')
         parts.extend(_html_row(row) for row in grouped.get(org.kvk, []))
         parts.append("</tbody></table>")
         parts.append("</section>")
     footer = f"Read from {report.backend} on {report.today.isoformat()}." if report.backend else \
         f"As of {report.today.isoformat()}."
-    parts += [f'<p class="muted">{_h(footer)}</p>', f"<script>{_SCRIPT}</script>", "</body>", "</html>"]
+    parts += [f'<p class="muted">{html_text(footer)}</p>', f"<script>{_SCRIPT}</script>", "</body>", "</html>"]
     return "\n".join(parts) + "\n"
 
 

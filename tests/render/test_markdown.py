@@ -188,7 +188,7 @@ def test_list_items_cannot_start_a_block() -> None:
 def test_escape_functions() -> None:
     assert md("a|b`c`*d*_e_[f](g)<h>&i~j$k\\l") == "a\\|b\\`c\\`\\*d\\*\\_e\\_\\[f\\](g)&lt;h&gt;&amp;i\\~j\\$k\\\\l"
     assert md("one\ntwo\r\nthree\u2028four") == "one<br>two<br>three<br>four"
-    assert md("bell\x07 nul\x00") == "bell nul"
+    assert md("bell\x07 nul\x00 rtl\u202e") == "bell\\\\x07 nul\\\\x00 rtl\\\\u202e"   # shown as escapes, not hidden
     assert md("j.bakker@ketelaarklip.nl") == "j.bakker@ketelaarklip.nl"     # no mention inside an e-mail
     assert md("cc @team and (@user)") == "cc @\u200bteam and (@\u200buser)"
     assert md("x" * 2000) == "x" * 1000 + "\u2026"
