@@ -110,7 +110,7 @@ class AuditLog:
         if self._fd is None:
             raise AuditError(self.path, OSError(errno.EBADF, "the audit log is not open"))
         record = {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"), "event": event, **fields}
-        line = json.dumps(record, ensure_ascii=False, default=str, separators=(",", ":")) + "\n"
+        line = json.dumps(record, ensure_ascii=True, default=str, separators=(",", ":")) + "\n"
         data = (b"\n" if self._newline_first else b"") + line.encode("utf-8")
         try:
             self._append(data)
