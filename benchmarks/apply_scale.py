@@ -198,7 +198,9 @@ class Served:
                                                     lifespan="on", timeout_graceful_shutdown=2))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        name="sandbox-uvicorn", daemon=True)
-        self.control = httpx.Client(base_url=self.url, timeout=30.0)
+        # the /sandbox controls need the app's control token (random per app; it never leaves this process)
+        self.control = httpx.Client(base_url=self.url, timeout=30.0,
+                                    headers={"Sandbox-Control-Token": self.app.state.control_token})
 
     def __enter__(self) -> "Served":
         self.thread.start()
@@ -215,7 +217,7 @@ class Served:
         self.thread.join(10)
         self.sock.close()
 
-    # the /sandbox controls (no token, never faulted)
+    # the /sandbox controls (the control token, never faulted)
     def _ok(self, response: httpx.Response) -> Any:
         if response.status_code >= 300:
             raise SystemExit(f"sandbox control {response.request.method} {response.request.url} failed: "

@@ -114,9 +114,11 @@ class Served:
         self.thread.join(timeout=10)
 
 
-async def measure(url: str, token: str, ids: list[str], expect_means: int, expect_auths: int) -> bool:
+async def measure(url: str, token: str, ids: list[str], expect_means: int, expect_auths: int,
+                  control_token: str) -> bool:
     ok = True
-    async with BeheerClient(url, token) as client, httpx.AsyncClient(base_url=url) as control:
+    async with BeheerClient(url, token) as client, \
+            httpx.AsyncClient(base_url=url, headers={"Sandbox-Control-Token": control_token}) as control:
         await client.me()                                   # open the connection; not measured
         await control.delete("/sandbox/requests")
 
@@ -188,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         served = Served(app, args.port or free_port())
         served.start()
         try:
-            ok = asyncio.run(measure(served.url, token, ids, args.means + 1, auth_count))
+            ok = asyncio.run(measure(served.url, token, ids, args.means + 1, auth_count, app.state.control_token))
         finally:
             served.stop()
         print(f"peak RSS (server + client, one process): {_rss_mb():.0f} MB")

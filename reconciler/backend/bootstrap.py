@@ -3,7 +3,8 @@
 INTERFACE.md: the config's first declared `beheerder` becomes the organisation's one active admin and the
 acting admin (the holder of the API token) for it. On later runs the acting admin is that same person if
 still an active admin there, else the first active admin the sandbox has. Tokens are minted per run and
-never written anywhere.
+never written anywhere. Idempotent: when parallel commands bootstrap the same organisation at once, the one
+that loses the race finds it created and acts for it like a later run, instead of failing.
 """
 
 from __future__ import annotations
@@ -11,10 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from reconciler.backend.errors import BackendError
 from reconciler.backend.sandbox.controls import SandboxControls
 from reconciler.backend.types import Secret
 from reconciler.config.loader import LoadedOrg
 from reconciler.config.models import Role
+
+
+#: The sandbox's problem code when `POST /sandbox/organisations` names a KvK it already has.
+ALREADY_EXISTS = "already-exists"
 
 
 class BootstrapError(Exception):
@@ -67,11 +73,20 @@ async def _acting_admin(controls: SandboxControls, org: LoadedOrg) -> ActingAdmi
                                  "to create it with (R1)")
         first = declared[0]
         factor = first.second_factor
-        created = await controls.create_organisation(
-            kvk, cfg.organisation.name, admin_email=first.email, admin_name=first.name, level=first.level.value,
-            second_factor=factor.type.value if factor else None, phone=factor.phone if factor else None,
-            branch_number=cfg.organisation.branch_number)
-        return ActingAdmin(kvk, first.email, created.means_id, created.token, created=True)
+        try:
+            created = await controls.create_organisation(
+                kvk, cfg.organisation.name, admin_email=first.email, admin_name=first.name,
+                level=first.level.value, second_factor=factor.type.value if factor else None,
+                phone=factor.phone if factor else None, branch_number=cfg.organisation.branch_number)
+        except BackendError as exc:
+            if exc.code != ALREADY_EXISTS:
+                raise
+            # Another command on the same sandbox created it between our read and our create (first use
+            # by parallel jobs): the organisation exists now, which is all the bootstrap wanted; act for
+            # it as on any later run, the declared beheerder first.
+            members = None
+        else:
+            return ActingAdmin(kvk, first.email, created.means_id, created.token, created=True)
     return await _existing_admin(controls, kvk, [u.key for u in declared], members)
 
 

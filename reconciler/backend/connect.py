@@ -3,14 +3,20 @@
 `sandbox:PATH` runs the sandbox's ASGI app in this process (no server, no port) behind the very same
 client, serialisation and rules as a remote server; `http(s)://HOST` talks to a real backend with the token
 from `BEHEER_API_TOKEN`. The default is `RECONCILER_BACKEND`, else `sandbox:.reconciler/sandbox.db`.
+
+The token travels only where it should: `http://` (no TLS) is refused before any connection unless the host
+is loopback (127.0.0.0/8, ::1, `localhost`: a local `reconciler sandbox serve`), or `--allow-insecure-http`
+was given (then with a warning).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import logging
 import os
+import secrets
+import sys
 from contextlib import AsyncExitStack, asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Literal, Mapping
@@ -19,16 +25,19 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
-from reconciler.backend.client import BeheerClient, token_from_env
+from reconciler.backend.client import REDACTION, BeheerClient, token_from_env
 from reconciler.backend.errors import ConfigurationError
+from reconciler.backend.sandbox.controls import CONTROL_HEADER, CONTROL_TOKEN_ENV
 from reconciler.backend.types import Secret
-
-log = logging.getLogger("reconciler.backend")
 
 BACKEND_ENV = "RECONCILER_BACKEND"
 DEFAULT_BACKEND = "sandbox:.reconciler/sandbox.db"
 #: The base URL the embedded app is addressed by; never resolved, only used to build request URLs.
 EMBEDDED_BASE_URL = "http://sandbox.embedded"
+
+#: Set by the `--allow-insecure-http` flag of a command (`reconciler.cli.options.backend_option`) for the rest
+#: of that command; `parse_backend_spec(allow_insecure_http=...)` says it explicitly instead.
+INSECURE_HTTP_ALLOWED: ContextVar[bool] = ContextVar("reconciler_insecure_http_allowed", default=False)
 
 _ALLOWED = ("allowed: sandbox:PATH (the embedded sandbox, e.g. sandbox:.reconciler/sandbox.db) "
             "or the http:// or https:// address of a beheer backend (e.g. https://beheer.example.nl)")
@@ -58,8 +67,31 @@ def resolve_spec(spec: str | None, env: Mapping[str, str] | None = None) -> str:
     return value or DEFAULT_BACKEND
 
 
-def parse_backend_spec(spec: str | None, env: Mapping[str, str] | None = None) -> BackendSpec:
-    """Parse a `--backend` value (None: the default); raises `ConfigurationError` naming what is allowed."""
+def is_loopback_host(host: str) -> bool:
+    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1, and IPv4-mapped loopback)."""
+    name = host.strip().rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+def insecure_http(url: str) -> bool:
+    """True when `url` is plain http to a host that is not loopback: a token sent there can be read on the way."""
+    parts = urlsplit(url)
+    return parts.scheme.lower() == "http" and not is_loopback_host(parts.hostname or "")
+
+
+def parse_backend_spec(spec: str | None, env: Mapping[str, str] | None = None, *,
+                       allow_insecure_http: bool | None = None) -> BackendSpec:
+    """Parse a `--backend` value (None: the default); raises `ConfigurationError` naming what is allowed.
+
+    `http://` to a host that is not loopback is refused here, before anything connects, unless
+    `allow_insecure_http` (None: whether this command was given `--allow-insecure-http`)."""
     text = resolve_spec(spec, env)
     source = "--backend" if spec is not None and spec.strip() else (
         BACKEND_ENV if (os.environ if env is None else env).get(BACKEND_ENV, "").strip() else "default backend")
@@ -80,6 +112,12 @@ def parse_backend_spec(spec: str | None, env: Mapping[str, str] | None = None) -
         if parts.query or parts.fragment:
             raise ConfigurationError(f"invalid {source} value {text!r}: the address must not have a query or "
                                      f"fragment; {_ALLOWED}")
+        allowed = INSECURE_HTTP_ALLOWED.get() if allow_insecure_http is None else allow_insecure_http
+        if insecure_http(text) and not allowed:
+            raise ConfigurationError(
+                f"refusing {source} {text}: plain http to {parts.hostname}, which is not this machine, would send "
+                f"the API token unencrypted; use https://, or a loopback address (127.0.0.1, ::1, localhost) for "
+                f"a local sandbox, or give --allow-insecure-http if the network in between is trusted")
         return BackendSpec("remote", url=text.rstrip("/"))
     raise ConfigurationError(f"invalid {source} value {text!r}; {_ALLOWED}")
 
@@ -168,16 +206,19 @@ async def asgi_lifespan(app: Any) -> AsyncIterator[None]:
 @asynccontextmanager
 async def open_backend(spec: str | None = None, *, token: Secret | str | None = None,
                        env: Mapping[str, str] | None = None, app_options: Mapping[str, Any] | None = None,
-                       require_token: bool = True, **client_options: Any) -> AsyncIterator[BeheerClient]:
+                       require_token: bool = True, controls: bool = False, allow_insecure_http: bool | None = None,
+                       **client_options: Any) -> AsyncIterator[BeheerClient]:
     """A `BeheerClient` on the backend named by `spec` (see `parse_backend_spec`), closed on exit.
 
     Embedded: `token` is the acting admin's token the caller got when bootstrapping (None until then; use
-    `client.with_token` once known); `app_options` go to `create_app`. Remote: `token`, else
+    `client.with_token` once known); `app_options` go to `create_app`; the app gets a control token made
+    for this process, which the client sends on `/sandbox` requests (no user action). Remote: `token`, else
     `BEHEER_API_TOKEN` (a clear `ConfigurationError` when unset, unless `require_token` is false: the
-    sandbox controls of a served sandbox need none). `client_options` go to `BeheerClient`
+    sandbox controls of a served sandbox need none); with `controls`, the served sandbox's control token
+    from `SANDBOX_CONTROL_TOKEN` goes with `/sandbox` requests. `client_options` go to `BeheerClient`
     (timeouts, retry, sleep, rand).
     """
-    parsed = parse_backend_spec(spec, env)
+    parsed = parse_backend_spec(spec, env, allow_insecure_http=allow_insecure_http)
     async with AsyncExitStack() as stack:
         if parsed.embedded:
             assert parsed.db_path is not None
@@ -187,33 +228,55 @@ async def open_backend(spec: str | None = None, *, token: Secret | str | None = 
                 raise ConfigurationError(f"cannot create the directory of the sandbox database "
                                          f"{parsed.db_path}: {exc.strerror or exc}") from None
             create_app, dropped = _load_sandbox()
-            app = create_app(parsed.db_path, **dict(app_options or {}))
+            options = dict(app_options or {})
+            control: Secret | None = Secret(options.setdefault("control_token", secrets.token_urlsafe(32)))
+            app = create_app(parsed.db_path, **options)
             await stack.enter_async_context(asgi_lifespan(app))
             transport = DroppedConnectionTransport(httpx.ASGITransport(app=app), dropped)
             client = BeheerClient(EMBEDDED_BASE_URL, token, transport=transport, **client_options)
         else:
             assert parsed.url is not None
             secret = token if token is not None else (token_from_env(env) if require_token else None)
-            _warn_plain_http(parsed.url)
+            control = control_token_from_env(env) if controls else None
+            if insecure_http(parsed.url):   # allowed by --allow-insecure-http; said on stderr whatever logging does
+                print(f"warning: --allow-insecure-http: the backend {parsed.url} is addressed over plain http; the "
+                      "API token travels unencrypted and can be read on the way", file=sys.stderr, flush=True)
             client = BeheerClient(parsed.url, secret, **client_options)
+        if control is not None:
+            attach_control_token(client.http, control)
         await stack.enter_async_context(client)
         yield client
 
 
-def _warn_plain_http(url: str) -> None:
-    """A token sent over plain HTTP to another machine can be read on the way; say so (but allow a local
-    `reconciler sandbox serve`)."""
-    parts = urlsplit(url)
-    if parts.scheme.lower() != "http":
-        return
-    host = parts.hostname or ""
-    try:
-        local = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        local = False
-    if not local:
-        log.warning("the backend %s is addressed over plain http: the API token travels unencrypted", url)
+def control_token_from_env(env: Mapping[str, str] | None = None) -> Secret:
+    """A served sandbox's control token from `SANDBOX_CONTROL_TOKEN` (never from an argument: `ps` shows those)."""
+    value = (os.environ if env is None else env).get(CONTROL_TOKEN_ENV, "").strip()
+    if not value:
+        raise ConfigurationError(
+            f"{CONTROL_TOKEN_ENV} is not set: the controls of a served sandbox need its control token, which "
+            f"`reconciler sandbox serve` printed at start (`control token: ...`) or was given in {CONTROL_TOKEN_ENV}; "
+            f"export it as {CONTROL_TOKEN_ENV}")
+    return Secret(value)
 
 
-__all__ = ["BACKEND_ENV", "BackendSpec", "DEFAULT_BACKEND", "DroppedConnectionTransport", "embedded_db_path",
-           "open_backend", "parse_backend_spec", "resolve_spec"]
+def attach_control_token(http: httpx.AsyncClient, token: Secret) -> None:
+    """Send `token` in the control header on `/sandbox` requests to this client's own base URL, and on no
+    other request (a real backend, or the `/v1` API, never sees it); redacted from every log record."""
+    REDACTION.add(token)
+    base = http.base_url
+    prefix = base.raw_path.rstrip(b"/") + b"/sandbox"
+
+    async def add(request: httpx.Request) -> None:
+        url = request.url
+        path = url.raw_path.split(b"?", 1)[0]
+        if (url.scheme, url.host, url.port) == (base.scheme, base.host, base.port) and (
+                path == prefix or path.startswith(prefix + b"/")):
+            request.headers[CONTROL_HEADER] = token.reveal()
+
+    hooks = http.event_hooks
+    http.event_hooks = {"request": [*hooks.get("request", []), add], "response": list(hooks.get("response", []))}
+
+
+__all__ = ["BACKEND_ENV", "BackendSpec", "DEFAULT_BACKEND", "DroppedConnectionTransport", "INSECURE_HTTP_ALLOWED",
+           "attach_control_token", "control_token_from_env", "embedded_db_path", "insecure_http",
+           "is_loopback_host", "open_backend", "parse_backend_spec", "resolve_spec"]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any, Callable, TypeVar
 
 import click
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class DateParam(click.ParamType):
@@ -26,10 +29,33 @@ DATE = DateParam()
 today_option = click.option("--today", type=DATE, default=None,
                             help="Judge end dates as if today were this date (default: the real today).")
 
-backend_option = click.option(
+_backend = click.option(
     "--backend", "backend", default=None, metavar="SPEC",
     help="sandbox:PATH (the embedded sandbox; default sandbox:.reconciler/sandbox.db) or https://HOST of a "
-         "beheer backend (token from BEHEER_API_TOKEN). Default: $RECONCILER_BACKEND.")
+         "beheer backend (token from BEHEER_API_TOKEN); http:// only to loopback (a local `sandbox serve`). "
+         "Default: $RECONCILER_BACKEND.")
+
+
+def _allow_insecure_http(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """Allow plain http to another host for the rest of this command (reset when its context closes, so an
+    in-process caller running several commands does not inherit it)."""
+    if not value:
+        return
+    from reconciler.backend.connect import INSECURE_HTTP_ALLOWED
+
+    token = INSECURE_HTTP_ALLOWED.set(True)
+    ctx.call_on_close(lambda: INSECURE_HTTP_ALLOWED.reset(token))
+
+
+_insecure_http = click.option(
+    "--allow-insecure-http", is_flag=True, default=False, expose_value=False, callback=_allow_insecure_http,
+    help="Allow --backend http:// to a host that is not loopback. The API token then travels unencrypted and "
+         "can be read on the way; without this flag such a backend is refused before anything is sent.")
+
+
+def backend_option(command: F) -> F:
+    """`--backend SPEC` and `--allow-insecure-http`, on every command that talks to a backend."""
+    return _backend(_insecure_http(command))
 
 
 class DurationParam(click.ParamType):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
 from pathlib import Path
 
-from typing import TYPE_CHECKING
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, AsyncIterator
 
 import click
 
@@ -15,7 +17,7 @@ from reconciler.cli.runner import run
 from reconciler.domain.levels import MEANS_LEVELS
 
 if TYPE_CHECKING:
-    from reconciler.backend.sandbox.controls import SandboxMeans
+    from reconciler.backend.sandbox.controls import SandboxControls, SandboxMeans
 
 
 @click.group()
@@ -24,8 +26,28 @@ def sandbox() -> None:
 
     \b
     Without --backend these commands use the embedded sandbox (.reconciler/sandbox.db), the same one
-    `reconciler plan` uses by default. With --backend http://HOST they control a served sandbox.
+    `reconciler plan` uses by default. With --backend http://127.0.0.1:PORT they control a served sandbox;
+    they then need its control token (printed by `sandbox serve`) in SANDBOX_CONTROL_TOKEN.
     """
+
+
+@asynccontextmanager
+async def _controls(backend: str | None) -> AsyncIterator["SandboxControls"]:
+    """The sandbox controls of the embedded sandbox (no user action) or of a served one (the control token
+    from SANDBOX_CONTROL_TOKEN); a refused control token is said as such, not as a bad API token."""
+    from reconciler.backend.connect import open_backend
+    from reconciler.backend.errors import BackendError
+    from reconciler.backend.sandbox.controls import CONTROL_TOKEN_ENV, SandboxControls
+
+    try:
+        async with open_backend(backend, require_token=False, controls=True) as client:
+            yield SandboxControls(client)
+    except BackendError as exc:
+        if exc.status == 401 and (exc.path or "").startswith("/sandbox"):
+            raise click.ClickException(
+                f"the served sandbox refused the control token in {CONTROL_TOKEN_ENV}: set it to the control token "
+                "that `reconciler sandbox serve` printed at start (or was started with)") from None
+        raise
 
 
 @sandbox.command()
@@ -43,12 +65,9 @@ def init(kvk: str, name: str, admin_email: str, admin_name: str | None, level: s
 
     The token is printed once, on standard output, for `BEHEER_API_TOKEN`; it is stored only as a hash.
     """
-    from reconciler.backend.connect import open_backend
-    from reconciler.backend.sandbox.controls import SandboxControls
-
     async def work() -> None:
-        async with open_backend(backend, require_token=False) as client:
-            created = await SandboxControls(client).create_organisation(
+        async with _controls(backend) as controls:
+            created = await controls.create_organisation(
                 kvk, name, admin_email=admin_email, admin_name=admin_name or admin_email.split("@")[0],
                 level=level, branch_number=branch_number)
         click.echo(f"created organisation {kvk} ({name}) with {admin_email} as its active beheerder", err=True)
@@ -61,28 +80,61 @@ def init(kvk: str, name: str, admin_email: str, admin_name: str | None, level: s
 @sandbox.command()
 @click.option("--db", "db", default=None, type=click.Path(dir_okay=False),
               help="The SQLite database (default: the --backend sandbox:PATH, else .reconciler/sandbox.db).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on: loopback (127.0.0.1, ::1, localhost) unless --allow-remote.")
 @click.option("--port", default=8700, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--catalogue", "catalogues", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="A catalogue file whose services the backend knows besides the bundled ones (repeatable).")
+@click.option("--allow-remote", is_flag=True, default=False,
+              help="Listen on an address other machines can reach. The sandbox is a test backend: anyone who "
+                   "reaches it and has a token acts with it, and its plain http carries tokens unencrypted.")
 @backend_option
-def serve(db: str | None, host: str, port: int, catalogues: tuple[str, ...], backend: str | None) -> None:
-    """Run the sandbox as an HTTP server (OpenAPI at /openapi.json, the API under /v1)."""
-    import uvicorn
+def serve(db: str | None, host: str, port: int, catalogues: tuple[str, ...], allow_remote: bool,
+          backend: str | None) -> None:
+    """Run the sandbox as an HTTP server (OpenAPI at /openapi.json, the API under /v1).
 
-    from reconciler.backend.sandbox.app import create_app
+    \b
+    The /sandbox controls (new organisations, tokens, approvals, the clock) need a control token: the
+    value of SANDBOX_CONTROL_TOKEN, else a random one printed once at start as `control token: ...` on
+    standard output. Clients send it as `Sandbox-Control-Token: <token>` (or `Authorization: Bearer`);
+    `reconciler sandbox approve|activate|clock|init --backend http://...` read it from SANDBOX_CONTROL_TOKEN.
+    """
+    from reconciler.backend.connect import is_loopback_host, parse_backend_spec
+    from reconciler.backend.sandbox.controls import CONTROL_TOKEN_ENV
 
-    from reconciler.backend.connect import parse_backend_spec
-
+    if not is_loopback_host(host):
+        if not allow_remote:
+            raise click.ClickException(
+                f"refusing --host {host}: it is not a loopback address, so other machines could reach this test "
+                "backend (its controls, its tokens over plain http); serve on 127.0.0.1, or give --allow-remote "
+                "if that is really meant")
+        click.echo(f"warning: --allow-remote: the sandbox listens on {host}, reachable from other machines; it is "
+                   "a test backend (plain http, tokens in clear): never put real people or real tokens in it",
+                   err=True)
     if db is None:
         spec = parse_backend_spec(backend)
         if not spec.embedded:
             raise click.UsageError("serve runs a sandbox database: give --db PATH or --backend sandbox:PATH")
         db = str(spec.db_path)
+    import secrets
+
+    import uvicorn
+
+    from reconciler.backend.sandbox.app import create_app
+
+    given = os.environ.get(CONTROL_TOKEN_ENV, "").strip()
+    control = given or secrets.token_urlsafe(32)
     Path(db).parent.mkdir(parents=True, exist_ok=True)
-    app = create_app(db, catalogue_files=list(catalogues))
+    app = create_app(db, catalogue_files=list(catalogues), control_token=control)
     click.echo(f"sandbox backend on http://{host}:{port} (database {os.path.normpath(db)}); Ctrl-C stops it",
                err=True)
+    if given:
+        click.echo(f"control token: from {CONTROL_TOKEN_ENV}", err=True)
+    else:       # the one place the token is shown: scripts read this line, people export it
+        click.echo(f"control token: {control}")
+        click.echo(f"(export it as {CONTROL_TOKEN_ENV} for `reconciler sandbox ... --backend "
+                   f"http://{host}:{port}`)", err=True)
+    sys.stdout.flush()
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
@@ -98,12 +150,8 @@ def _lifecycle(step: str, help_text: str, wanted: tuple[str, ...]) -> click.Comm
     def command(emails: tuple[str, ...], all_: bool, kvk: str | None, backend: str | None) -> None:
         if bool(emails) == all_:
             raise click.UsageError("name the holders by e-mail, or give --all (not both)")
-        from reconciler.backend.connect import open_backend
-        from reconciler.backend.sandbox.controls import SandboxControls
-
         async def work() -> int:
-            async with open_backend(backend, require_token=False) as client:
-                controls = SandboxControls(client)
+            async with _controls(backend) as controls:
                 found = await controls.means(kvk=kvk)
                 if all_:
                     targets = [m for m in found if _applies(step, m, wanted)]
@@ -158,14 +206,11 @@ def clock(ctx: click.Context, backend: str | None) -> None:
     Moving the clock expires what the days bring: activations, authorisations, chain authorisations and
     scheduled terminations (R5, R9, R14).
     """
-    from reconciler.backend.connect import open_backend
-    from reconciler.backend.sandbox.controls import SandboxControls
-
     ctx.obj = backend
     if ctx.invoked_subcommand is None:
         async def work() -> None:
-            async with open_backend(backend, require_token=False) as client:
-                click.echo((await SandboxControls(client).today()).isoformat())
+            async with _controls(backend) as controls:
+                click.echo((await controls.today()).isoformat())
 
         run(work)
 
@@ -185,12 +230,9 @@ def _report(answer: dict[str, object]) -> None:
 @click.pass_obj
 def clock_set(parent_backend: str | None, day: dt.date, backend: str | None) -> None:
     """Set today to DAY (YYYY-MM-DD)."""
-    from reconciler.backend.connect import open_backend
-    from reconciler.backend.sandbox.controls import SandboxControls
-
     async def work() -> None:
-        async with open_backend(backend or parent_backend, require_token=False) as client:
-            _report(await SandboxControls(client).set_today(day))
+        async with _controls(backend or parent_backend) as controls:
+            _report(await controls.set_today(day))
 
     run(work)
 
@@ -201,11 +243,8 @@ def clock_set(parent_backend: str | None, day: dt.date, backend: str | None) -> 
 @click.pass_obj
 def clock_advance(parent_backend: str | None, days: int, backend: str | None) -> None:
     """Move today forward by DAYS (e.g. 30d, 2w)."""
-    from reconciler.backend.connect import open_backend
-    from reconciler.backend.sandbox.controls import SandboxControls
-
     async def work() -> None:
-        async with open_backend(backend or parent_backend, require_token=False) as client:
-            _report(await SandboxControls(client).advance(days))
+        async with _controls(backend or parent_backend) as controls:
+            _report(await controls.advance(days))
 
     run(work)

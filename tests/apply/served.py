@@ -10,6 +10,7 @@ import functools
 import json
 import os
 import random
+import secrets
 import signal
 import socket
 import subprocess
@@ -30,7 +31,9 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "org.yaml"
 LEVELS = ["EH1", "EH2", "EH2+", "EH3", "EH4"]
 #: Environment variables that would make the CLI talk to another backend or act as someone else.
-_SCRUBBED = ("RECONCILER_BACKEND", "BEHEER_API_TOKEN", "FORCE_COLOR", "CLICOLOR_FORCE")
+_SCRUBBED = ("RECONCILER_BACKEND", "BEHEER_API_TOKEN", "SANDBOX_CONTROL_TOKEN", "FORCE_COLOR", "CLICOLOR_FORCE")
+#: The header a served sandbox's `/sandbox` controls want its control token in.
+CONTROL_HEADER = "Sandbox-Control-Token"
 
 
 # --------------------------------------------------------------------------------------------------- CLI
@@ -49,12 +52,16 @@ class Result:
         return f"$ reconciler {' '.join(self.args)}\n-> exit {self.code}\n--- stdout\n{self.out}--- stderr\n{self.err}"
 
 
-def cli_env(token: str | None = None) -> dict[str, str]:
+def cli_env(token: str | None = None, control_token: str | None = None) -> dict[str, str]:
+    """The environment of a CLI subprocess: the admin's API token and the served sandbox's control token are
+    passed here, as the CLI reads them (never as arguments)."""
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
     env["NO_COLOR"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
     if token is not None:
         env["BEHEER_API_TOKEN"] = token
+    if control_token is not None:
+        env["SANDBOX_CONTROL_TOKEN"] = control_token
     return env
 
 
@@ -62,9 +69,10 @@ def cli_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "reconciler", *args]
 
 
-def run_cli(*args: str, cwd: Path, token: str | None = None, timeout: float = 120.0) -> Result:
-    done = subprocess.run(cli_command(*args), cwd=cwd, env=cli_env(token), capture_output=True, text=True,
-                          timeout=timeout, check=False)
+def run_cli(*args: str, cwd: Path, token: str | None = None, timeout: float = 120.0,
+            control_token: str | None = None) -> Result:
+    done = subprocess.run(cli_command(*args), cwd=cwd, env=cli_env(token, control_token), capture_output=True,
+                          text=True, timeout=timeout, check=False)
     return Result(list(args), done.returncode, done.stdout, done.stderr)
 
 
@@ -103,11 +111,13 @@ def _free_port() -> int:
 
 @dataclass
 class Sandbox:
-    """A served sandbox: `/sandbox` controls need no token; `/v1` reads use an organisation's admin token."""
+    """A served sandbox: `http` sends the control token (the `/sandbox` controls need it); `/v1` reads use an
+    organisation's admin token."""
 
     url: str
     proc: subprocess.Popen[bytes]
     http: httpx.Client
+    control_token: str = ""
     tokens: dict[str, str] = field(default_factory=dict)     # kvk -> its admin's token
 
     # /sandbox controls (never faulted)
@@ -171,18 +181,21 @@ class Sandbox:
 
 
 @contextmanager
-def served_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    """`reconciler sandbox serve --db tmp_path/sandbox.db --port FREE` as a subprocess, stopped afterwards."""
+def served_sandbox(tmp_path: Path, host: str = "127.0.0.1") -> Iterator[Sandbox]:
+    """`reconciler sandbox serve --db tmp_path/sandbox.db --port FREE` as a subprocess, stopped afterwards; its
+    control token comes from SANDBOX_CONTROL_TOKEN (random per sandbox). `host` is the name the URL uses for
+    it (the server binds 127.0.0.1): `localhost` proves a loopback name works too."""
     db = tmp_path / "sandbox.db"
     log = tmp_path / "serve.log"
+    control_token = secrets.token_urlsafe(24)
     for _ in range(3):                          # the free port may be taken between the probe and the bind
         port = _free_port()
         with log.open("ab") as sink:
             proc = subprocess.Popen(cli_command("sandbox", "serve", "--db", str(db), "--host", "127.0.0.1",
                                                 "--port", str(port)),
-                                    cwd=tmp_path, env=cli_env(), stdout=sink, stderr=sink)
-        url = f"http://127.0.0.1:{port}"
-        http = httpx.Client(base_url=url, timeout=10.0)
+                                    cwd=tmp_path, env=cli_env(control_token=control_token), stdout=sink, stderr=sink)
+        url = f"http://{host}:{port}"
+        http = httpx.Client(base_url=url, timeout=10.0, headers={CONTROL_HEADER: control_token})
         deadline = time.monotonic() + 20
         up = False
         while proc.poll() is None and time.monotonic() < deadline:
@@ -200,7 +213,7 @@ def served_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     else:
         raise RuntimeError(f"the sandbox server did not start:\n{log.read_text(errors='replace')}")
     try:
-        yield Sandbox(url, proc, http)
+        yield Sandbox(url, proc, http, control_token)
     finally:
         http.close()
         _stop(proc)
@@ -227,7 +240,8 @@ class Cli:
     cwd: Path
 
     def run(self, *args: str, token: str | None = None, timeout: float = 120.0) -> Result:
-        return run_cli(*args, "--backend", self.sandbox.url, cwd=self.cwd, token=token, timeout=timeout)
+        return run_cli(*args, "--backend", self.sandbox.url, cwd=self.cwd, token=token, timeout=timeout,
+                       control_token=self.sandbox.control_token)
 
     def init(self, kvk: str, name: str, admin: str, level: str = "EH3") -> str:
         """`sandbox init`: the token is the only line on stdout (the rest goes to stderr)."""

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,16 +98,19 @@ class FakeSandbox:
         self.lifespan: list[str] = []
         self.effects: dict[str, Any] = {}
         self.auth: list[str | None] = []
+        self.control: list[str | None] = []                       # the control header of each request
 
     def create_app(self, db_path: Path, **options: Any) -> Starlette:
         self.created.append((db_path, options))
         sandbox = self
 
         async def org(request: Request) -> JSONResponse:
+            sandbox.control.append(request.headers.get("sandbox-control-token"))
             return JSONResponse({"kvk": "12345678", "means_id": "m1", "token": TOKEN})
 
         async def me(request: Request) -> JSONResponse:
             sandbox.auth.append(request.headers.get("authorization"))
+            sandbox.control.append(request.headers.get("sandbox-control-token"))
             return JSONResponse({"means_id": "m1", "email": "a@acme.nl", "level": "EH3", "read_only": False})
 
         async def role(request: Request) -> JSONResponse:
@@ -143,7 +149,9 @@ async def test_embedded_runs_the_app_in_process(fake_sandbox: FakeSandbox, tmp_p
     db = tmp_path / "nested" / "dir" / "s.db"
     async with open_backend(f"sandbox:{db}", env={}, app_options={"seed": 1}, sleep=_no_sleep) as client:
         assert db.parent.is_dir()                                   # the directory is created
-        assert fake_sandbox.created == [(db, {"seed": 1})]
+        [(path, options)] = fake_sandbox.created
+        control = options.pop("control_token")
+        assert (path, options) == (db, {"seed": 1}) and len(control) >= 32
         assert fake_sandbox.lifespan == ["startup"]
         assert not client.has_token
         answer = await client.http.post("/sandbox/organisations", json={"kvk": "12345678"})
@@ -151,6 +159,7 @@ async def test_embedded_runs_the_app_in_process(fake_sandbox: FakeSandbox, tmp_p
         me = await admin.me()
         assert me.means_id == "m1"
     assert fake_sandbox.auth == [f"Bearer {TOKEN}"]
+    assert fake_sandbox.control == [control, None]          # the control token goes to /sandbox only, not /v1
     assert fake_sandbox.lifespan == ["startup", "shutdown"]
 
 
@@ -245,3 +254,135 @@ def test_transport_wrapper_passes_other_errors_through() -> None:
     import anyio
     with pytest.raises(Boom):
         anyio.run(call)
+
+
+# ------------------------------------------------------------------------- the token travels only to TLS
+@pytest.mark.parametrize("spec", ["http://beheer.example.nl", "http://10.0.0.7:8700", "http://[2001:db8::1]:80",
+                                  "http://192.168.1.20/api", "http://localhost.example.nl", "http://127.0.0.1.nip.io",
+                                  "HTTP://Beheer.Example.NL"])
+def test_plain_http_to_another_host_is_refused(spec: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        parse_backend_spec(spec, env={})
+    message = str(info.value)
+    assert "--backend" in message and "unencrypted" in message and "--allow-insecure-http" in message
+    assert parse_backend_spec(spec, env={}, allow_insecure_http=True).kind == "remote"
+
+
+def test_plain_http_from_the_environment_is_refused_the_same_way() -> None:
+    with pytest.raises(ConfigurationError, match="RECONCILER_BACKEND.*unencrypted"):
+        parse_backend_spec(None, env={"RECONCILER_BACKEND": "http://beheer.example.nl"})
+    with pytest.raises(ConfigurationError, match="unencrypted"):
+        embedded_db_path(None, env={"RECONCILER_BACKEND": "http://beheer.example.nl"})
+
+
+@pytest.mark.parametrize("spec", ["http://127.0.0.1:8700", "http://127.9.8.7", "http://localhost:1",
+                                  "http://LOCALHOST.:1", "http://[::1]:8700", "http://[::ffff:127.0.0.1]:1",
+                                  "https://beheer.example.nl", "https://10.0.0.7"])
+def test_loopback_and_https_are_allowed(spec: str) -> None:
+    assert parse_backend_spec(spec, env={}).kind == "remote"
+
+
+class Tripwire:
+    """Records every attempt to resolve or connect (and fails it at once); not a backend, only a wire."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.attempts: list[str] = []
+        real_getaddrinfo = socket.getaddrinfo
+
+        def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+            if host not in (None, "localhost", "127.0.0.1", "::1"):
+                self.attempts.append(f"resolve {host}")
+                raise socket.gaierror("tripwire: no resolving in this test")
+            return real_getaddrinfo(host, *args, **kwargs)
+
+        def connect(sock: socket.socket, address: Any) -> None:
+            self.attempts.append(f"connect {address}")
+            raise ConnectionRefusedError("tripwire: no connecting in this test")
+
+        def create_connection(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
+            self.attempts.append(f"create_connection {address}")
+            raise ConnectionRefusedError("tripwire: no connecting in this test")
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+        monkeypatch.setattr(socket.socket, "connect", connect)
+        monkeypatch.setattr(socket.socket, "connect_ex", connect)
+        monkeypatch.setattr(socket, "create_connection", create_connection)
+
+
+def _invoke(args: list[str], env: dict[str, str]) -> tuple[int, str, str, float]:
+    from click.testing import CliRunner
+
+    from reconciler.cli.main import cli
+
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, args, env={"RECONCILER_BACKEND": None, **env}, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr, time.monotonic() - started
+
+
+EXAMPLE = str(Path(__file__).resolve().parents[2] / "examples" / "org.yaml")
+
+
+@pytest.mark.parametrize(("args", "env"), [
+    (["plan", EXAMPLE, "--backend", "http://beheer.example.nl:8700"], {}),
+    (["apply", EXAMPLE, "--auto-approve", "--backend", "http://10.1.2.3"], {}),
+    (["drift", EXAMPLE], {"RECONCILER_BACKEND": "http://beheer.example.nl"}),
+    (["sandbox", "clock", "--backend", "http://10.1.2.3:8700"], {"SANDBOX_CONTROL_TOKEN": "c" * 40}),
+])
+def test_the_cli_refuses_plain_http_before_any_connection(args: list[str], env: dict[str, str],
+                                                          monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    wire = Tripwire(monkeypatch)
+    code, out, err, took = _invoke(args, {"BEHEER_API_TOKEN": TOKEN, **env})
+    assert code == 1 and wire.attempts == [] and took < 5, (code, err, wire.attempts)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: refusing ") and "unencrypted" in lines[0], err
+    assert TOKEN not in out + err and "Traceback" not in err
+
+
+def test_allow_insecure_http_overrides_with_a_warning(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The flag lets the request go (the tripwire sees it) and says on stderr that the token is unencrypted."""
+    from reconciler.backend import client as client_module
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(client_module, "RetryPolicy", lambda: RetryPolicy(attempts=1))     # fail fast
+    wire = Tripwire(monkeypatch)
+    code, out, err, _ = _invoke(["plan", EXAMPLE, "--backend", "http://beheer.example.nl:8700",
+                                 "--allow-insecure-http"], {"BEHEER_API_TOKEN": TOKEN})
+    assert code == 1 and wire.attempts, (err, wire.attempts)                   # it did try to connect
+    assert "--allow-insecure-http" in err and "unencrypted" in err and "refusing" not in err, err
+    assert TOKEN not in out + err
+    # the flag is this command's only: the next command without it is refused again
+    wire.attempts.clear()
+    code, _, err, _ = _invoke(["plan", EXAMPLE, "--backend", "http://beheer.example.nl:8700"],
+                              {"BEHEER_API_TOKEN": TOKEN})
+    assert code == 1 and "refusing" in err and wire.attempts == []
+
+
+def test_every_command_with_backend_takes_allow_insecure_http() -> None:
+    from reconciler.cli.main import cli
+
+    def walk(command: Any, path: str) -> Iterator[tuple[str, Any]]:
+        yield path, command
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, f"{path} {name}")
+
+    with_backend = [(path, c) for path, c in walk(cli, "reconciler")
+                    if any(p.name == "backend" for p in getattr(c, "params", []))]
+    assert len(with_backend) >= 10
+    for path, command in with_backend:
+        assert any("--allow-insecure-http" in p.opts for p in command.params), path
+
+
+def test_a_loopback_server_under_another_name_works_end_to_end(tmp_path: Path) -> None:
+    """`http://localhost:PORT` while the server binds 127.0.0.1: no flag needed, init, plan and apply run."""
+    from tests.apply.served import EXAMPLE as EXAMPLE_ORG, Cli, served_sandbox
+
+    with served_sandbox(tmp_path, host="localhost") as sandbox:
+        assert sandbox.url.startswith("http://localhost:")
+        cli = Cli(sandbox, tmp_path)
+        cli.init("99966564", "Ketelaar Klip", "j.bakker@ketelaarklip.nl")
+        plan = cli.plan(EXAMPLE_ORG, "99966564")
+        assert plan.code == 2 and "refusing" not in plan.err and "unencrypted" not in plan.err, str(plan)
+        applied = cli.apply(EXAMPLE_ORG, "99966564")
+        assert applied.code == 0 and "unencrypted" not in applied.err, str(applied)
+        assert len(sandbox.means("99966564")) > 1

@@ -25,6 +25,7 @@ from reconciler.backend.errors import (
     BackendError, BackendUnreachable, IdempotencyMismatch, PreconditionFailed, RateLimited, Unavailable,
 )
 from reconciler.backend.sandbox.app import create_app
+from reconciler.backend.sandbox.controls import CONTROL_HEADER
 from reconciler.backend.sandbox.faults import FaultConfig, FaultInjector
 from reconciler.backend.types import MutationResult
 from reconciler.domain.catalogue import bundled_catalogue
@@ -57,6 +58,7 @@ class Served:
     base_url: str
     server: uvicorn.Server
     thread: threading.Thread
+    control_token: str
 
 
 @pytest.fixture
@@ -83,7 +85,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
             raise TimeoutError("the sandbox server did not start within 10 s")
         time.sleep(0.01)
     try:
-        yield Served(f"http://127.0.0.1:{port}", server, thread)
+        yield Served(f"http://127.0.0.1:{port}", server, thread, app.state.control_token)
     finally:
         server.should_exit = True
         thread.join(10)
@@ -93,7 +95,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
 @dataclass
 class Setup:
-    control: httpx.AsyncClient          # /sandbox controls: no token, never faulted
+    control: httpx.AsyncClient          # /sandbox controls: the control token, never faulted
     admin: BeheerClient                 # the acting admin, retrying up to 10 times
     impatient: BeheerClient             # the same admin, giving up after 2 attempts
     admin_id: str
@@ -116,7 +118,8 @@ class Setup:
 @asynccontextmanager
 async def _setup(served: Served) -> AsyncIterator[Setup]:
     """Organisation KVK with its active admin, on a fixed day; the admin's client has fast retries."""
-    async with httpx.AsyncClient(base_url=served.base_url, timeout=5.0) as control:
+    async with httpx.AsyncClient(base_url=served.base_url, timeout=5.0,
+                                 headers={CONTROL_HEADER: served.control_token}) as control:
         r = await control.post("/sandbox/clock", json={"today": TODAY})
         assert r.status_code == 200, r.text
         r = await control.post("/sandbox/organisations", json={

@@ -10,6 +10,9 @@ cases are steered to the sandbox's state (`flatmap_case`): known means ids, cata
 range, a fresh e-mail, If-Match `*` or none; and every Idempotency-Key is made unique. So the changes also
 reach the rules, and their 2xx answers are checked too, not only the refusals.
 
+List requests get crafted cursors (`CURSORS`: arbitrary strings and base64url JSON arrays of arbitrary
+scalars), so a malformed cursor answering 5xx is caught here too.
+
 Every response must pass `CHECKS`: no 5xx, a documented status code, the documented content type, the
 documented headers, and a body that matches the response schema.
 
@@ -19,8 +22,10 @@ sandbox date. About 30 s on 2 cores. Needs `schemathesis>=4.32` (the `test` extr
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import itertools
+import json
 import socket
 import threading
 import time
@@ -47,6 +52,7 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 )
 
 from reconciler.backend.sandbox.app import create_app  # noqa: E402
+from reconciler.backend.sandbox.controls import CONTROL_HEADER  # noqa: E402
 from reconciler.domain.catalogue import bundled_catalogue  # noqa: E402
 
 SPEC = Path(__file__).resolve().parents[2] / "schemas" / "beheer-api.openapi.yaml"
@@ -159,9 +165,41 @@ def _steer(case: Case, steer: _Steer | None) -> Case:
     return case
 
 
+def _b64_json(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+#: Cursors as this backend hands them out (base64url of a JSON array: the list's name, then its sort key),
+#: but with arbitrary scalars inside, so generated cursors get past base64 and JSON and reach the type,
+#: arity and integer-range checks (a plain generated string rarely does); and arbitrary strings.
+_CURSOR_SCALARS = st.one_of(st.text(max_size=12), st.integers(), st.integers(2 ** 62, 2 ** 80), st.none(),
+                            st.booleans(), st.floats())
+_LIST_NAMES = st.sampled_from(["organisations", "means", "authorisations", "chains", "services", "events"])
+_CURSOR_KEYS = st.lists(_CURSOR_SCALARS, min_size=1, max_size=3)
+CURSORS = st.one_of(
+    st.tuples(_LIST_NAMES, _CURSOR_KEYS).map(lambda t: _b64_json([t[0], *t[1]])),    # our shape, any list, any key
+    _CURSOR_KEYS.map(_b64_json),                                                     # a bare key
+    st.text(max_size=40),
+)
+
+
+def _has_cursor(case: Case) -> bool:
+    return any(p.name == "cursor" for p in case.operation.query)
+
+
+def _with_cursor(case: Case, cursor: str | None) -> Case:
+    """A list request with `cursor` (None: as generated)."""
+    if cursor is not None:
+        case.query = {**(case.query or {}), "cursor": cursor}
+    return case
+
+
 @schema.hook
 def flatmap_case(context: Any, case: Case) -> st.SearchStrategy[Case]:
-    """Steer about half of the positive cases to the sandbox's state; negative cases stay as generated."""
+    """Steer about half of the positive cases to the sandbox's state; negative cases stay as generated. List
+    requests mostly get a crafted cursor (`CURSORS`) instead: a malformed cursor must be 422, never 5xx."""
+    if _has_cursor(case):
+        return st.one_of(CURSORS, st.none()).map(lambda c: _with_cursor(case, c))
     meta = case.meta
     if meta is None or meta.generation.mode is not GenerationMode.POSITIVE or not STATE.means_ids:
         return st.just(case)
@@ -220,10 +258,10 @@ USERS: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 
-def _setup(url: str) -> Served:
+def _setup(url: str, control_token: str) -> Served:
     """Organisations KVK and OTHER_KVK with one admin, the USERS in KVK, and a chain to INTERMEDIARY."""
     admin = {"email": "anna@acme.nl", "name": "Anna", "level": "EH3"}
-    with httpx.Client(base_url=url, timeout=10) as http:
+    with httpx.Client(base_url=url, timeout=10, headers={CONTROL_HEADER: control_token}) as http:
         assert http.post("/sandbox/clock", json={"today": TODAY.isoformat()}).status_code == 200
         r = http.post("/sandbox/organisations", json={"kvk": KVK, "name": "Acme", "admin": admin})
         assert r.status_code == 201, r.text
@@ -260,7 +298,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     thread.start()
     try:
         _wait_until_accepting(port, server, thread)
-        yield _setup(f"http://127.0.0.1:{port}")
+        yield _setup(f"http://127.0.0.1:{port}", app.state.control_token)
     finally:
         server.should_exit = True
         thread.join(timeout=10)

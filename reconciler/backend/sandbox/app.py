@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from reconciler.config.loader import load_catalogue_file
 
 from reconciler.backend.sandbox import problems, routes_sandbox, routes_v1
+from reconciler.backend.sandbox.controls import CONTROL_HEADER
 from reconciler.backend.sandbox.faults import FaultConfig, FaultInjector, RateBudget, RateLimiter
 from reconciler.backend.sandbox.store import SandboxStore
 
@@ -129,6 +132,37 @@ class V1Middleware:
         return partial or "<unmatched>"
 
 
+class ControlGuard:
+    """`/sandbox/...` (the controls: tokens for any admin, every organisation's e-mails and phones, the clock)
+    answers only a request that carries the control token, in `Sandbox-Control-Token` or as
+    `Authorization: Bearer`; anything else is 401 problem+json. Compared in constant time."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self._token = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if (path == "/sandbox" or path.startswith("/sandbox/")) and not self._allowed(scope):
+            await problems.problem_response(
+                401, "unauthorized", f"the sandbox controls need the control token that `reconciler sandbox "
+                f"serve` printed (or SANDBOX_CONTROL_TOKEN it was started with): send `{CONTROL_HEADER}: "
+                "<token>` or `Authorization: Bearer <token>`",
+                headers={"WWW-Authenticate": 'Bearer realm="sandbox-controls"'})(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _allowed(self, scope: Scope) -> bool:
+        given = [value for name, value in scope.get("headers", ()) if name == CONTROL_HEADER.lower().encode()]
+        bearer = _bearer(scope)
+        if bearer is not None:
+            given.append(bearer.encode("latin-1"))
+        ok = False
+        for value in given:                     # every candidate is compared: no early exit on a match
+            ok |= hmac.compare_digest(value.strip(), self._token)
+        return ok
+
+
 def _bearer(scope: Scope) -> str | None:
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
@@ -150,12 +184,18 @@ def _load_catalogues(store: SandboxStore, files: tuple[str | Path, ...] | list[s
 
 
 def create_app(db_path: str | Path, *, catalogue_files: tuple[str | Path, ...] | list[str | Path] = (),
-               rate_budget: RateBudget | int | tuple[int, float] | None = None) -> FastAPI:
+               rate_budget: RateBudget | int | tuple[int, float] | None = None,
+               control_token: str | None = None) -> FastAPI:
     """The sandbox backend on the SQLite file `db_path` (created on first use).
 
     `catalogue_files` add services to the bundled catalogue; `rate_budget` (requests per 60 s, a
     `RateBudget`, or `(requests, seconds)`) is stored; None keeps the stored budget (off by default).
+    `control_token` guards `/sandbox/...`; None: a random one, known only through `app.state.control_token`
+    (so no caller gets the controls by forgetting to choose a token).
     """
+    if control_token is not None and not control_token.strip():
+        raise ValueError("the sandbox control token must not be empty")
+    control_token = control_token.strip() if control_token is not None else secrets.token_urlsafe(32)
     store = SandboxStore(db_path)
     _load_catalogues(store, catalogue_files)
     budget = RateBudget.coerce(rate_budget)
@@ -174,10 +214,12 @@ def create_app(db_path: str | Path, *, catalogue_files: tuple[str | Path, ...] |
     app.state.store = store
     app.state.faults = FaultInjector(FaultConfig.from_data(store.get_setting("faults")))
     app.state.limiter = RateLimiter(budget)
+    app.state.control_token = control_token
     problems.install(app)
     app.include_router(routes_v1.router)
     app.include_router(routes_sandbox.router)
     app.add_middleware(V1Middleware, api=app)
+    app.add_middleware(ControlGuard, token=control_token)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     _quiet_drops()
     return app

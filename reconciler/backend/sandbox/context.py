@@ -50,7 +50,9 @@ KvkPath = Annotated[str, Path(pattern=r"^[0-9]{8}$", description="The organisati
                               examples=["99966564"])]
 MeansIdPath = Annotated[str, Path(min_length=1, max_length=64, description="The means id.")]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size, 1..500.")]
-Cursor = Annotated[str | None, Query(max_length=2000, description="`next_cursor` of the previous page.")]
+Cursor = Annotated[str | None, Query(max_length=2000, description=(
+    "`next_cursor` of the previous page: opaque, and valid only for the list that handed it out; any other "
+    "value is 422 `invalid`."))]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,8 @@
 """The sandbox's own controls (`/sandbox/...`), reached through the same client as the API: the supplier
 approves and rejects, the holder activates, time passes, faults are injected. Not part of the contract:
-a real supplier's backend has none of these."""
+a real supplier's backend has none of these. They need the sandbox's control token (`CONTROL_HEADER`), which
+`open_backend` attaches: a per-process random one for the embedded sandbox, `SANDBOX_CONTROL_TOKEN` for a
+served one."""
 
 from __future__ import annotations
 
@@ -13,6 +15,11 @@ from reconciler.backend.types import SandboxOrganisation, Secret
 from reconciler.domain.catalogue import Service
 
 LIFECYCLE_STEPS = ("approve", "reject", "activate", "expire")
+#: The header that carries the control token (`Authorization: Bearer <control token>` is accepted too).
+CONTROL_HEADER = "Sandbox-Control-Token"
+#: Where `sandbox serve` and the control commands read the control token of a served sandbox: from the
+#: environment only, so it never shows in a process list (`ps`) as an argument would.
+CONTROL_TOKEN_ENV = "SANDBOX_CONTROL_TOKEN"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,43 +1,67 @@
-"""Opaque keyset cursors: base64url of the last row's sort key, so a page never re-reads what came before
-and concurrent inserts or deletes cannot shift later pages (as OFFSET would)."""
+"""Opaque keyset cursors: base64url of the list's name and the last row's sort key, so a page never re-reads
+what came before and concurrent inserts or deletes cannot shift later pages (as OFFSET would).
+
+A cursor comes back from the client, so it is untrusted input: `decode_cursor` checks the list it was made
+for, its arity and the type of every key element (integers within SQLite's 64-bit range, never a bool), and
+answers anything else with 422 `invalid`, never a server error.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from reconciler.domain.rules import Invalid
 
 #: limits of `limit` on every list endpoint (docs/beheer-api.md).
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
+#: SQLite's INTEGER range: a larger number cannot even be bound to a query (OverflowError).
+INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+
+_NOT_OURS = "the cursor is not one this backend handed out for this list; start again without a cursor"
 
 
-def encode_cursor(key: Sequence[Any]) -> str:
-    """The cursor after a row whose sort key is `key` (a tuple of JSON scalars)."""
-    raw = json.dumps(list(key), separators=(",", ":")).encode()
+def encode_cursor(kind: str, key: Sequence[Any]) -> str:
+    """The cursor of list `kind` after a row whose sort key is `key` (a tuple of strings and integers)."""
+    raw = json.dumps([kind, *key], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
-    """The sort key in `cursor`; None for the first page. A cursor that was not ours is a bad request."""
+def _fits(value: Any, kind: type) -> bool:
+    if kind is int:
+        return type(value) is int and INT64_MIN <= value <= INT64_MAX      # bool is an int: refused
+    if kind is str and type(value) is str:
+        try:
+            value.encode("utf-8")           # JSON can carry a lone surrogate, which SQLite cannot bind
+        except UnicodeEncodeError:
+            return False
+        return True
+    return False
+
+
+def decode_cursor(cursor: str | None, kind: str, types: Sequence[type]) -> list[Any] | None:
+    """The sort key in `cursor` (None for the first page), checked against the list `kind` whose key has one
+    element of each of `types`. A cursor that was not handed out for this list is a bad request (422)."""
     if not cursor:
         return None
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        key = None
-    if not isinstance(key, list) or len(key) != arity or not all(isinstance(k, (str, int)) for k in key):
-        raise Invalid("invalid", "the cursor is not one this backend handed out; start again without a cursor")
-    return key
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, binascii.Error, RecursionError):
+        data = None
+    if (not isinstance(data, list) or len(data) != len(types) + 1 or data[0] != kind
+            or not all(_fits(value, t) for value, t in zip(data[1:], types))):
+        raise Invalid("invalid", _NOT_OURS)
+    return data[1:]
 
 
-def page_of(rows: list[Any], limit: int, key_of: Any) -> tuple[list[Any], str | None]:
+def page_of(rows: list[Any], limit: int, kind: str, key_of: Callable[[Any], Sequence[Any]]
+            ) -> tuple[list[Any], str | None]:
     """Split `limit + 1` fetched rows into a page and the cursor to the next one (None on the last page)."""
     if len(rows) <= limit:
         return rows, None
     rows = rows[:limit]
-    return rows, encode_cursor(key_of(rows[-1]))
+    return rows, encode_cursor(kind, key_of(rows[-1]))

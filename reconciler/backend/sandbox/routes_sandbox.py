@@ -1,5 +1,6 @@
-"""Sandbox-only controls (no token, not in the OpenAPI contract): play the supplier (new organisations,
-approvals), the holder (activation), time (the clock), and the network (faults, rate limits)."""
+"""Sandbox-only controls (not in the OpenAPI contract): play the supplier (new organisations, approvals), the
+holder (activation), time (the clock), and the network (faults, rate limits). Every `/sandbox` request needs
+the control token (`app.ControlGuard`), not an admin's API token."""
 
 from __future__ import annotations
 

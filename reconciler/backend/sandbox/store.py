@@ -615,9 +615,9 @@ class SandboxStore:
         return len(rows)
 
     def list_services(self, limit: int, cursor: str | None) -> Page:
-        after = decode_cursor(cursor, 1)
+        after = decode_cursor(cursor, "services", (str,))
         items = [s for s in self.catalogue if after is None or s.key > after[0]]
-        page, next_cursor = page_of(items, limit, lambda s: [s.key])
+        page, next_cursor = page_of(items, limit, "services", lambda s: [s.key])
         return Page(page, next_cursor)
 
     # ------------------------------------------------------------------------------------ the View protocol
@@ -858,22 +858,22 @@ class SandboxStore:
 
     def organisations_of(self, means_id: str, limit: int, cursor: str | None) -> Page:
         """Rows (kvk, name, branch_number, revision) of the organisations the means is linked to, by kvk."""
-        after = decode_cursor(cursor, 1)
+        after = decode_cursor(cursor, "organisations", (str,))
         rows = self.conn.execute(
             "SELECT o.kvk, o.name, o.branch_number, o.revision FROM memberships ms JOIN organisations o "
             "ON o.kvk = ms.kvk WHERE ms.means_id = ? AND ms.kvk > ? ORDER BY ms.kvk LIMIT ?",
             (means_id, after[0] if after else "", limit + 1)).fetchall()
-        return Page(*page_of(rows, limit, lambda r: [r[0]]))
+        return Page(*page_of(rows, limit, "organisations", lambda r: [r[0]]))
 
     # --------------------------------------------------------------------------------------------- lists
     def list_means(self, kvk: str, limit: int, cursor: str | None) -> Page:
         """Means of `kvk` by id; two queries per page (the page, and the organisations of its means)."""
-        after = decode_cursor(cursor, 1)
+        after = decode_cursor(cursor, "means", (str,))
         rows = self.conn.execute(
             f"SELECT {_M_COLUMNS}, ms.role, ms.terminates_on FROM memberships ms JOIN means m ON m.id = ms.means_id "
             "WHERE ms.kvk = ? AND ms.means_id > ? ORDER BY ms.means_id LIMIT ?",
             (kvk, after[0] if after else "", limit + 1)).fetchall()
-        rows, next_cursor = page_of(rows, limit, lambda r: [r[0]])
+        rows, next_cursor = page_of(rows, limit, "means", lambda r: [r[0]])
         orgs: dict[str, list[str]] = {}
         for mid, org in self._memberships_of_many([r[0] for r in rows]):
             orgs.setdefault(mid, []).append(org)
@@ -911,7 +911,7 @@ class SandboxStore:
 
     def list_authorisations(self, kvk: str, limit: int, cursor: str | None, means_id: str | None = None) -> Page:
         """Rows (means_id, email, service, end_date) by (means_id, service)."""
-        after = decode_cursor(cursor, 2) or ["", ""]
+        after = decode_cursor(cursor, "authorisations", (str, str)) or ["", ""]
         sql = ("SELECT a.means_id, m.email, a.service, a.end_date FROM authorisations a JOIN means m "
                "ON m.id = a.means_id WHERE a.kvk = ? AND (a.means_id, a.service) > (?, ?)")
         args: list[Any] = [kvk, after[0], after[1]]
@@ -919,22 +919,22 @@ class SandboxStore:
             sql += " AND a.means_id = ?"
             args.append(means_id)
         rows = self.conn.execute(sql + " ORDER BY a.means_id, a.service LIMIT ?", (*args, limit + 1)).fetchall()
-        return Page(*page_of(rows, limit, lambda r: [r[0], r[2]]))
+        return Page(*page_of(rows, limit, "authorisations", lambda r: [r[0], r[2]]))
 
     def list_chains(self, kvk: str, limit: int, cursor: str | None) -> Page:
-        after = decode_cursor(cursor, 1)
+        after = decode_cursor(cursor, "chains", (str,))
         rows = self.conn.execute(
             "SELECT intermediary_kvk, name, services, end_date FROM chains WHERE kvk = ? AND intermediary_kvk > ? "
             "ORDER BY intermediary_kvk LIMIT ?", (kvk, after[0] if after else "", limit + 1)).fetchall()
-        rows, next_cursor = page_of(rows, limit, lambda r: [r[0]])
+        rows, next_cursor = page_of(rows, limit, "chains", lambda r: [r[0]])
         return Page([_chain_from_row(r) for r in rows], next_cursor)
 
     def list_events(self, kvk: str, limit: int, cursor: str | None) -> Page:
-        after = decode_cursor(cursor, 1)
+        after = decode_cursor(cursor, "events", (int,))
         rows = self.conn.execute(
             "SELECT id, at, today, actor, action, target, outcome, code, idempotency_key, detail FROM events "
-            "WHERE kvk = ? AND id > ? ORDER BY id LIMIT ?", (kvk, int(after[0]) if after else 0, limit + 1)).fetchall()
-        return Page(*page_of(rows, limit, lambda r: [r[0]]))
+            "WHERE kvk = ? AND id > ? ORDER BY id LIMIT ?", (kvk, after[0] if after else 0, limit + 1)).fetchall()
+        return Page(*page_of(rows, limit, "events", lambda r: [r[0]]))
 
     # -------------------------------------------------------------------------------------------- tokens
     def create_token(self, means_id: str, read_only: bool = False) -> str:

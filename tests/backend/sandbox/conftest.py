@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from reconciler.backend.sandbox.app import create_app
+from reconciler.backend.sandbox.controls import CONTROL_HEADER
 from reconciler.backend.sandbox.store import SandboxStore
 from reconciler.config.models import Role
 from reconciler.domain.catalogue import bundled_catalogue
@@ -80,8 +81,10 @@ class Sandbox:
 
 
 async def open_sandbox(db_path: Path, **options: Any) -> tuple[Any, httpx.AsyncClient]:
+    """The app and a client that carries its control token (the `/sandbox` controls need it; `/v1` ignores it)."""
     app = create_app(db_path, **options)
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox.test")
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox.test",
+                               headers={CONTROL_HEADER: app.state.control_token})
     return app, client
 
 
