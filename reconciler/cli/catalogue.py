@@ -9,6 +9,7 @@ from typing import Sequence
 
 import click
 
+from reconciler.cli.output import check_output, write_output
 from reconciler.config.loader import load_catalogue_file, load_paths
 from reconciler.diagnostics import Diagnostic
 from reconciler.domain.catalogue import Catalogue, bundled_catalogue, dump_catalogue
@@ -57,6 +58,7 @@ def import_catalogue(xml_file: str, out: str | None) -> int:
     Keys are `provider/service` slugs of the Dutch names; levels come from the AuthnContextClassRef.
     Review the keys before configs use them: renaming one later means changing every config that names it.
     """
+    check_output(out)               # before the XML is read and converted
     try:
         raw = Path(xml_file).read_bytes()
     except OSError as exc:
@@ -80,11 +82,7 @@ def import_catalogue(xml_file: str, out: str | None) -> int:
         click.echo(text, nl=False)
         click.echo(summary, err=True)
         return 0
-    try:
-        Path(out).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        click.echo(f"error: {out}: cannot write the file: {exc.strerror or exc}", err=True)
-        return 1
+    write_output(out, text)
     click.echo(f"{summary}, written to {out}")
     return 0
 

@@ -4,12 +4,12 @@ sync, 2 drift or expiring, 1 error)."""
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from reconciler.cli.options import DATE, backend_option, shard_option
+from reconciler.cli.output import check_output, write_output
 from reconciler.cli.plan import load_valid, plan_in_session
 from reconciler.cli.runner import run
 from reconciler.render.safe import terminal
@@ -59,12 +59,13 @@ def drift(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | No
     """
     from reconciler.render.drift import RENDERERS
 
+    check_output(out)               # a folder that does not exist is found before the backend is read
     report, notes = run(lambda: build_drift(paths, backend, today, shard))
     for note in notes:
         click.echo(f"note: {terminal(note)}", err=True)
     text = RENDERERS[fmt](report)
     if out:
-        Path(out).write_text(text, encoding="utf-8")
+        write_output(out, text)
         click.echo(f"wrote {out}: " + ("in sync" if report.in_sync else "drift or expiring items found"), err=True)
     else:
         click.echo(text, nl=False)

@@ -15,6 +15,7 @@ import click
 
 from reconciler import __version__
 from reconciler.cli.options import DATE, backend_option, shard_option
+from reconciler.cli.output import check_output, write_output
 from reconciler.cli.runner import run
 from reconciler.config.loader import LoadResult, date_findings, load_paths
 from reconciler.config.shard import Shard, pick_orgs
@@ -147,6 +148,7 @@ def plan(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | Non
     Nothing is changed. Exit 0 when there is nothing to do, 2 when there are changes or deferred steps,
     1 on an error. Without --backend the embedded sandbox is used (created on first use).
     """
+    check_output(out)               # a folder that does not exist is found before the backend is read
     try:
         tariffs = load_tariffs(Path(tariff_file)) if tariff_file else DEFAULT_TARIFFS
     except TariffError as exc:
@@ -159,7 +161,7 @@ def plan(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | Non
     for note in notes:
         click.echo(f"note: {terminal(note)}", err=True)
     if out:
-        Path(out).write_text(render_json(made), encoding="utf-8")
+        write_output(out, render_json(made))
         sign_saved_plan(Path(out), made)
     if fmt == "json":
         click.echo(render_json(made), nl=False)

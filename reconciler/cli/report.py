@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from reconciler.cli.options import DATE, backend_option, shard_option
+from reconciler.cli.output import check_output, write_output
 from reconciler.render.safe import terminal
 
 if TYPE_CHECKING:
@@ -69,15 +69,13 @@ def access(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | N
     from reconciler.cli.runner import run
     from reconciler.report.render_access import render_bytes
 
+    check_output(out)               # a folder that does not exist is found before the backend is read
     made, notes = run(lambda: read_access(paths, backend, today, shard))
     for note in notes:
         click.echo(f"note: {terminal(note)}", err=True)
     data = render_bytes(made, fmt)
     if out:
-        try:
-            Path(out).write_bytes(data)
-        except OSError as exc:
-            raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
+        write_output(out, data)
         orgs = len(made.organisations)
         click.echo(f"wrote {len(made.rows)} rows for {orgs} organisation{'' if orgs == 1 else 's'} to {out}", err=True)
     else:

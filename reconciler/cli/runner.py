@@ -13,8 +13,9 @@ def _expected() -> tuple[type[BaseException], ...]:
     # imported here: `validate` need not load the HTTP stack
     from reconciler.backend.bootstrap import BootstrapError
     from reconciler.backend.errors import BackendError, ConfigurationError
+    from reconciler.backend.sandbox.store import SandboxLocked
 
-    return BackendError, ConfigurationError, BootstrapError, click.ClickException
+    return BackendError, ConfigurationError, BootstrapError, SandboxLocked, click.ClickException
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -27,7 +28,8 @@ def _leaf(exc: BaseException) -> BaseException:
 
 
 def run(work: Callable[[], Awaitable[Any]]) -> Any:
-    """Run `work` on an event loop; backend, configuration and bootstrap errors become `error: ...`."""
+    """Run `work` on an event loop; backend, configuration and bootstrap errors, and an embedded sandbox whose
+    database another process keeps locked, become `error: ...` (exit 1), never an internal error."""
     try:
         return anyio.run(work)
     except BaseExceptionGroup as group:
@@ -38,6 +40,6 @@ def run(work: Callable[[], Awaitable[Any]]) -> Any:
             raise click.ClickException(str(leaf)) from None
         raise leaf from None
     except Exception as exc:
-        if isinstance(exc, _expected()[:3]):
+        if isinstance(exc, _expected()[:4]):
             raise click.ClickException(str(exc)) from None
         raise

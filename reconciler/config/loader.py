@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import pydantic
 
 from reconciler.config.models import OrgConfig
-from reconciler.config.schema import CATALOGUE_SCHEMA, ORG_SCHEMA, schema_problems
+from reconciler.config.schema import CATALOGUE_SCHEMA, ORG_SCHEMA, schema_problems, schema_words
+from reconciler.config import yamlpos
 from reconciler.config.yamlpos import JsonPath, Mark, YamlDocument, YamlLoadError, decode, gc_paused, load_yaml
 from reconciler.diagnostics import Diagnostic, Severity, format_json_path
 from reconciler.domain.catalogue import Catalogue, Service, bundled_catalogue
@@ -135,10 +137,25 @@ def _resolve(path: Path) -> Path | None:
         return None
 
 
+def read_capped(path: Path, cap: int) -> bytes:
+    """At most `cap` + 1 bytes of the file, whatever it is: a regular file, a pipe (`<(...)`) or a device such
+    as /dev/zero, which `read_bytes()` would read until memory runs out. One byte more than the cap is read so
+    that a file over it is told apart (and refused by `decode`)."""
+    with path.open("rb") as handle:
+        chunks, left = [], cap + 1
+        while left > 0:
+            chunk = handle.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    return b"".join(chunks)
+
+
 def read_document(path: Path, reporter: Reporter) -> YamlDocument | None:
     """Read and parse one file; problems go to `reporter`, None when there is nothing to check further."""
     try:
-        raw = path.read_bytes()
+        raw = read_capped(path, yamlpos.MAX_BYTES)
     except IsADirectoryError:
         reporter.add(Severity.ERROR, (), "input", "is a directory, not a file", mark=Mark(1, 1))
         return None
@@ -156,9 +173,10 @@ def read_document(path: Path, reporter: Reporter) -> YamlDocument | None:
     return doc
 
 
-def check_schema(schema: str, data: Any, reporter: Reporter) -> bool:
+def check_schema(schema: str, data: Any, reporter: Reporter, *, quote_values: bool = True) -> bool:
     """Schema violations as `schema` errors; True when the data matches."""
-    problems = schema_problems(schema, data, reporter.doc.source_text if reporter.doc is not None else None)
+    problems = schema_problems(schema, data, reporter.doc.source_text if reporter.doc is not None else None,
+                               quote_values=quote_values)
     for problem in problems:
         reporter.error(problem.path, "schema", problem.message, at_key=problem.at_key)
     return not problems
@@ -181,8 +199,9 @@ def load_catalogue_file(path: Path, display: str) -> tuple[list[Service], list[D
     """
     reporter = Reporter(display)
     doc = read_document(path, reporter)
-    if doc is None or reporter.has_errors or not check_schema(CATALOGUE_SCHEMA, doc.data, reporter):
-        return [], reporter.items
+    if doc is None or reporter.has_errors or not check_schema(CATALOGUE_SCHEMA, doc.data, reporter,
+                                                              quote_values=False):
+        return [], [_unquoted(d) for d in reporter.items]
     services = [Service.from_data(item) for item in doc.data["services"]]
     keys: dict[str, int] = {}
     uuids: dict[str, int] = {}
@@ -197,6 +216,46 @@ def load_catalogue_file(path: Path, display: str) -> tuple[list[Service], list[D
                            f"(first by services[{uuids[service.uuid]}])")
         uuids.setdefault(service.uuid, i)
     return services, reporter.items
+
+
+_QUOTED = re.compile(r"'(?:[^'\\\n]|\\.)*'" + r'|"(?:[^"\\\n]|\\.)*"')
+_JSON_PATH_PART = re.compile(r"\.([^.\[]+)|\[\d+\]")
+
+
+def _unquoted(diagnostic: Diagnostic) -> Diagnostic:
+    """A diagnostic of a file that is not (yet) a catalogue, without the quoted text of the file: whatever
+    `catalogue:` names (a file of secrets, /etc/shadow) must not have its contents echoed. The position stays."""
+    if diagnostic.code == "duplicate-key":
+        message = "duplicate key; a key may appear once per mapping"
+    elif diagnostic.code == "schema":
+        message = diagnostic.message                    # already phrased without the data (quote_values=False)
+    else:
+        message = _QUOTED.sub("(...)", diagnostic.message)
+    names = [m.group(1) for m in _JSON_PATH_PART.finditer(diagnostic.json_path) if m.group(1) is not None]
+    known = schema_words(CATALOGUE_SCHEMA)
+    json_path = diagnostic.json_path if all(n in known for n in names) else "$"
+    return replace(diagnostic, message=message, json_path=json_path)
+
+
+def catalogue_location(config: Path, value: str) -> tuple[Path | None, str | None]:
+    """The catalogue file a config's `catalogue: value` names, or why it may not be used.
+
+    A catalogue is part of the configuration under review: it must be in the config's folder or below,
+    named by a relative path without `..`, and not a symlink that leads elsewhere. Otherwise a config could
+    make reconciler read (and its messages quote) any file the user can read."""
+    folder = config.parent
+    rule = f"a catalogue must be in the config's folder ({os.path.normpath(folder)}) or below"
+    if os.path.isabs(value) or Path(value).is_absolute():
+        return None, f"catalogue path {value!r} is absolute; {rule}: write a path relative to it"
+    if ".." in Path(value.replace("\\", "/")).parts:
+        return None, f"catalogue path {value!r} goes up with '..'; {rule}"
+    target = folder / value
+    resolved, base = _resolve(target), _resolve(folder)
+    if resolved is None or base is None or _kind(target) == "bad":
+        return None, f"catalogue path {value!r} is not a usable file name"
+    if resolved != base and base not in resolved.parents:
+        return None, f"catalogue path {value!r} leads outside the config's folder (through a symlink); {rule}"
+    return target, None
 
 
 def load_paths(paths: Sequence[str], today: dt.date | None) -> LoadResult:
@@ -219,7 +278,8 @@ def _load_paths(paths: Sequence[str], today: dt.date | None) -> LoadResult:
     catalogue_refs: set[Path] = set()
     for path, _, _, doc in parsed:
         if doc is not None and isinstance(doc.data, dict) and isinstance(doc.data.get("catalogue"), str):
-            ref = _resolve(path.parent / doc.data["catalogue"])
+            target, _ = catalogue_location(path, doc.data["catalogue"])
+            ref = _resolve(target) if target is not None else None
             if ref is not None and ref != _resolve(path):
                 catalogue_refs.add(ref)
     orgs: list[LoadedOrg] = []
@@ -239,11 +299,11 @@ def _load_paths(paths: Sequence[str], today: dt.date | None) -> LoadResult:
             continue
         catalogue = bundled_catalogue()
         if config.catalogue:
-            cat_path = (path.parent / config.catalogue)
-            key = _resolve(cat_path)
-            if key is None or _kind(cat_path) == "bad":
-                reporter.error(("catalogue",), "catalogue", f"catalogue path {config.catalogue!r} is not a usable "
-                               "file name")
+            cat_path, refused = catalogue_location(path, config.catalogue)
+            key = _resolve(cat_path) if cat_path is not None else None
+            if refused is not None or cat_path is None or key is None:
+                reporter.error(("catalogue",), "catalogue", refused or f"catalogue path {config.catalogue!r} is "
+                               "not a usable file name")
             elif not cat_path.is_file():
                 reporter.error(("catalogue",), "catalogue", f"catalogue file {config.catalogue!r} not found "
                                f"(looked for {os.path.normpath(cat_path)})")

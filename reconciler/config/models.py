@@ -9,6 +9,7 @@ from enum import Enum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.dataclasses import dataclass
 
 from reconciler.domain.levels import Level
 
@@ -45,7 +46,11 @@ class SecondFactor(_Model):
     phone: str | None = None
 
 
-class Authorisation(_Model):
+@dataclass(frozen=True, slots=True, config=ConfigDict(extra="forbid"))
+class Authorisation:
+    """A slotted dataclass, not a model: a large estate has hundreds of thousands of these, and a model costs
+    ~500 bytes each against ~70 (a 30 MB file's authorisations took 260 MB as models)."""
+
     service: str
     until: Until
 

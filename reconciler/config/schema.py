@@ -99,19 +99,69 @@ def fast_validator(name: str) -> Callable[[Any], bool] | None:
 SourceText = Callable[[JsonPath], "str | None"]
 
 
-def schema_problems(name: str, data: Any, source: SourceText | None = None) -> list[SchemaProblem]:
+def schema_problems(name: str, data: Any, source: SourceText | None = None, *,
+                    quote_values: bool = True) -> list[SchemaProblem]:
     """Every violation of schema `name` by `data`, each phrased as what is wrong and what is allowed.
 
     Valid data is confirmed by the compiled validator; only when it says no does the (slower) reference
     implementation walk the data to explain each error, so both always agree on the verdict's source.
+    `quote_values=False` leaves the file's values and keys out of every message (a file named as a catalogue
+    may be anything, a file of secrets too: its contents must not be echoed); positions still say where.
     """
     fast = fast_validator(name)
     if fast is not None and fast(data):
         return []
     problems: list[SchemaProblem] = []
     for error in validator(name).iter_errors(data):
-        problems.extend(_explain(error, source or (lambda path: None)))
+        if quote_values:
+            problems.extend(_explain(error, source or (lambda path: None)))
+        else:
+            problems.extend(_explain_unquoted(error, schema_words(name)))
     return problems
+
+
+def _explain_unquoted(error: jsonschema.ValidationError, words: frozenset[str]) -> list[SchemaProblem]:
+    """What `_explain` says, with no value or key taken from the data: only the schema's own words."""
+    path: JsonPath = tuple(error.absolute_path)
+    kind = error.validator
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    known = [p for p in path if not isinstance(p, str) or p in words]
+    name = _name(tuple(known)) if known else "the file"
+    if kind == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(schema.get("properties", {}))
+        return [SchemaProblem(path + (key,), f"unknown key (allowed here: {', '.join(allowed)})", at_key=True)
+                for key in error.instance if key not in schema.get("properties", {})] or \
+            [SchemaProblem(path, "unknown key")]
+    if kind == "required":
+        missing = str(error.message).split("'")[1] if "'" in error.message else "?"   # the schema's word
+        return [SchemaProblem(path, f"missing required key {missing!r}" + (f" in {name}" if known else ""))]
+    if kind == "type":
+        expected = error.validator_value
+        wanted = " or ".join(_TYPE_WORDS.get(t, t) for t in (expected if isinstance(expected, list) else [expected]))
+        return [SchemaProblem(path, f"{name} must be {wanted}, not {_what(error.instance)}")]
+    if kind in ("enum", "const"):
+        allowed = error.validator_value if kind == "enum" else [error.validator_value]
+        return [SchemaProblem(path, f"{name} has a value that is not allowed; allowed: "
+                                    + ", ".join(json.dumps(a) if not isinstance(a, str) else a for a in allowed))]
+    if kind in ("pattern", "format"):
+        hint = _hint(schema)
+        return [SchemaProblem(path, f"{name} is not valid" + (f": {hint}" if hint else ""))]
+    return [SchemaProblem(path, f"{name} does not match the schema ({kind})")]
+
+
+@cache
+def schema_words(name: str) -> frozenset[str]:
+    """Every property name schema `name` defines: safe to repeat, since they are not the data's."""
+    words: set[str] = set()
+    stack: list[Any] = [load_schema(name)]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            words.update(k for k in item.get("properties", {}) if isinstance(k, str))
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return frozenset(words)
 
 
 _TYPE_WORDS = {"string": "a string", "integer": "a whole number", "number": "a number", "boolean": "true or false",

@@ -1,52 +1,32 @@
 """Safe YAML loading that remembers where every node came from.
 
-PyYAML's plain loaders forget positions and silently keep the last of two equal keys. Here the document
-is composed into nodes (libyaml when available), converted to plain JSON-like data by hand, and the node
-tree is kept so any JSON path can be mapped back to a line and column. Only the standard YAML tags are
-accepted; timestamps stay strings (the schema checks dates), and alias expansion is bounded.
+PyYAML's plain loaders forget positions and silently keep the last of two equal keys. Here the parser's
+events (libyaml when available) are turned into plain JSON-like data by hand, keeping two numbers per node
+(not PyYAML's node tree, ~40x the file's size) so any JSON path can be mapped back to a line and column.
+Only the standard YAML tags are accepted; timestamps stay strings (the schema checks dates), and nesting,
+alias expansion and integer length are bounded: every limit is a positioned error, never a crash.
 """
 
 from __future__ import annotations
 
 import gc
-import re
+import sys
+from array import array
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import yaml
 from yaml.constructor import SafeConstructor
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
 _T = "tag:yaml.org,2002:"
 _IMPLICIT = Resolver.yaml_implicit_resolvers
 
 
-class _FastResolver:
-    """PyYAML's safe tag resolution without its per-node path-resolver bookkeeping (none are registered)."""
-
-    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
-        return None
-
-    def ascend_resolver(self) -> None:
-        return None
-
-    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
-        if kind is ScalarNode:
-            if implicit[0]:
-                for tag, regexp in _IMPLICIT.get(value[0] if value else "", ()):
-                    if regexp.match(value):
-                        return tag
-            return _T + "str"
-        return _T + "seq" if kind is SequenceNode else _T + "map"
-
-
 try:  # libyaml parses an order of magnitude faster; fall back to the pure-Python parser.
-    from yaml._yaml import CParser
-
-    class _Loader(CParser, _FastResolver):  # type: ignore[misc]
-        pass
+    from yaml._yaml import CParser as _Loader
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
@@ -79,54 +59,77 @@ class YamlProblem:
     message: str
 
 
-@dataclass
 class YamlDocument:
-    """Plain data plus the node tree it came from, to answer "where is this path?"."""
+    """Plain data plus compact positions of its nodes, to answer "where is this path?".
 
-    data: Any
-    root: Node | None
-    problems: list[YamlProblem] = field(default_factory=list)
+    Nodes are numbered in document order (mapping keys too); per node only its packed position and the size
+    of its subtree are kept, so a path is found again by walking the data and skipping subtrees.
+    """
+
+    def __init__(self, data: Any, marks: array[int] | None = None, sizes: array[int] | None = None,
+                 aliases: dict[int, int] | None = None, texts: dict[int, str] | None = None,
+                 skipped: set[int] | None = None, problems: list[YamlProblem] | None = None) -> None:
+        self.data = data
+        self._marks = marks if marks is not None else array("Q")
+        self._sizes = sizes if sizes is not None else array("I")
+        self._aliases = aliases or {}
+        self._texts = texts or {}
+        self._skipped = skipped or set()
+        self.problems: list[YamlProblem] = problems or []
+
+    @property
+    def root(self) -> int | None:
+        """The root node's id, None for an empty document."""
+        return 0 if self._marks else None
 
     def source_text(self, path: JsonPath) -> str | None:
         """The text a scalar was written as (`01234567`, not the number YAML made of it), if any."""
-        node = self._node(path)
-        return node.value if isinstance(node, ScalarNode) else None
-
-    def _node(self, path: JsonPath) -> Node | None:
-        node = self.root
-        for part in path:
-            if isinstance(node, MappingNode) and isinstance(part, str):
-                node = next((v for k, v in node.value if isinstance(k, ScalarNode) and k.value == part), None)
-            elif isinstance(node, SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-                node = node.value[part]
-            else:
-                return None
-        return node
+        found = self._find(path, key=False)
+        if found is None or len(found[2]) != len(path):
+            return None
+        node, value = found[0], found[1]
+        if node in self._texts:
+            return self._texts[node]
+        return value if isinstance(value, str) else None
 
     def mark(self, path: JsonPath, *, key: bool = False) -> Mark:
         """Position of the node at `path` (of its key with `key=True`), or of its nearest existing ancestor."""
-        node = self.root
-        if node is None:
+        found = self._find(path, key=key)
+        if found is None:
             return Mark(1, 1)
-        best = _mark(node)
+        packed = self._marks[found[0]]
+        return Mark((packed >> 32) + 1, (packed & 0xFFFFFFFF) + 1)
+
+    def _find(self, path: JsonPath, *, key: bool) -> tuple[int, Any, JsonPath] | None:
+        """(node, value, the part of `path` found): the deepest node on `path`; with `key`, a last mapping
+        part gives its key node."""
+        if not self._marks:
+            return None
+        node, value, done = 0, self.data, 0
         for i, part in enumerate(path):
-            last = i == len(path) - 1
-            if isinstance(node, MappingNode) and isinstance(part, str):
-                found = None
-                for knode, vnode in node.value:
-                    if isinstance(knode, ScalarNode) and knode.value == part:
-                        found = (knode, vnode)
-                        break
-                if found is None:
-                    return best
-                node = found[1]
-                best = _mark(found[0] if (key and last) else node)
-            elif isinstance(node, SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-                node = node.value[part]
-                best = _mark(node)
+            node = self._aliases.get(node, node)
+            if isinstance(value, dict) and isinstance(part, str) and part in value:
+                index = list(value).index(part)
+                child, seen = node + 1, -1
+                while True:                     # children alternate key, value; skipped entries are not data
+                    value_node = child + self._sizes[child]
+                    if child not in self._skipped:
+                        seen += 1
+                        if seen == index:
+                            break
+                    child = value_node + self._sizes[value_node]
+                if key and i == len(path) - 1:
+                    return child, value[part], path
+                node, value = value_node, value[part]
+            elif isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+                child = node + 1
+                for _ in range(part):
+                    child += self._sizes[child]
+                node, value = child, value[part]
             else:
-                return best
-        return best
+                break
+            done = i + 1
+        return node, value, path[:done]
 
 
 class YamlLoadError(Exception):
@@ -139,14 +142,11 @@ class YamlLoadError(Exception):
         self.message = message
 
 
-def _mark(node: Node) -> Mark:
-    return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
-
-
 def decode(raw: bytes) -> str:
     """Bytes to text: UTF-8 (a BOM is allowed), with the position of the first bad byte on failure."""
     if len(raw) > MAX_BYTES:
-        raise YamlLoadError(Mark(1, 1), "yaml", f"file is {len(raw):,} bytes; at most {MAX_BYTES:,} are accepted")
+        raise YamlLoadError(Mark(1, 1), "yaml", f"file is larger than {MAX_BYTES:,} bytes; at most {MAX_BYTES:,} "
+                                                "are accepted (split the organisations over several files)")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -188,53 +188,17 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _check_depth(text: str) -> None:
-    """libyaml composes nested collections recursively: 30,000 nested `[` (or `- - - ...` on one line)
-    overflow the C stack and kill the process. A cheap scan finds text that might nest that deep; only then
-    is the depth measured exactly on libyaml's event stream, which is parsed without recursion."""
-    if not _maybe_deep(text):
-        return
-    depth = 0
+def _load(text: str) -> YamlDocument:
+    builder = _Builder()
     try:
         for event in yaml.parse(text, Loader=_Loader):
-            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    mark = event.start_mark
-                    raise YamlLoadError(Mark(mark.line + 1, mark.column + 1), "yaml",
-                                        f"nesting deeper than {MAX_DEPTH} levels")
-            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
-                depth -= 1
-    except yaml.YAMLError:
-        return  # a syntax error: composing reports it, with its position
-
-
-_OPENERS = re.compile(r"(?:[\[{?-]\s*){%d}" % (MAX_DEPTH // 4))
-
-
-def _maybe_deep(text: str) -> bool:
-    """True when brackets could nest past the limit, or a line opens many compact block collections."""
-    if _OPENERS.search(text):
-        return True
-    depth = 0
-    for char in _BRACKETS.sub("", text):
-        depth += 1 if char in "[{" else -1
-        if depth > MAX_DEPTH // 2:
-            return True
-    return False
-
-
-_BRACKETS = re.compile(r"[^\[\]{}]+")
-
-
-def _load(text: str) -> YamlDocument:
-    _check_depth(text)
-    try:
-        nodes = list(yaml.compose_all(text, Loader=_Loader))
+            builder.feed(event)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         pos = Mark(mark.line + 1, mark.column + 1) if mark else Mark(1, 1)
         problem = exc.problem or "invalid YAML"
+        if "nesting depth" in problem:  # libyaml's own limit (1,000 levels, PyYAML >= 6.0.2) fired before ours
+            raise YamlLoadError(pos, "yaml", _TOO_DEEP) from None
         context = ""
         if exc.context:
             cm = exc.context_mark
@@ -250,85 +214,218 @@ def _load(text: str) -> YamlDocument:
                                          "remove it or write it as an escape in a double-quoted string") from None
     except yaml.YAMLError as exc:
         raise YamlLoadError(Mark(1, 1), "yaml", f"YAML: {exc}") from None
-    if len(nodes) > 1:
-        raise YamlLoadError(_mark(nodes[1]), "yaml", "more than one YAML document in the file; write one per file")
-    root = nodes[0] if nodes else None
-    converter = _Converter()
-    data = converter.convert(root, 0) if root is not None else None
-    return YamlDocument(data=data, root=root, problems=converter.problems)
+    return builder.document()
 
 
-class _Converter:
-    """Node tree to JSON-like data; reports duplicate keys and unsupported tags instead of guessing."""
+_TOO_DEEP = f"nesting deeper than {MAX_DEPTH} levels"
+_SCALAR_TAGS = (_STR, _INT, _BOOL, _NULL, _FLOAT, _TIMESTAMP)
+
+
+@dataclass(slots=True)
+class _Anchor:
+    node: int               # the anchored node's id
+    value: Any              # its data (shared by every alias: the data is read, never changed)
+    count: int              # nodes it expands to, so aliases count towards MAX_NODES as if written out
+    scalar: str | None      # the text of an anchored scalar (an alias used as a mapping key)
+
+
+@dataclass(slots=True)
+class _Frame:
+    """An open collection while its events arrive."""
+
+    node: int
+    container: Any                          # the list or dict being filled
+    anchor: str | None
+    count_at_start: int
+    key: Any = None                         # a mapping's pending key (_SKIP: the entry is not kept)
+    expect_key: bool = True
+    first: dict[str, int] | None = None     # a mapping's keys so far, with the packed mark of each
+
+
+_SKIP = object()
+
+
+class _Builder:
+    """Builds plain data and compact positions from the parser's events, without a node tree.
+
+    PyYAML's nodes cost ~400 bytes of Python objects per scalar (a 10 MB file took 400 MB); here every node
+    gets an id in document order and just two numbers: its packed position and the size of its subtree (keys
+    and values alike), from which `YamlDocument.mark` finds any path again. The events are consumed with an
+    explicit stack, so no nesting depth can exhaust the C or Python stack.
+    """
 
     def __init__(self) -> None:
+        self.marks = array("Q")      # per node: line << 32 | column, 0-based
+        self.sizes = array("I")      # per node: nodes in its subtree, itself included
+        self.aliases: dict[int, int] = {}       # alias node -> the anchored node
+        self.texts: dict[int, str] = {}         # non-string scalars: the text as written
+        self.skipped: set[int] = set()          # key nodes of mapping entries left out of the data
         self.problems: list[YamlProblem] = []
+        self.anchors: dict[str, _Anchor] = {}
+        self.stack: list[_Frame] = []
         self.count = 0
+        self.data: Any = None
+        self.has_root = False
+        self._strings: dict[str, str] = {}      # one object per distinct text: keys and values repeat a lot
         self._scalars = SafeConstructor()
 
-    def convert(self, node: Node, depth: int) -> Any:
-        self.count += 1
+    def document(self) -> YamlDocument:
+        return YamlDocument(self.data, self.marks, self.sizes, self.aliases, self.texts, self.skipped,
+                            self.problems)
+
+    # ------------------------------------------------------------------------------------------- events
+    def feed(self, event: yaml.Event) -> None:
+        kind = type(event)
+        if kind is yaml.ScalarEvent:
+            node = self._start(event)
+            tag = event.tag
+            if tag is None or tag == "!":
+                tag = _resolve_scalar(event.value, event.implicit)
+            is_key = bool(self.stack) and self.stack[-1].first is not None and self.stack[-1].expect_key
+            value, text = (event.value, None) if is_key else self._scalar(event, tag)  # a key stays as written
+            if text is not None:
+                self.texts[node] = text
+            self._count(1, event)
+            self._anchor(event.anchor, node, value, 1, event.value, event)
+            self._done(node, value, tag, event.value, event)
+        elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+            node = self._start(event)
+            if len(self.stack) >= MAX_DEPTH:
+                raise YamlLoadError(_event_mark(event), "yaml", _TOO_DEEP)
+            mapping = kind is yaml.MappingStartEvent
+            tag = event.tag
+            if tag is not None and tag != "!" and tag != (_MAP if mapping else _SEQ):
+                self._bad_tag(tag, event)
+            self._count(1, event)
+            self.stack.append(_Frame(node, {} if mapping else [], event.anchor, self.count,
+                                     first={} if mapping else None))
+        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+            frame = self.stack.pop()
+            self.sizes[frame.node] = len(self.marks) - frame.node
+            self._anchor(frame.anchor, frame.node, frame.container, self.count - frame.count_at_start + 1, None,
+                         event)
+            self._done(frame.node, frame.container, _MAP if frame.first is not None else _SEQ, None, event)
+        elif kind is yaml.AliasEvent:
+            anchor = self.anchors.get(event.anchor)
+            if anchor is None:
+                raise yaml.composer.ComposerError(None, None, "found undefined alias", event.start_mark)
+            node = self._start(event)
+            self.marks[node] = self.marks[anchor.node]    # an alias is where its anchored value is written
+            self.aliases[node] = anchor.node
+            self._count(anchor.count, event)
+            self._done(node, anchor.value, _STR if anchor.scalar is not None else None, anchor.scalar, event)
+
+    def _start(self, event: yaml.Event) -> int:
+        if not self.stack and self.has_root:
+            raise YamlLoadError(_event_mark(event), "yaml", "more than one YAML document in the file; write one "
+                                                            "per file")
+        node = len(self.marks)
+        self.marks.append((event.start_mark.line << 32) | event.start_mark.column)
+        self.sizes.append(1)
+        return node
+
+    def _count(self, nodes: int, event: yaml.Event) -> None:
+        self.count += nodes
         if self.count > MAX_NODES:
-            raise YamlLoadError(_mark(node), "yaml", f"document expands to more than {MAX_NODES:,} nodes (alias bomb?)")
-        if depth > MAX_DEPTH:
-            raise YamlLoadError(_mark(node), "yaml", f"nesting deeper than {MAX_DEPTH} levels")
-        if isinstance(node, ScalarNode):
-            return self.scalar(node)
-        if isinstance(node, SequenceNode):
-            if node.tag != _SEQ:
-                self.bad_tag(node)
-            return [self.convert(child, depth + 1) for child in node.value]
-        if isinstance(node, MappingNode):
-            if node.tag != _MAP:
-                self.bad_tag(node)
-            return self.mapping(node, depth)
-        raise YamlLoadError(_mark(node), "yaml", "unsupported YAML node")  # pragma: no cover
+            raise YamlLoadError(_event_mark(event), "yaml",
+                                f"document expands to more than {MAX_NODES:,} nodes (alias bomb?)")
 
-    def mapping(self, node: MappingNode, depth: int) -> dict[Any, Any]:
-        result: dict[Any, Any] = {}
-        first: dict[Any, Node] = {}
-        for knode, vnode in node.value:
-            if not isinstance(knode, ScalarNode):
-                self.problems.append(YamlProblem(_mark(knode), "yaml", "a mapping key must be a plain value"))
-                continue
-            if knode.tag == _T + "merge":
-                self.problems.append(YamlProblem(_mark(knode), "yaml",
-                                                 "merge keys (<<) are not supported; write the keys out"))
-                continue
-            key = knode.value  # as written: `on:` stays 'on' (not YAML 1.1's True), so messages and positions match
-            if knode.tag not in (_STR, _INT, _BOOL, _NULL, _FLOAT, _TIMESTAMP):
-                self.bad_tag(knode)
-            if key in first:
-                prev = _mark(first[key])
-                self.problems.append(YamlProblem(
-                    _mark(knode), "duplicate-key",
-                    f"duplicate key {key!r} (first at line {prev.line}, column {prev.column}); "
-                    "a key may appear once per mapping"))
-                self.convert(vnode, depth + 1)
-                continue
-            first[key] = knode
-            result[key] = self.convert(vnode, depth + 1)
-        return result
+    def _anchor(self, name: str | None, node: int, value: Any, count: int, scalar: str | None,
+                event: yaml.Event) -> None:
+        if name is None:
+            return
+        if name in self.anchors:
+            first = self.marks[self.anchors[name].node]
+            raise yaml.composer.ComposerError(
+                "found duplicate anchor; first occurrence", yaml.Mark("", 0, first >> 32, first & 0xFFFFFFFF, None,
+                                                                      None),
+                "second occurrence", event.start_mark)
+        self.anchors[name] = _Anchor(node, value, count, scalar)
 
-    def scalar(self, node: ScalarNode) -> Any:
-        tag = node.tag
+    def _done(self, node: int, value: Any, tag: str | None, text: str | None, event: yaml.Event) -> None:
+        """A node is complete: it becomes the root, a list item, a mapping key or a mapping value."""
+        if not self.stack:
+            self.data = value
+            self.has_root = True
+            return
+        frame = self.stack[-1]
+        if frame.first is None:
+            frame.container.append(value)
+            return
+        if frame.expect_key:
+            frame.expect_key = False
+            frame.key = self._key(node, tag, text, frame)
+            return
+        frame.expect_key = True
+        if frame.key is not _SKIP:
+            frame.container[frame.key] = value
+
+    def _key(self, node: int, tag: str | None, text: str | None, frame: _Frame) -> Any:
+        at = self._mark_of(node)
+        if text is None:
+            self.problems.append(YamlProblem(at, "yaml", "a mapping key must be a plain value"))
+        elif tag == _T + "merge":
+            self.problems.append(YamlProblem(at, "yaml", "merge keys (<<) are not supported; write the keys out"))
+        else:
+            if tag not in _SCALAR_TAGS:
+                self._bad_tag(tag or "", at)
+            key = sys.intern(text)  # as written: `on:` stays 'on' (not YAML 1.1's True), so messages and positions match
+            assert frame.first is not None
+            if key not in frame.first:
+                frame.first[key] = node
+                return key
+            prev = self._mark_of(frame.first[key])
+            self.problems.append(YamlProblem(
+                at, "duplicate-key", f"duplicate key {key!r} (first at line {prev.line}, column {prev.column}); "
+                                     "a key may appear once per mapping"))
+        self.skipped.add(node)
+        return _SKIP
+
+    def _mark_of(self, node: int) -> Mark:
+        packed = self.marks[node]
+        return Mark((packed >> 32) + 1, (packed & 0xFFFFFFFF) + 1)
+
+    # ------------------------------------------------------------------------------------------ scalars
+    def _scalar(self, event: yaml.ScalarEvent, tag: str) -> tuple[Any, str | None]:
+        """The value, and the text as written when the value is not that text."""
+        text = event.value
         if tag == _STR or tag == _TIMESTAMP:
-            return node.value  # dates stay text: the schema and the models parse them
-        if tag == _INT:
-            return self._scalars.construct_yaml_int(node)
-        if tag == _BOOL:
-            return self._scalars.construct_yaml_bool(node)
+            return self._strings.setdefault(text, text), None  # dates stay text: the schema and the models parse them
+        if tag not in (_INT, _BOOL, _NULL, _FLOAT):
+            self._bad_tag(tag, event)
+            return self._strings.setdefault(text, text), None
         if tag == _NULL:
-            return None
+            return None, text
+        node = ScalarNode(tag, text)
+        if tag == _BOOL:
+            return self._scalars.construct_yaml_bool(node), text
         if tag == _FLOAT:
-            return self._scalars.construct_yaml_float(node)
-        self.bad_tag(node)
-        return node.value
+            return self._scalars.construct_yaml_float(node), text
+        try:
+            return self._scalars.construct_yaml_int(node), text
+        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits(), 4,300 by default)
+            digits = sum(c.isdigit() for c in text)
+            raise YamlLoadError(_event_mark(event), "yaml",
+                                f"integer too long: {digits:,} digits (at most {sys.get_int_max_str_digits():,}); "
+                                "if it is text, write it in quotes") from None
 
-    def bad_tag(self, node: Node) -> None:
+    def _bad_tag(self, tag: str, where: yaml.Event | Mark) -> None:
         self.problems.append(YamlProblem(
-            _mark(node), "yaml",
-            f"YAML tag {_short_tag(node.tag)!r} is not allowed; only plain strings, numbers, booleans, lists and mappings"))
+            where if isinstance(where, Mark) else _event_mark(where), "yaml",
+            f"YAML tag {_short_tag(tag)!r} is not allowed; only plain strings, numbers, booleans, lists and mappings"))
+
+
+def _resolve_scalar(value: str, implicit: tuple[bool, bool]) -> str:
+    """PyYAML's safe tag resolution of a plain scalar (none registers path resolvers)."""
+    if implicit[0]:
+        for tag, regexp in _IMPLICIT.get(value[0] if value else "", ()):
+            if regexp.match(value):
+                return tag
+    return _STR
+
+
+def _event_mark(event: yaml.Event) -> Mark:
+    return Mark(event.start_mark.line + 1, event.start_mark.column + 1)
 
 
 _SYNTAX_HINTS = {

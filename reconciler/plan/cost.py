@@ -52,6 +52,8 @@ def load_tariffs(path: Path) -> Tariffs:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
         raise TariffError(f"{path}: cannot read the tariff file ({exc})") from None
+    except ValueError:  # an integer of more than 4,300 digits, which Python refuses to convert
+        raise TariffError(f"{path}: a number in the tariff file is too long; write prices like 41.00") from None
     allowed = {"means", "link", "otp_device", "intermediary_yearly"}
     if not isinstance(data, dict) or set(data) - allowed:
         raise TariffError(f"{path}: a tariff file is a mapping of {', '.join(sorted(allowed))}")

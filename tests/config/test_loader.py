@@ -133,14 +133,14 @@ class TestRead:
     def test_read_error_is_a_diagnostic(self, write: Callable[..., Path], minimal_org: str,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
         path = write("org.yaml", minimal_org)
-        real = Path.read_bytes
+        real = Path.open
 
-        def refuse(self: Path) -> bytes:
+        def refuse(self: Path, *args: Any, **kwargs: Any) -> Any:
             if self.name == "org.yaml":
                 raise PermissionError(13, "Permission denied", str(self))
-            return real(self)
+            return real(self, *args, **kwargs)
 
-        monkeypatch.setattr(Path, "read_bytes", refuse)
+        monkeypatch.setattr(Path, "open", refuse)
         result = load_paths([str(path)], TODAY)
         [d] = result.diagnostics
         assert (d.path, d.line, d.column, d.code) == (str(path), 1, 1, "input")

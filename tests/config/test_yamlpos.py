@@ -253,17 +253,37 @@ class TestLimits:
         # stack and the interpreter dies with SIGSEGV, before the converter's depth check ever runs.
         # Regression (block-seq): a guard that counted only brackets let a line of 100,000 compact block
         # sequence entries (`- - - ... x`) through to the crash.
+        # Whichever limit answers first (ours at MAX_DEPTH, or libyaml's own since PyYAML 6.0.2, which raised a
+        # "YAML syntax" error), the outcome is the same: a positioned nesting error, and the process lives.
         code = ("from reconciler.config.yamlpos import load_yaml, YamlLoadError\n"
                 "n = 100_000\n"
                 "try:\n"
                 f"    load_yaml({expr})\n"
                 "    print('accepted')\n"
                 "except YamlLoadError as exc:\n"
-                "    print('refused:', exc.message)\n")
+                "    print('refused', exc.code, exc.mark.line, exc.mark.column, exc.message, sep='|')\n")
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, f"process died with return code {proc.returncode}"
-        assert proc.stdout.startswith("refused:")
-        assert "nesting deeper" in proc.stdout
+        verdict, code_, line, column, message = proc.stdout.strip().split("|")
+        assert (verdict, code_) == ("refused", "yaml")
+        assert int(line) == (2 if expr.startswith("'a:\\n'") else 1) and int(column) > 3
+        assert message == f"nesting deeper than {yamlpos.MAX_DEPTH} levels"
+
+    def test_the_parsers_own_nesting_limit_is_the_same_positioned_error(self,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+        # PyYAML >= 6.0.2 has libyaml refuse 1,000 levels itself, as a scanner error; older ones do not. Either
+        # way the result must be our positioned nesting error, not "YAML syntax: exceeded maximum nesting depth".
+        import yaml
+
+        def parse(text: str, Loader: object) -> object:
+            yield yaml.StreamStartEvent()
+            raise yaml.scanner.ScannerError("while increasing flow level", yaml.Mark("", 0, 0, 1003, None, None),
+                                            "exceeded maximum nesting depth", yaml.Mark("", 0, 0, 1003, None, None))
+
+        monkeypatch.setattr(yamlpos.yaml, "parse", parse)
+        err = load_error("a: [[[]]]\n")
+        assert (err.code, err.mark) == ("yaml", Mark(1, 1004))
+        assert err.message == f"nesting deeper than {yamlpos.MAX_DEPTH} levels"
 
     @pytest.mark.parametrize("text", [
         "a: 1  # " + "[" * 70 + "\n",
@@ -354,7 +374,7 @@ class TestDecode:
         assert decode(b"a" * 20) == "a" * 20
         err = decode_error(b"a" * 21)
         assert err.mark == Mark(1, 1)
-        assert "21 bytes" in err.message and "at most 20" in err.message
+        assert "larger than 20 bytes" in err.message and "at most 20" in err.message
 
     def test_default_size_limit_is_generous(self) -> None:
         assert yamlpos.MAX_BYTES >= 1024 * 1024

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import secrets
 import sqlite3
 import threading
@@ -246,6 +247,30 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+#: Seconds to wait for another process's lock on the database before giving up (the env var lets tests wait less).
+LOCK_TIMEOUT_ENV = "RECONCILER_SANDBOX_LOCK_TIMEOUT"
+_DEFAULT_LOCK_TIMEOUT = 30.0
+
+
+def lock_timeout() -> float:
+    try:
+        return max(0.0, float(os.environ.get(LOCK_TIMEOUT_ENV, _DEFAULT_LOCK_TIMEOUT)))
+    except ValueError:
+        return _DEFAULT_LOCK_TIMEOUT
+
+
+class SandboxLocked(sqlite3.OperationalError):
+    """Another process held the database's lock longer than the timeout: a user's situation, said in one line."""
+
+    def __init__(self, path: str, waited: float) -> None:
+        super().__init__(f"the sandbox database {path} is locked by another process (waited {waited:g} s); "
+                         "try again when it is done")
+
+
+def _is_locked(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 def hash_token(token: str) -> str:
     """Tokens are stored only as SHA-256: a copied database file grants nothing."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
@@ -340,12 +365,19 @@ class SandboxStore:
         if self._conn is None:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._create_schema(conn)
+            timeout = lock_timeout()
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=timeout)
+            try:
+                conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                self._create_schema(conn)
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                if _is_locked(exc):
+                    raise SandboxLocked(self.path, timeout) from None
+                raise
             self._conn = conn
         return self._conn
 
@@ -430,7 +462,12 @@ class SandboxStore:
             self._end(conn, commit=True)
 
     def _begin(self, conn: sqlite3.Connection, write: bool) -> None:
-        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except sqlite3.OperationalError as exc:
+            if _is_locked(exc):
+                raise SandboxLocked(self.path, lock_timeout()) from None
+            raise
         self._depth = 1
         self._write = write
         self._cache.clear()
