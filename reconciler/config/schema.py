@@ -75,9 +75,26 @@ def _ecma_search(pattern: str, text: str) -> bool:
 _Validator = jsonschema.validators.extend(Draft202012Validator, {"pattern": _pattern})
 
 
+_ITEMS = Draft202012Validator.VALIDATORS["items"]
+
+
 @cache
 def validator(name: str) -> Draft202012Validator:
-    return _Validator(load_schema(name), format_checker=_formats)
+    """The reference validator of schema `name`, which explains errors. It visits only the list items that the
+    compiled validator finds invalid: walking all of a 30 MB file's 400,000 entries to explain one wrong
+    level took 30 s."""
+
+    def items(check: Any, items: Any, instance: Any, schema: dict[str, Any]) -> Any:
+        fast = _fast_items(name, json.dumps(items, sort_keys=True)) if isinstance(items, dict) else None
+        if fast is None or schema.get("prefixItems") or not check.is_type(instance, "array"):
+            yield from _ITEMS(check, items, instance, schema)
+            return
+        for index, item in enumerate(instance):
+            if not fast(item):
+                yield from check.descend(item, items, path=index)
+
+    cls = jsonschema.validators.extend(_Validator, {"items": items})
+    return cls(load_schema(name), format_checker=_formats)
 
 
 def _format_ok(fmt: str) -> Callable[[str], bool]:
@@ -93,6 +110,18 @@ def fast_validator(name: str) -> Callable[[Any], bool] | None:
         return None
     compiled = jsonschema_rs.Draft202012Validator(
         load_schema(name), formats={f: _format_ok(f) for f in ("date", "until")}, validate_formats=True)
+    return compiled.is_valid
+
+
+@cache
+def _fast_items(name: str, items: str) -> Callable[[Any], bool] | None:
+    """A compiled validator of one `items` subschema of schema `name` (its `$defs` included, for `$ref`)."""
+    if jsonschema_rs is None:  # pragma: no cover
+        return None
+    root = load_schema(name)
+    sub = {key: root[key] for key in ("$schema", "$defs") if key in root} | json.loads(items)
+    compiled = jsonschema_rs.Draft202012Validator(
+        sub, formats={f: _format_ok(f) for f in ("date", "until")}, validate_formats=True)
     return compiled.is_valid
 
 
