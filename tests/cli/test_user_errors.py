@@ -71,6 +71,14 @@ def test_catalogue_import_out_into_a_missing_folder(tmp_path: Path) -> None:
     assert out == ""
 
 
+def test_import_out_that_is_a_file_is_refused_before_the_backend_is_read(tmp_path: Path) -> None:
+    db, target = tmp_path / "sb.db", tmp_path / "a-file"
+    target.write_text("")
+    code, _, err = invoke("import", "--kvk", "99966564", "--backend", f"sandbox:{db}", "--out", str(target))
+    assert_one_clear_line(code, err, str(target), "is a file", "give a folder")
+    assert not db.exists()
+
+
 # --- YAML integers Python will not convert -----------------------------------------------------------------
 
 def test_integer_of_more_than_4300_digits_is_a_positioned_error(tmp_path: Path) -> None:
