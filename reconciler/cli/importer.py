@@ -53,7 +53,8 @@ def import_(kvk: str, from_csv: str | None, name: str | None, out: str | None, f
     if from_csv is None and name is not None:
         raise click.UsageError("--name is only for --from-csv; the backend names the organisation")
     if out is not None and Path(out).exists() and not Path(out).is_dir():
-        raise click.ClickException(f"--out {out} is a file; give a folder (it is created when missing)")
+        raise click.ClickException(f"cannot create the directory {out}: it is a file; give --out a folder "
+                                   "(it is created when missing)")
     target = Path(out) / f"{kvk}.yaml" if out else None
     if target is not None and not force:
         _refuse_existing([target, _catalogue_path(target)])

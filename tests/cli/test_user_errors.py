@@ -75,7 +75,7 @@ def test_import_out_that_is_a_file_is_refused_before_the_backend_is_read(tmp_pat
     db, target = tmp_path / "sb.db", tmp_path / "a-file"
     target.write_text("")
     code, _, err = invoke("import", "--kvk", "99966564", "--backend", f"sandbox:{db}", "--out", str(target))
-    assert_one_clear_line(code, err, str(target), "is a file", "give a folder")
+    assert_one_clear_line(code, err, str(target), "is a file", "give --out a folder")
     assert not db.exists()
 
 
