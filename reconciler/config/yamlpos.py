@@ -198,7 +198,7 @@ def _load(text: str) -> YamlDocument:
         pos = Mark(mark.line + 1, mark.column + 1) if mark else Mark(1, 1)
         problem = exc.problem or "invalid YAML"
         if "nesting depth" in problem:  # libyaml's own limit (1,000 levels, PyYAML >= 6.0.2) fired before ours
-            raise YamlLoadError(pos, "yaml", _TOO_DEEP) from None
+            raise YamlLoadError(pos, "yaml", _too_deep()) from None
         context = ""
         if exc.context:
             cm = exc.context_mark
@@ -217,7 +217,9 @@ def _load(text: str) -> YamlDocument:
     return builder.document()
 
 
-_TOO_DEEP = f"nesting deeper than {MAX_DEPTH} levels"
+def _too_deep() -> str:
+    return f"nesting deeper than {MAX_DEPTH} levels"
+
 _SCALAR_TAGS = (_STR, _INT, _BOOL, _NULL, _FLOAT, _TIMESTAMP)
 
 
@@ -291,7 +293,7 @@ class _Builder:
         elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
             node = self._start(event)
             if len(self.stack) >= MAX_DEPTH:
-                raise YamlLoadError(_event_mark(event), "yaml", _TOO_DEEP)
+                raise YamlLoadError(_event_mark(event), "yaml", _too_deep())
             mapping = kind is yaml.MappingStartEvent
             tag = event.tag
             if tag is not None and tag != "!" and tag != (_MAP if mapping else _SEQ):
