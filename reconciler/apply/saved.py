@@ -40,6 +40,9 @@ def load_plan_data(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise SavedPlanError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}; write a plan with "
                              "`reconciler plan PATH... --out plan.json`") from None
+    except (ValueError, RecursionError):          # a number of more than 4,300 digits, nesting past the stack
+        raise SavedPlanError(f"{path}: not a plan file (a number too long or nesting too deep for a plan); write "
+                             "a plan with `reconciler plan PATH... --out plan.json`") from None
     if isinstance(data, dict) and data.get("format_version") not in (None, PLAN_FORMAT_VERSION):
         raise SavedPlanError(f"{path}: plan format version {data.get('format_version')!r}; this reconciler applies "
                              f"version {PLAN_FORMAT_VERSION}: plan again with this version")

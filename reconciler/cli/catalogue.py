@@ -10,7 +10,7 @@ from typing import Sequence
 import click
 
 from reconciler.cli.output import check_output, write_output
-from reconciler.config.loader import load_catalogue_file, load_paths
+from reconciler.config.loader import load_catalogue_file, load_paths, read_capped
 from reconciler.diagnostics import Diagnostic
 from reconciler.domain.catalogue import Catalogue, bundled_catalogue, dump_catalogue
 from reconciler.domain.etoegang import CatalogueImportError, parse_service_catalog
@@ -48,6 +48,10 @@ def list_services(fmt: str, catalogue_file: str | None, config_file: str | None)
     return 0
 
 
+#: The largest eToegang service-catalog XML read (the real one is a few MB).
+MAX_XML_BYTES = 64 * 1024 * 1024
+
+
 @catalogue.command("import")
 @click.argument("xml_file", metavar="FILE.xml")
 @click.option("--out", "out", metavar="FILE", default=None,
@@ -60,9 +64,13 @@ def import_catalogue(xml_file: str, out: str | None) -> int:
     """
     check_output(out)               # before the XML is read and converted
     try:
-        raw = Path(xml_file).read_bytes()
+        raw = read_capped(Path(xml_file), MAX_XML_BYTES)     # /dev/zero or a pipe must not fill memory
     except OSError as exc:
-        click.echo(f"error: {xml_file}: cannot read the file: {exc.strerror or exc}", err=True)
+        click.echo(f"error: {terminal(xml_file)}: cannot read the file: {exc.strerror or exc}", err=True)
+        return 1
+    if len(raw) > MAX_XML_BYTES:
+        click.echo(f"error: {terminal(xml_file)}: file is larger than {MAX_XML_BYTES:,} bytes; a service catalog "
+                   "of that size is not accepted", err=True)
         return 1
     try:
         imported = parse_service_catalog(raw)

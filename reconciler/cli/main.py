@@ -47,10 +47,21 @@ class ReconcilerGroup(click.Group):
         except BrokenPipeError:
             sys.exit(EXIT_ERROR)
         except Exception as exc:  # the last line of defence: a message, never a traceback
+            if _is_user_situation(exc):
+                click.echo(f"error: {terminal_lines(exc)}", err=True)
+                sys.exit(EXIT_ERROR)
             click.echo(f"error: internal error: {type(exc).__name__}: {terminal_lines(exc)}", err=True)
             click.echo("please report this with the command you ran", err=True)
             sys.exit(EXIT_ERROR)
         sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _is_user_situation(exc: Exception) -> bool:
+    """Errors that a command outside `runner.run` (e.g. `sandbox serve`) may meet and that are no bug: another
+    process holds the sandbox database."""
+    from reconciler.backend.sandbox.store import SandboxLocked
+
+    return isinstance(exc, SandboxLocked)
 
 
 @click.group(cls=ReconcilerGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -40,12 +40,20 @@ EXIT_NOTHING, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 
 def config_digest(result: LoadResult) -> str:
-    """What the plan was made from: the organisation files and the catalogue files they name."""
+    """What the plan was made from: the organisation files (their bytes as read once, so a pipe is not read
+    again) and the catalogue files they name."""
+    from reconciler.config.loader import read_capped
+    from reconciler.config.yamlpos import MAX_BYTES
+
+    contents: dict[Path, bytes] = {org.path.resolve(): org.doc.digest for org in result.orgs}
+    for org in result.orgs:
+        if org.config.catalogue:
+            path = (org.path.parent / org.config.catalogue).resolve()
+            if path not in contents:
+                contents[path] = hashlib.sha256(read_capped(path, MAX_BYTES)).digest()
     digest = hashlib.sha256()
-    files = sorted({org.path.resolve() for org in result.orgs} |
-                   {(org.path.parent / org.config.catalogue).resolve() for org in result.orgs if org.config.catalogue})
-    for path in files:
-        digest.update(str(path.name).encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in sorted(contents):
+        digest.update(str(path.name).encode() + b"\0" + contents[path] + b"\0")
     return "sha256:" + digest.hexdigest()
 
 

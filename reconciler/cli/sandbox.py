@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 import click
 
@@ -126,6 +126,7 @@ def serve(db: str | None, host: str, port: int, catalogues: tuple[str, ...], all
     control = given or secrets.token_urlsafe(32)
     Path(db).parent.mkdir(parents=True, exist_ok=True)
     app = create_app(db, catalogue_files=list(catalogues), control_token=control)
+    _answer_locks_with_503(app)
     click.echo(f"sandbox backend on http://{host}:{port} (database {os.path.normpath(db)}); Ctrl-C stops it",
                err=True)
     if given:
@@ -136,6 +137,18 @@ def serve(db: str | None, host: str, port: int, catalogues: tuple[str, ...], all
                    f"http://{host}:{port}`)", err=True)
     sys.stdout.flush()
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _answer_locks_with_503(app: Any) -> None:
+    """A served sandbox whose database another process holds answers 503 (with Retry-After, which the client
+    honours), not 500: nothing was done, and a later request can succeed."""
+    from reconciler.backend.sandbox.problems import problem_response
+    from reconciler.backend.sandbox.store import SandboxLocked
+
+    async def locked(request: Any, exc: Exception) -> Any:
+        return problem_response(503, "unavailable", str(exc), headers={"Retry-After": "5"})
+
+    app.add_exception_handler(SandboxLocked, locked)
 
 
 _DONE = {"approve": "approved", "reject": "rejected", "activate": "activated", "expire": "let the activation lapse of"}

@@ -6,6 +6,7 @@ Everything wrong with the input comes back as positioned diagnostics; nothing he
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -167,6 +168,7 @@ def read_document(path: Path, reporter: Reporter) -> YamlDocument | None:
     except YamlLoadError as exc:
         reporter.add(Severity.ERROR, (), exc.code, exc.message, mark=exc.mark)
         return None
+    doc.digest = hashlib.sha256(raw).digest()
     reporter.doc = doc
     for problem in doc.problems:
         reporter.add(Severity.ERROR, (), problem.code, problem.message, mark=problem.mark)

@@ -76,6 +76,7 @@ class YamlDocument:
         self._texts = texts or {}
         self._skipped = skipped or set()
         self.problems: list[YamlProblem] = problems or []
+        self.digest = b""               # sha256 of the bytes it was read from (set by the loader): plans record it
 
     @property
     def root(self) -> int | None:

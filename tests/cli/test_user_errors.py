@@ -229,3 +229,95 @@ def test_catalogue_in_a_subfolder_still_works(tmp_path: Path) -> None:
         "name: Portal, level: EH2}\n")
     code, out, _ = _validate_with_catalogue(tmp_path, "cats/cat.yaml")
     assert code == 0, out
+
+
+# --- the rest of the class: saved plans, sandbox serve, a served sandbox, catalogue import, pipes ---------------
+
+def test_a_saved_plan_with_a_number_of_5000_digits_is_refused_in_one_line(tmp_path: Path) -> None:
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text('{"format_version": 1, "today": ' + "9" * 5000 + "}")
+    code, _, err = invoke("apply", "--plan", str(plan_file), "--backend", f"sandbox:{tmp_path / 'sb.db'}")
+    assert_one_clear_line(code, err, f"{plan_file}: not a plan file (a number too long")
+
+
+def _hold_lock(db: Path) -> subprocess.Popen[str]:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sqlite3, sys, time\n"
+                               "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+                               "c.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\ntime.sleep(60)\n",
+         str(db)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_served_sandbox_answers_a_held_lock_with_503_and_says_why(tmp_path: Path) -> None:
+    import httpx
+
+    from reconciler.backend.sandbox.app import create_app
+    from reconciler.cli.sandbox import _answer_locks_with_503
+
+    db = tmp_path / "sb.db"
+    assert invoke("sandbox", "init", "--kvk", "12345678", "--name", "Acme", "--admin", "a@acme.nl",
+                  "--backend", f"sandbox:{db}")[0] == 0
+    app = create_app(db, control_token="c" * 32)
+    _answer_locks_with_503(app)
+    holder = _hold_lock(db)
+    try:
+        os.environ["RECONCILER_SANDBOX_LOCK_TIMEOUT"] = "0.5"
+        transport = httpx.ASGITransport(app=app)
+
+        async def ask() -> httpx.Response:
+            async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
+                return await client.post("/sandbox/clock", json={"advance_days": 1},
+                                         headers={"Sandbox-Control-Token": "c" * 32})
+
+        import anyio
+        response = anyio.run(ask)
+    finally:
+        os.environ.pop("RECONCILER_SANDBOX_LOCK_TIMEOUT", None)
+        holder.kill()
+        holder.wait()
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "is locked by another process" in response.json()["detail"] and response.headers["Retry-After"] == "5"
+
+
+def test_catalogue_import_of_an_endless_device_is_refused_quickly() -> None:
+    start = time.monotonic()
+    code, _, err = invoke("catalogue", "import", "/dev/zero")
+    assert time.monotonic() - start < 30
+    assert code == 1 and "/dev/zero: file is larger than" in err and "internal error" not in err
+
+
+def test_a_plan_from_a_pipe_reads_the_pipe_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "org.yaml"
+    os.mkfifo(fifo)
+    text = EXAMPLE.read_text()
+
+    def feed() -> None:
+        with open(fifo, "w") as handle:
+            handle.write(text)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    proc = subprocess.run([sys.executable, "-m", "reconciler", "plan", str(fifo), "--backend",
+                           f"sandbox:{tmp_path / 'sb.db'}", "--format", "json"],
+                          capture_output=True, text=True, timeout=120)
+    writer.join(timeout=5)
+    assert proc.returncode == 2, proc.stderr
+    assert '"config_digest": "sha256:' in proc.stdout
+
+
+def test_sandbox_serve_on_a_locked_database_says_so_in_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "sb.db"
+    assert invoke("sandbox", "init", "--kvk", "12345678", "--name", "Acme", "--admin", "a@acme.nl",
+                  "--backend", f"sandbox:{db}")[0] == 0
+    holder = _hold_lock(db)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "reconciler", "sandbox", "serve", "--db", str(db), "--port", "8798"],
+                              capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "RECONCILER_SANDBOX_LOCK_TIMEOUT": "1"})
+    finally:
+        holder.kill()
+        holder.wait()
+    assert_one_clear_line(proc.returncode, proc.stderr, f"the sandbox database {db} is locked by another process")
