@@ -15,6 +15,7 @@ import click
 from reconciler.cli.options import DATE, DURATION, backend_option
 from reconciler.cli.runner import run
 from reconciler.domain.levels import MEANS_LEVELS
+from reconciler.render.safe import terminal
 
 if TYPE_CHECKING:
     from reconciler.backend.sandbox.controls import SandboxControls, SandboxMeans
@@ -70,7 +71,8 @@ def init(kvk: str, name: str, admin_email: str, admin_name: str | None, level: s
             created = await controls.create_organisation(
                 kvk, name, admin_email=admin_email, admin_name=admin_name or admin_email.split("@")[0],
                 level=level, branch_number=branch_number)
-        click.echo(f"created organisation {kvk} ({name}) with {admin_email} as its active beheerder", err=True)
+        click.echo(f"created organisation {kvk} ({terminal(name)}) with {terminal(admin_email)} as its active "
+                   "beheerder", err=True)
         click.echo("its API token (export it as BEHEER_API_TOKEN):", err=True)
         click.echo(created.token.reveal())
 
@@ -177,7 +179,7 @@ def _lifecycle(step: str, help_text: str, wanted: tuple[str, ...]) -> click.Comm
                     targets = [by_email[e.lower()] for e in emails]
                 for means in targets:
                     after = await controls.step(means.id, step)
-                    click.echo(f"{_DONE[step]} {means.email}: " + _describe(after))
+                    click.echo(f"{_DONE[step]} {terminal(means.email)}: " + terminal(_describe(after)))
                 if not targets:
                     click.echo(f"nothing to {step}", err=True)
                 return len(targets)

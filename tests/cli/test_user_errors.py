@@ -321,3 +321,12 @@ def test_sandbox_serve_on_a_locked_database_says_so_in_one_line(tmp_path: Path) 
         holder.kill()
         holder.wait()
     assert_one_clear_line(proc.returncode, proc.stderr, f"the sandbox database {db} is locked by another process")
+
+
+def test_a_catalogue_with_control_characters_in_a_name_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (folder / "cat.yaml").write_text('services:\n  - {key: x/y, uuid: 0f0e0d0c-0b0a-4909-8807-060504030201, '
+                                     'provider: "P\\e]0;pwned\\a", name: "ok", level: EH2}\n')
+    code, out, err = _validate_with_catalogue(tmp_path, "cat.yaml")
+    assert code == 1 and "cat.yaml:2:" in out + err and "\x1b" not in out + err

@@ -75,9 +75,12 @@ CONFIG_TEXT = _join("script", "comment", "details", "link", "pipe", "backtick", 
 CONFIG_ORG = "Acme " + CONFIG_TEXT
 CONFIG_NAME = CORPUS["formula"] + " " + CONFIG_TEXT
 CONFIG_EMAIL = "".join(CORPUS[k] for k in ("script", "comment", "details", "link", "pipe", "backtick")) + "@acme.nl"
-#: A catalogue file takes any provider and service name.
-CATALOGUE_PROVIDER = "-2+3 " + _join("esc_clear", "cr", "nul", "del", "rlo")
-CATALOGUE_NAME = "Dienst " + " ".join(v for k, v in CORPUS.items() if k != "formula")
+#: A catalogue file's provider and service name: what its schema allows of the corpus (no control characters).
+CATALOGUE_PROVIDER = "-2+3 " + _join("rlo", "script", "pipe")
+CATALOGUE_NAME = "Dienst " + CONFIG_TEXT
+#: The same service as the backend's catalogue has it: the whole corpus.
+BACKEND_PROVIDER = "-2+3 " + _join("esc_clear", "cr", "nul", "del", "rlo")
+BACKEND_SERVICE = "Dienst " + " ".join(v for k, v in CORPUS.items() if k != "formula")
 
 #: Every string above, for "it was shown (escaped), so the check was not vacuous".
 EVIDENCE = "pwned"
@@ -116,7 +119,8 @@ def seed_backend(db: Path) -> None:
             controls = SandboxControls(client)
             org = await controls.create_organisation(KVK, BACKEND_ORG, admin_email="admin@acme.nl",
                                                      admin_name="Admin")
-            await controls.add_services([Service(key="evil/dienst", uuid=SERVICE_UUID, provider="p", name="n",
+            await controls.add_services([Service(key="evil/dienst", uuid=SERVICE_UUID, provider=BACKEND_PROVIDER,
+                                                 name=BACKEND_SERVICE,
                                                  level=Level.EH2)])
             admin = client.with_token(org.token)
             made = await admin.request_means(KVK, email=BACKEND_EMAIL, name=BACKEND_NAME, role="gebruiker",
