@@ -390,7 +390,7 @@ def one_run(label: str, args: argparse.Namespace, faults: dict[str, Any] | None)
             if faults:
                 served.faults(**faults)
                 print(f"  faults on /v1: {json.dumps(faults)}")
-            cmd = reconciler("apply", "--plan", str(plan_file), "--auto-approve", "-q", "--format", "json",
+            cmd = reconciler("apply", "--plan", str(plan_file), str(cfg), "--auto-approve", "-q", "--format", "json",
                              "--backend", backend, "--audit-log", audit_arg, "--concurrency", str(args.concurrency))
             apply = run_child(cmd, env, tmp, args.timeout)
             served_counts = served.counts()

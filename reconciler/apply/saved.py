@@ -18,6 +18,10 @@ from reconciler.plan.model import Action, Change, Deferred, Manual, OrgPlan, Ori
 from reconciler.render.json_plan import PLAN_FORMAT_VERSION
 
 
+#: The largest plan file read (a plan of 10,000 steps is about 10 MB).
+MAX_PLAN_BYTES = 256 * 1024 * 1024
+
+
 class SavedPlanError(Exception):
     """The file is not a plan this version can apply."""
 
@@ -29,10 +33,18 @@ def load_plan(path: Path) -> Plan:
 
 def load_plan_data(path: Path) -> dict[str, Any]:
     """Read a saved plan and check it against the schema; the document as it is in the file."""
+    from reconciler.config.loader import read_capped
+
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.exists() and not path.is_file():     # a device or a pipe would be read without end
+            raise SavedPlanError(f"{path}: not a plan file (not a regular file)")
+        raw = read_capped(path, MAX_PLAN_BYTES)
     except OSError as exc:
         raise SavedPlanError(f"{path}: cannot read the plan: {exc.strerror or exc}") from None
+    if len(raw) > MAX_PLAN_BYTES:
+        raise SavedPlanError(f"{path}: not a plan file (larger than {MAX_PLAN_BYTES:,} bytes)")
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise SavedPlanError(f"{path}: not a plan file (not UTF-8 text)") from None
     try:
@@ -54,9 +66,10 @@ def load_plan_data(path: Path) -> dict[str, Any]:
     errors = sorted(validator("plan.schema.json").iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]
-        where = "/".join(str(p) for p in first.absolute_path) or "(top level)"
+        where = "/".join(str(p) for p in first.absolute_path)[:200] or "(top level)"
         more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-        raise SavedPlanError(f"{path}: not a valid plan at {where}: {first.message}{more}; plans are written by "
+        message = first.message if len(first.message) <= 300 else first.message[:297] + "..."
+        raise SavedPlanError(f"{path}: not a valid plan at {where}: {message}{more}; plans are written by "
                              "`reconciler plan --out` and must not be edited")
     return data
 

@@ -19,6 +19,7 @@ KEY_ENV = "RECONCILER_PLAN_KEY"
 #: A shorter key is refused: an HMAC is only as strong as its key.
 MIN_KEY_LENGTH = 16
 PREFIX = "hmac-sha256:"
+_MAX_SIGNATURE_BYTES = 256
 
 
 class SignatureError(Exception):
@@ -30,10 +31,15 @@ def plan_key(env: dict[str, str] | None = None) -> bytes | None:
     value = (os.environ if env is None else env).get(KEY_ENV, "")
     if not value:
         return None
+    try:
+        encoded = value.encode("utf-8")
+    except UnicodeEncodeError:                   # bytes that are no UTF-8 arrive as surrogates: say so, not where
+        raise SignatureError(f"{KEY_ENV} is not UTF-8 text: use printable characters (e.g. the output of "
+                             "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)") from None
     if len(value) < MIN_KEY_LENGTH:
         raise SignatureError(f"{KEY_ENV} is too short: use at least {MIN_KEY_LENGTH} characters (e.g. the output "
                              "of `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
-    return value.encode()
+    return encoded
 
 
 def canonical(data: Any) -> bytes:
@@ -50,22 +56,22 @@ def signature_path(plan_path: Path) -> Path:
     return plan_path.with_name(plan_path.name + ".sig")
 
 
-def write_signature(plan_path: Path, data: Any, key: bytes) -> Path:
-    path = signature_path(plan_path)
-    path.write_text(sign(data, key) + "\n", encoding="ascii")
-    return path
 
 
 def check_signature(plan_path: Path, data: Any, key: bytes, sig_path: Path | None = None) -> None:
     """Raise `SignatureError` unless the detached signature of `data` is present and made with `key`."""
     path = sig_path or signature_path(plan_path)
     try:
-        text = path.read_text(encoding="ascii").strip()
+        if path.exists() and not path.is_file():
+            raise SignatureError(f"the plan's signature {path} is not a regular file")
+        with path.open("rb") as handle:          # a signature is one line: never read more than a little
+            text = handle.read(_MAX_SIGNATURE_BYTES).decode("ascii").strip()
     except FileNotFoundError:
         raise SignatureError(f"{KEY_ENV} is set, but the plan has no signature ({path} does not exist): apply "
                              "only plans that the pipeline's plan job wrote with the same key") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SignatureError(f"cannot read the plan's signature {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        reason = getattr(exc, "strerror", None) or exc
+        raise SignatureError(f"cannot read the plan's signature {path}: {reason}") from None
     if not hmac.compare_digest(text.encode("ascii", "replace"), sign(data, key).encode()):
         raise SignatureError(f"the plan's signature ({path}) does not match: the plan was changed after it was "
                              f"signed, or signed with another {KEY_ENV}")

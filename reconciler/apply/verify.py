@@ -37,10 +37,20 @@ def differences(saved: dict[str, Any], derived: Plan) -> list[str]:
     return list(_differences(comparable(saved), comparable(plan_to_data(derived))))
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON, types included (`1.0` is not `1`, `true` is not `1`)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
 def _differences(saved: dict[str, Any], derived: dict[str, Any]) -> Iterator[str]:
     for key in sorted(set(saved) | set(derived)):
-        if key != "organisations" and saved.get(key) != derived.get(key):
+        if key != "organisations" and not _same(saved.get(key), derived.get(key)):
             yield f"{key}: {_show(saved.get(key))} in the file, {_show(derived.get(key))} derived from the config"
+    seen: set[str] = set()
+    for org in saved["organisations"]:
+        if org["kvk"] in seen:
+            yield f"organisation {_plain(org['kvk'])} is in the file more than once"
+        seen.add(org["kvk"])
     files = {o["kvk"]: o for o in saved["organisations"]}
     wanted = {o["kvk"]: o for o in derived["organisations"]}
     for kvk in files.keys() - wanted.keys():
@@ -56,7 +66,7 @@ def _differences(saved: dict[str, Any], derived: dict[str, Any]) -> Iterator[str
 
 def _org_differences(saved: dict[str, Any], derived: dict[str, Any]) -> Iterator[str]:
     for key in sorted(set(saved) | set(derived)):
-        if key not in _ITEM_LISTS and saved.get(key) != derived.get(key):
+        if key not in _ITEM_LISTS and not _same(saved.get(key), derived.get(key)):
             yield f"{key}: {_show(saved.get(key))} in the file, {_show(derived.get(key))} derived from the config"
     for name in _ITEM_LISTS:
         yield from _list_differences(name, saved.get(name, []), derived.get(name, []))
@@ -74,7 +84,7 @@ def _list_differences(name: str, saved: list[dict[str, Any]], derived: list[dict
     for key in keyed_saved.keys() & keyed_derived.keys():
         a, b = keyed_saved[key], keyed_derived[key]
         for field in sorted(set(a) | set(b)):
-            if a.get(field) != b.get(field):
+            if not _same(a.get(field), b.get(field)):
                 yield (f"{name}: {_label(b)}: {field} is {_show(a.get(field))} in the file, "
                        f"{_show(b.get(field))} derived from the config")
     common_saved = [k for k in keyed_saved if k in keyed_derived]

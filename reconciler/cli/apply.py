@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,8 +115,10 @@ async def apply_saved(path: str, paths: tuple[str, ...], opts: dict[str, Any]) -
     from reconciler.apply.signature import SignatureError, check_signature, plan_key
     from reconciler.apply.verify import differences
     from reconciler.backend.session import open_session
+    from reconciler.backend.connect import parse_backend_spec
     from reconciler.cli.plan import config_digest, plan_in_session
-    from reconciler.config.shard import parse_shard
+    from reconciler.config.loader import load_paths
+    from reconciler.config.shard import parse_shard, pick_orgs
 
     try:
         data = load_plan_data(Path(path))
@@ -125,15 +128,24 @@ async def apply_saved(path: str, paths: tuple[str, ...], opts: dict[str, Any]) -
         saved = plan_from_data(data)
     except (SavedPlanError, SignatureError) as exc:
         raise Refused(f"{exc}; nothing was changed") from None
-    config = paths or tuple(saved.config_paths)
-    if not config:
-        raise Refused(f"{path}: the plan does not say which config it was made from; give it: `reconciler apply "
-                      f"--plan {path} PATH...`; nothing was changed")
-    missing = [p for p in config if not Path(p).exists()]
-    if missing:
-        raise Refused(f"the config the plan was made from is not at {', '.join(missing)}: run apply where the plan "
-                      f"was made, or give the config: `reconciler apply --plan {path} PATH...`; nothing was changed")
-    result = load_valid(config, saved.today, parse_shard(saved.shard) if saved.shard else None)
+    spec = str(parse_backend_spec(opts["backend"]))
+    if saved.backend != spec:                         # before the session: an embedded one would be set up
+        raise Refused(f"the plan was made against {terminal(saved.backend)}, not {spec}: apply it against the "
+                      "backend it was made for, or plan again; nothing was changed")
+    config = paths or _recorded_paths(path, saved.config_paths)
+    try:
+        shard = parse_shard(saved.shard) if saved.shard else None
+    except ValueError as exc:
+        raise Refused(f"{path}: not a valid plan: shard {terminal(str(exc))}; nothing was changed") from None
+    if paths:
+        result = load_valid(config, saved.today, shard)
+    else:                                             # paths from the file: never quote what they point at
+        result = load_paths(config, saved.today)
+        if not result.ok:
+            raise Refused(f"the config recorded in the plan ({terminal(', '.join(config))}) is not valid "
+                          f"({len(result.errors)} errors); check it with `reconciler validate`, or give the config: "
+                          f"`reconciler apply --plan {path} PATH...`; nothing was changed")
+        result = replace(result, orgs=pick_orgs(result.orgs, shard))
     digest = config_digest(result)
     if digest != saved.config_digest:
         raise Refused(f"the config at {', '.join(config)} is not the config the plan was made from (config digest "
@@ -162,6 +174,26 @@ async def apply_saved(path: str, paths: tuple[str, ...], opts: dict[str, Any]) -
         if not derived.plan.changes:
             return None
         return await _execute(derived.plan, derived.world, session, opts)
+
+
+def _recorded_paths(plan_file: str, recorded: list[str]) -> tuple[str, ...]:
+    """The config paths a plan records, when they are safe to read: relative, inside the working directory, and
+    regular files or directories (a plan file is not trusted to point anywhere else)."""
+    if not recorded:
+        raise Refused(f"{plan_file}: the plan does not say which config it was made from; give it: `reconciler "
+                      f"apply --plan {plan_file} PATH...`; nothing was changed")
+    for raw in recorded:
+        shown, candidate = terminal(raw), Path(raw)
+        if candidate.is_absolute() or ".." in candidate.parts:
+            raise Refused(f"the plan records the config path {shown}, outside the working directory; give the "
+                          f"config: `reconciler apply --plan {plan_file} PATH...`; nothing was changed")
+        if not candidate.exists():
+            raise Refused(f"the config the plan was made from is not at {shown}: run apply where the plan was made, "
+                          f"or give the config: `reconciler apply --plan {plan_file} PATH...`; nothing was changed")
+        if not (candidate.is_dir() or candidate.is_file()):
+            raise Refused(f"the plan records the config path {shown}, which is not a file or a folder; give the "
+                          f"config: `reconciler apply --plan {plan_file} PATH...`; nothing was changed")
+    return tuple(recorded)
 
 
 #: Differences listed when a saved plan is refused (the rest are counted).

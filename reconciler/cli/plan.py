@@ -25,7 +25,7 @@ from reconciler.plan.model import Plan
 from reconciler.plan.compare import tag_origins
 from reconciler.plan.cost import DEFAULT_TARIFFS, TariffError, Tariffs, load_tariffs
 from reconciler.plan.planner import PlanInput, make_plan
-from reconciler.apply.signature import KEY_ENV, SignatureError, plan_key, write_signature
+from reconciler.apply.signature import KEY_ENV, SignatureError, plan_key, sign, signature_path
 from reconciler.render.diagnostics import render_text as render_diagnostics
 from reconciler.render.json_plan import render_json
 from reconciler.render.markdown import render_markdown
@@ -122,12 +122,13 @@ async def plan_in_session(session: Session, paths: tuple[str, ...], result: Load
     return Planned(plan, actual.world, list(data.desired), notes)
 
 
-def sign_saved_plan(path: Path, plan: Plan) -> None:
-    """With RECONCILER_PLAN_KEY set, write the detached signature beside a saved plan (`apply --plan` checks it)."""
+def sign_saved_plan(path: Path, text: str) -> None:
+    """With RECONCILER_PLAN_KEY set, write the detached signature of a saved plan (`apply --plan` checks it)."""
     key = plan_key()
     if key is not None:
-        sig = write_signature(path, json.loads(render_json(plan)), key)
-        click.echo(f"note: signed the plan with {KEY_ENV}: {sig}", err=True)
+        sig = signature_path(path)
+        write_output(str(sig), sign(json.loads(text), key) + "\n")
+        click.echo(f"note: signed the plan with {KEY_ENV}: {terminal(str(sig))}", err=True)
 
 
 def use_colour() -> bool:
@@ -169,8 +170,9 @@ def plan(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | Non
     for note in notes:
         click.echo(f"note: {terminal(note)}", err=True)
     if out:
-        write_output(out, render_json(made))
-        sign_saved_plan(Path(out), made)
+        text = render_json(made)
+        sign_saved_plan(Path(out), text)         # first: a plan is never left beside a signature it lacks
+        write_output(out, text)
     if fmt == "json":
         click.echo(render_json(made), nl=False)
     elif fmt == "markdown":

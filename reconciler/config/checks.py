@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import unicodedata
 from collections import defaultdict
 from typing import Sequence
 
@@ -100,18 +101,32 @@ def _check_groups(org: LoadedOrg, today: dt.date | None) -> None:
             r.warning(("groups", name), "unused-group", f"group {name!r} is given to no user", at_key=True)
 
 
+def _look_alike(email: str) -> str:
+    """An e-mail as a reader sees it: compatibility-normalised (NFKC: composed accents, full-width forms) and
+    case-folded, so two spellings a review cannot tell apart compare equal."""
+    return unicodedata.normalize("NFKC", email).casefold()
+
+
 def _check_users(org: LoadedOrg, today: dt.date | None) -> None:
     cfg, r, cat = org.config, org.reporter, org.catalogue
     first: dict[str, int] = {}
+    looks: dict[str, int] = {}                     # e-mails as a reader sees them -> first user
     unmanaged = cfg.policy.unmanaged_keys
     tax_means: list[int] = []
     for i, user in enumerate(cfg.users):
         at: JsonPath = ("users", i)
+        alike = _look_alike(user.email)
         if user.key in first:
             r.error(at + ("email",), "duplicate-email",
                     f"{user.email} is declared twice (first as users[{first[user.key]}]); e-mail addresses "
                     "identify people and are compared case-insensitively")
+        elif alike in looks:
+            r.error(at + ("email",), "duplicate-email",
+                    f"{user.email!a} looks the same as users[{looks[alike]}] ({cfg.users[looks[alike]].email!a}) but "
+                    "is written with other Unicode characters; a reviewer cannot tell them apart: write both the "
+                    "same way")
         first.setdefault(user.key, i)
+        looks.setdefault(alike, i)
         if user.key in unmanaged:
             r.error(at + ("email",), "unmanaged",
                     f"{user.email} is listed in policy.unmanaged and also declared as a user; it is either managed "

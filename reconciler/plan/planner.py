@@ -470,7 +470,10 @@ class _OrgPlanner:
     def _horizon(self, until: Until, held: dt.date | None, what: str) -> None:
         """Note the first later day on which `target_end` would decide otherwise for this object."""
         if until == ROLLING:
-            if held is not None and (held - self.today).days >= self.renew:
+            if held is None or (held - self.today).days < self.renew:     # granted or extended now, to 5 years
+                self.out.horizon(self.today + dt.timedelta(days=1),     # from today: another day, another date
+                                 f"{what} gets a rolling end date counted from the plan's day ({self.today})")
+            else:
                 day = held - dt.timedelta(days=self.renew - 1)
                 self.out.horizon(day, f"{what} enters its renewal window (renew_before {self.renew} days)")
         elif isinstance(until, dt.date) and until > self.today:

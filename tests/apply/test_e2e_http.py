@@ -164,7 +164,8 @@ def test_a_saved_plan_is_refused_once_the_backend_changed(cli: Cli, tmp_path: Pa
     approved = cli.lifecycle("approve", kvk)
     assert approved.out.count("approved ") == 3, str(approved)
     before = _snapshot(cli.sandbox, kvk)
-    refused = cli.run("apply", "--plan", str(saved), "--auto-approve", "--audit-log", str(tmp_path / "a.jsonl"),
+    refused = cli.run("apply", "--plan", str(saved), str(more), "--auto-approve",
+                      "--audit-log", str(tmp_path / "a.jsonl"),
                       token=token)
     assert refused.code == 1 and "Traceback" not in refused.text, str(refused)
     assert "stale" in refused.err and "Plan again" in refused.err, str(refused)
@@ -176,7 +177,8 @@ def test_a_saved_plan_is_refused_once_the_backend_changed(cli: Cli, tmp_path: Pa
     # the same steps, planned again on the current backend, do go through
     planned = cli.plan(more, kvk, "--out", str(saved))
     assert planned.code == 2, str(planned)
-    again = cli.run("apply", "--plan", str(saved), "--auto-approve", "-q", "--audit-log", str(tmp_path / "a.jsonl"),
+    again = cli.run("apply", "--plan", str(saved), str(more), "--auto-approve", "-q",
+                    "--audit-log", str(tmp_path / "a.jsonl"),
                     token=token)
     assert again.code == 0 and "Apply: 3 done, 0 failed" in again.out, str(again)
     assert len(cli.sandbox.means(kvk)) == 7

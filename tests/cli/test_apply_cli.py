@@ -78,9 +78,9 @@ def test_a_saved_plan_is_applied_exactly_and_refused_once_stale(tmp_path: Path) 
     path = repo.config(HEAD + "users:\n" + ADMIN + users(2))
     plan_file = tmp_path / "plan.json"
     assert repo.run("plan", path, "--out", str(plan_file))[0] == 2
-    code, out, _ = repo.apply("--plan", str(plan_file))
+    code, out, _ = repo.apply("--plan", str(plan_file), path)
     assert code == 0 and "Apply: 2 done" in out
-    code, _, err = repo.apply("--plan", str(plan_file))          # the backend moved on: the plan is stale now
+    code, _, err = repo.apply("--plan", str(plan_file), path)    # the backend moved on: the plan is stale now
     assert code == 1 and "the saved plan is stale; nothing was changed" in err
     assert "organisation 12345678 changed since the plan was made" in err
 
@@ -96,7 +96,7 @@ def test_a_saved_plan_made_before_a_renewal_window_opens_is_refused_after(tmp_pa
     data = json.loads(plan_file.read_text())
     assert data["organisations"][0]["valid_until"] == "2027-03-01"
     assert repo.run("sandbox", "clock", "set", "2027-03-01")[0] == 0
-    code, _, err = repo.apply("--plan", str(plan_file))
+    code, _, err = repo.apply("--plan", str(plan_file), path)
     assert code == 1 and "reaches its end date 2027-03-01" in err
 
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import pytest
 
 from reconciler.apply.signature import KEY_ENV
-from tests.cli.test_apply_cli import ADMIN, HEAD, Repo, users
+from tests.cli.test_apply_cli import ADMIN, HEAD, Repo, invoke, users
 
 KEY = "k3y-for-the-plan-job-0123456789"
 CHAIN = ('chain_authorisations:\n  - intermediary: {kvk: "47474747", name: Accountants Vries}\n'
@@ -50,7 +50,7 @@ def refused(repo: Repo, plan_file: Path, config: str, *expected: str, extra: tup
     """Apply the edited plan: exit 1, nothing sent (the revision is unchanged), the message says what differs."""
     before = revision(repo, config)
     logged = repo.audit.read_text() if repo.audit.exists() else ""
-    code, out, err = repo.apply("--plan", str(plan_file), *extra)
+    code, out, err = repo.apply("--plan", str(plan_file), config, *extra)
     assert code == 1, out + err
     assert "nothing was changed" in err and "Traceback" not in err and "internal error" not in err
     for text in expected:
@@ -164,7 +164,7 @@ def test_the_untouched_plan_applies_and_labels_and_layout_do_not_matter(tmp_path
     data = json.loads(plan_file.read_text())
     changes(data)[0]["origin"] = "drift"                     # a --compare-to label decides nothing that runs
     plan_file.write_text(json.dumps(data))                   # nor does the file's layout
-    code, out, err = repo.apply("--plan", str(plan_file))
+    code, out, err = repo.apply("--plan", str(plan_file), config)
     assert code == 0 and "Apply: 2 done" in out, err
     assert repo.run("plan", config)[0] == 0
 
@@ -219,7 +219,7 @@ def test_with_the_key_set_only_a_plan_signed_with_it_is_applied(tmp_path: Path, 
     err = refused(repo, plan_file, config, "signature", "does not match")
     assert KEY not in err
     monkeypatch.setenv(KEY_ENV, KEY)
-    code, out, err = repo.apply("--plan", str(plan_file))
+    code, out, err = repo.apply("--plan", str(plan_file), config)
     assert code == 0 and "Apply: 1 done" in out, err
 
 
@@ -253,8 +253,122 @@ def test_a_sharded_plan_is_re_derived_for_its_shard(tmp_path: Path, shard: str) 
     code, _, _ = repo.run("plan", str(tmp_path / "config"), "--shard", shard, "--out", str(plan_file))
     data = json.loads(plan_file.read_text())
     assert data["shard"] == shard
+    config = str(tmp_path / "config")
     if code == 0:                                            # an empty shard: nothing to apply, still accepted
-        assert repo.apply("--plan", str(plan_file))[0] == 0
+        assert repo.apply("--plan", str(plan_file), config)[0] == 0
         return
-    code, out, err = repo.apply("--plan", str(plan_file))
+    code, out, err = repo.apply("--plan", str(plan_file), config)
     assert code == 0 and f"Apply: {len(data['organisations'])} done" in out, err
+
+
+# -------------------------------------------------------------- what a plan file may point the apply at
+def test_recorded_paths_outside_the_working_directory_are_not_followed(tmp_path: Path, monkeypatch: Any) -> None:
+    repo = Repo(tmp_path)
+    config = repo.config(HEAD + "users:\n" + ADMIN + users(1))
+    plan_file = saved(repo, config)                          # recorded as an absolute path
+    code, _, err = repo.apply("--plan", str(plan_file))
+    assert code == 1 and "outside the working directory; give the config" in err
+    monkeypatch.chdir(tmp_path)
+    for recorded in (["../org.yaml"], ["sub/../../x.yaml"]):
+        edit(plan_file, lambda data: data.update(config_paths=recorded))
+        code, _, err = repo.apply("--plan", str(plan_file))
+        assert code == 1 and "outside the working directory" in err
+
+
+def test_a_recorded_path_to_a_secret_file_is_never_quoted(tmp_path: Path, monkeypatch: Any) -> None:
+    repo = Repo(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    repo.config(HEAD + "users:\n" + ADMIN + users(1))
+    assert repo.run("plan", "org.yaml", "--out", "plan.json")[0] == 2
+    Path("secrets.yaml").write_text("version: ghp_SECRETVALUE1\norganisation: {kvk: tok-SECRET-42}\n")
+    edit(Path("plan.json"), lambda data: data.update(config_paths=["secrets.yaml"]))
+    code, out, err = repo.apply("--plan", "plan.json")
+    assert code == 1 and "the config recorded in the plan (secrets.yaml) is not valid" in err
+    assert "SECRET" not in out + err
+
+
+def test_a_recorded_path_that_is_a_pipe_is_refused_without_reading(tmp_path: Path, monkeypatch: Any) -> None:
+    import os
+
+    repo = Repo(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    repo.config(HEAD + "users:\n" + ADMIN + users(1))
+    assert repo.run("plan", "org.yaml", "--out", "plan.json")[0] == 2
+    os.mkfifo("pipe.yaml")
+    edit(Path("plan.json"), lambda data: data.update(config_paths=["pipe.yaml"]))
+    code, _, err = repo.apply("--plan", "plan.json")
+    assert code == 1 and "pipe.yaml, which is not a file or a folder" in err
+
+
+def test_a_plan_for_another_backend_sets_nothing_up_there(tmp_path: Path) -> None:
+    repo = Repo(tmp_path)
+    config = repo.config(HEAD + "users:\n" + ADMIN + users(1))
+    plan_file = saved(repo, config)
+    other = tmp_path / "other.db"
+    code, _, err = invoke("apply", "--plan", str(plan_file), config, "--backend", f"sandbox:{other}",
+                          "--auto-approve")
+    assert code == 1 and "the plan was made against sandbox:" in err
+    assert not other.exists()
+
+
+def test_a_duplicated_organisation_and_a_retyped_number_are_differences(tmp_path: Path) -> None:
+    repo = Repo(tmp_path)
+    config = repo.config(HEAD + "users:\n" + ADMIN + users(1))
+    plan_file = saved(repo, config)
+    edit(plan_file, lambda data: data["organisations"].insert(0, {**data["organisations"][0], "name": "EVIL"}))
+    refused(repo, plan_file, config, "organisation 12345678 is in the file more than once")
+    plan_file = saved(repo, config)
+    edit(plan_file, lambda data: data["organisations"][0].update(revision=float(data["organisations"][0]["revision"])))
+    refused(repo, plan_file, config, "revision: 1.0 in the file, 1 derived from the config")
+
+
+@pytest.mark.parametrize("shard", ["5/2"])
+def test_a_shard_the_schema_admits_but_that_is_no_shard_is_refused(tmp_path: Path, shard: str) -> None:
+    repo = Repo(tmp_path)
+    config = repo.config(HEAD + "users:\n" + ADMIN + users(1))
+    plan_file = saved(repo, config)
+    edit(plan_file, lambda data: data.update(shard=shard))
+    refused(repo, plan_file, config, "not a valid plan: shard")
+
+
+def test_a_plan_that_is_a_device_or_a_signature_that_is_one_is_refused(tmp_path: Path, monkeypatch: Any) -> None:
+    repo = Repo(tmp_path)
+    config = repo.config(HEAD + "users:\n" + ADMIN + users(1))
+    code, _, err = repo.apply("--plan", "/dev/zero", config)
+    assert code == 1 and "/dev/zero: not a plan file (not a regular file)" in err
+    plan_file = saved(repo, config)
+    plan_file.with_name("plan.json.sig").symlink_to("/dev/zero")
+    monkeypatch.setenv(KEY_ENV, KEY)
+    refused(repo, plan_file, config, "signature")
+
+
+def test_a_key_that_is_not_utf8_is_refused_without_showing_it(tmp_path: Path, monkeypatch: Any) -> None:
+    repo = Repo(tmp_path)
+    monkeypatch.setenv(KEY_ENV, "k3y-SECRET-abcdef\udcffghijklmnop")
+    config = repo.config(HEAD + "users:\n" + ADMIN + users(1))
+    code, out, err = repo.run("plan", config, "--out", str(tmp_path / "plan.json"))
+    assert code == 1 and f"{KEY_ENV} is not UTF-8 text" in err and "SECRET" not in out + err
+
+
+def test_a_signature_that_cannot_be_written_leaves_no_unsigned_plan(tmp_path: Path, monkeypatch: Any) -> None:
+    repo = Repo(tmp_path)
+    monkeypatch.setenv(KEY_ENV, KEY)
+    config = repo.config(HEAD + "users:\n" + ADMIN + users(1))
+    (tmp_path / "plan.json.sig").mkdir()
+    code, _, err = repo.run("plan", config, "--out", str(tmp_path / "plan.json"))
+    assert code == 1 and "plan.json.sig" in err and "internal error" not in err
+    assert not (tmp_path / "plan.json").exists()
+
+
+def test_a_plan_with_rolling_end_dates_is_good_for_its_own_day_only(tmp_path: Path) -> None:
+    repo = Repo(tmp_path)
+    config = repo.config(HEAD + "users:\n" + ADMIN[:-2] + ", authorisations: [{service: rvo/tenderned, "
+                         "until: rolling}]}\n")
+    assert repo.run("sandbox", "clock", "set", "2026-12-01")[0] == 0
+    plan_file = saved(repo, config)
+    org = json.loads(plan_file.read_text())["organisations"][0]
+    grant = next(c for c in org["changes"] if c["action"] == "grant")
+    assert grant["params"]["end_date"] == "2031-12-01"
+    assert org["valid_until"] == "2026-12-02" and "rolling end date" in org["valid_until_reason"]
+    assert repo.run("sandbox", "clock", "set", "2026-12-02")[0] == 0      # a day later, or a replay
+    refused(repo, plan_file, config, "the saved plan is stale", "on 2026-12-02")

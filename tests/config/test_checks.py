@@ -195,6 +195,21 @@ def test_duplicate_email_is_case_insensitive(check: Callable[..., list], minimal
     assert check(minimal_org + user("A@Acme.NL", "EH2")) == [(11, 12, E, "duplicate-email")]
 
 
+def test_look_alike_emails_are_duplicates(check: Callable[..., list], load_text: Callable[..., Any],
+                                          minimal_org: str) -> None:
+    composed, decomposed = "p.j\u00e1nsen@acme.nl", "p.ja\u0301nsen@acme.nl"      # NFC and NFD of one address
+    text = minimal_org + user(composed, "EH2") + user(decomposed, "EH2")
+    assert check(text) == [(15, 12, E, "duplicate-email")]
+    assert "looks the same as users[1]" in message(load_text, text, "duplicate-email")
+
+
+def test_invisible_characters_in_an_email_are_refused(load_text: Callable[..., Any], minimal_org: str) -> None:
+    for invisible in ("\u200b", "\u00ad", "\u2060", "\ufeff", "\u202e"):
+        result = load_text(minimal_org + user(f"p.jansen{invisible}@acme.nl", "EH2"))
+        assert [(d.line, d.code) for d in result.diagnostics] == [(11, "schema")], invisible
+        assert "control characters" in result.diagnostics[0].message
+
+
 def test_unmanaged_and_declared(check: Callable[..., list], minimal_org: str) -> None:
     text = "policy:\n  unmanaged: [B@acme.nl]\n" + minimal_org + user("b@acme.nl", "EH2")
     assert check(text) == [(13, 12, E, "unmanaged")]
