@@ -159,9 +159,8 @@ def test_actionlint_passes_the_new_workflows(name: str) -> None:
 
 
 def test_actionlint_passes_ci_yml() -> None:
-    # ci.yml (not ours to change here) still pins actions/checkout@v4 and setup-python@v5, which run on the
-    # deprecated node20; only that finding is let through, everything else must be clean.
-    result = run_actionlint(WORKFLOWS / "ci.yml", ignore=(r'runtime "node20" is deprecated',))
+    """With nothing ignored: an action pinned to a major that runs on the removed node20 fails here."""
+    result = run_actionlint(WORKFLOWS / "ci.yml")
     assert result.returncode == 0, f"actionlint on ci.yml:\n{result.stdout}{result.stderr}"
 
 
@@ -183,6 +182,46 @@ def test_actionlint_passes_the_sharding_docs_workflow(tmp_path: Path) -> None:
     target.write_text(example)
     result = run_actionlint(target, cwd=tmp_path)
     assert result.returncode == 0, f"actionlint on the docs' matrix example:\n{result.stdout}{result.stderr}"
+
+
+# ------------------------------------------------------------------------------------ ci.yml and .ci/run
+CI_RUN = ROOT / ".ci" / "run"
+
+
+def readme_test_command() -> list[str]:
+    """The README's "install and run the tests" line, split at `&&` into its commands."""
+    [line] = [line for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+              if line.rstrip().endswith("# install and run the tests")]
+    return [part.strip() for part in line.split("#")[0].split("&&")]
+
+
+def test_ci_run_runs_the_readme_command_then_the_lowest_versions() -> None:
+    script = CI_RUN.read_text(encoding="utf-8")
+    lines = [line.strip() for line in script.splitlines()]
+    install, test = readme_test_command()
+    assert install == "python3 -m pip install -e '.[test]'" and test == "python3 -m pytest"
+    assert lines.index(install) < lines.index(test)          # the README's command, word for word, in order
+    [compile_line] = [line for line in lines if "--resolution lowest-direct" in line]
+    assert "pip compile" in compile_line and "pyproject.toml --extra test" in compile_line
+    assert lines.index(test) < lines.index(compile_line)     # then the same suite at the lowest versions
+    assert script.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in script
+
+
+def test_ci_yml_runs_both_resolutions_through_ci_run() -> None:
+    workflow = load("ci.yml")
+    [job] = workflow["jobs"].values()
+    resolutions = job["strategy"]["matrix"]["resolution"]
+    assert resolutions == ["highest", "lowest-direct"]
+    assert job["strategy"]["fail-fast"] is False              # one end failing still shows the other
+    [run] = [s for s in job["steps"] if "run" in s]
+    assert run["env"] == {"RESOLUTION": "${{ matrix.resolution }}"}
+    assert run["run"].strip() == 'bash .ci/run "$RESOLUTION"'
+    assert all(c.get("with", {}).get("persist-credentials") is False for c in uses(workflow, "actions/checkout"))
+    # .ci/run takes each matrix value, and refuses anything else before installing anything
+    refused = subprocess.run(["bash", str(CI_RUN), "newest"], capture_output=True, text=True, timeout=30)
+    assert refused.returncode == 2 and refused.stdout == ""
+    accepted = re.search(r"give (.*)$", refused.stderr.strip()).group(1)  # type: ignore[union-attr]
+    assert set(resolutions) <= set(re.split(r", | or ", accepted)), refused.stderr
 
 
 # ------------------------------------------------------------------------------------ all three workflows
