@@ -232,12 +232,16 @@ def test_a_signed_plan_edited_and_re_signed_without_the_key_is_refused(tmp_path:
     refused(repo, plan_file, config, "does not match: the plan was changed after it was signed")
 
 
-def test_a_short_key_is_refused_before_any_work_and_never_shown(tmp_path: Path, monkeypatch: Any) -> None:
+@pytest.mark.parametrize(("key", "why"), [("short-SECRET", "is too short"),
+                                         ("k3y-SECRET-abcdef\udcffghijklmnop", "is not UTF-8 text")],
+                         ids=["short", "not-utf8"])
+def test_an_unusable_key_is_refused_before_any_work_and_never_shown(tmp_path: Path, monkeypatch: Any, key: str,
+                                                                    why: str) -> None:
     repo = Repo(tmp_path)
-    monkeypatch.setenv(KEY_ENV, "short-key")
+    monkeypatch.setenv(KEY_ENV, key)
     config = repo.config(HEAD + "users:\n" + ADMIN + users(1))
     code, out, err = repo.run("plan", config, "--out", str(tmp_path / "plan.json"))
-    assert code == 1 and f"{KEY_ENV} is too short" in err and "short-key" not in out + err
+    assert code == 1 and f"{KEY_ENV} {why}" in err and "SECRET" not in out + err
     assert not (tmp_path / "plan.json").exists()
 
 
@@ -340,14 +344,6 @@ def test_a_plan_that_is_a_device_or_a_signature_that_is_one_is_refused(tmp_path:
     plan_file.with_name("plan.json.sig").symlink_to("/dev/zero")
     monkeypatch.setenv(KEY_ENV, KEY)
     refused(repo, plan_file, config, "signature")
-
-
-def test_a_key_that_is_not_utf8_is_refused_without_showing_it(tmp_path: Path, monkeypatch: Any) -> None:
-    repo = Repo(tmp_path)
-    monkeypatch.setenv(KEY_ENV, "k3y-SECRET-abcdef\udcffghijklmnop")
-    config = repo.config(HEAD + "users:\n" + ADMIN + users(1))
-    code, out, err = repo.run("plan", config, "--out", str(tmp_path / "plan.json"))
-    assert code == 1 and f"{KEY_ENV} is not UTF-8 text" in err and "SECRET" not in out + err
 
 
 def test_a_signature_that_cannot_be_written_leaves_no_unsigned_plan(tmp_path: Path, monkeypatch: Any) -> None:
