@@ -14,7 +14,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from reconciler.config.models import ROLLING
-from reconciler.domain.state import Means, Status, World
+from reconciler.domain.state import World
+from reconciler.domain.waiting import Waiting as Waiting, waiting_in
 from reconciler.plan.desired import DesiredOrg
 from reconciler.plan.model import Action, Change, Manual, Plan, Unmanaged, target_list, target_text
 
@@ -37,14 +38,6 @@ class Expiring:
     end_date: dt.date
     days_left: int
     renewal: str                   # what happens: renewed by the next apply (rolling) or ends as configured
-
-
-@dataclass(frozen=True)
-class Waiting:
-    who: str
-    what: str                      # awaiting approval | awaiting activation | activation lapsed | pending change
-    detail: str
-    deadline: dt.date | None = None
 
 
 @dataclass
@@ -97,7 +90,7 @@ def build_report(plan: Plan, world: World, desired: list[DesiredOrg], today: dt.
                                             f"differs; the change waits ({blocked.rule}: {blocked.reason})"))
         if d is not None and org.kvk in world.orgs:
             item.expiring = _expiring(world, d, today)
-            item.waiting = _waiting(world, org.kvk)
+            item.waiting = waiting_in(world, org.kvk)
         out.append(item)
     return DriftReport(today, plan.backend, out)
 
@@ -168,28 +161,3 @@ def _renewal(until: object) -> str:
     if until is None:
         return "ends: not in the config"
     return f"ends as configured ({until})"
-
-
-# -------------------------------------------------------------------------------------------- waiting
-def _waiting(world: World, kvk: str) -> list[Waiting]:
-    out = []
-    for means_id in sorted(world.orgs[kvk].members, key=lambda m: world.means[m].key):
-        means = world.means[means_id]
-        out.extend(_means_waiting(means))
-    return out
-
-
-def _means_waiting(means: Means) -> list[Waiting]:
-    out = []
-    if means.status is Status.WACHTEN_OP_GOEDKEURING:
-        out.append(Waiting(means.email, "awaiting approval", "the supplier has to approve the request (R5)"))
-    elif means.status is Status.WACHTEN_OP_ACTIVATIE:
-        out.append(Waiting(means.email, "awaiting activation", "the holder has to activate it within 30 days (R5)",
-                           means.activation_deadline))
-    elif means.status is Status.ACTIVATIE_VERLOPEN:
-        out.append(Waiting(means.email, "activation lapsed", "a new activation letter is needed and costs money (R5)"))
-    if means.pending is not None:
-        what = f"{means.pending.kind.value} change" + (f" to {means.pending.level}" if means.pending.level else "") \
-            + (f" to {means.pending.kvk}" if means.pending.kvk else "")
-        out.append(Waiting(means.email, "pending change", f"the supplier has to process the {what} (R6)"))
-    return out
