@@ -46,8 +46,9 @@ async def read_access(paths: tuple[str, ...], backend: str | None, today: dt.dat
 @report.command("access")
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
 @click.option("--format", "fmt", type=click.Choice(["csv", "markdown", "html"]), default="csv", show_default=True,
-              help="csv: for a spreadsheet (UTF-8 with a byte order mark); markdown: a table per organisation; "
-                   "html: one self-contained page, sortable by clicking a column header, printable.")
+              help="csv: for a spreadsheet (UTF-8; with a byte order mark when written with --out); markdown: "
+                   "a table per organisation; html: one self-contained page, sortable by clicking a column header, "
+                   "printable.")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the report to this file (replacing it) instead of to standard output.")
 @click.option("--today", type=DATE, default=None, help="Count days left from this date (default: the backend's).")
@@ -73,7 +74,7 @@ def access(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | N
     made, notes = run(lambda: read_access(paths, backend, today, shard))
     for note in notes:
         click.echo(f"note: {terminal(note)}", err=True)
-    data = render_bytes(made, fmt)
+    data = render_bytes(made, fmt, bom=out is not None)     # the BOM is for Excel opening a file, not for a pipe
     if out:
         write_output(out, data)
         orgs = len(made.organisations)

@@ -1,10 +1,11 @@
 """The access overview in three formats: csv (for a spreadsheet), markdown (a table per organisation) and html
 (one self-contained page: a table per organisation, sortable by clicking a header, printable).
 
-Each renderer is a pure function of an `AccessReport`. `render_bytes` is what the command writes: the csv
-starts with a UTF-8 byte order mark so that Excel reads it as UTF-8. Every value goes through the escaper of
-its format in `reconciler.render.safe` (shared with the plan and drift renderers): a csv cell is never run as
-a formula and holds no control character, markdown and html cannot be broken out of.
+Each renderer is a pure function of an `AccessReport`. `render_bytes` is what the command writes: a csv
+file starts with a UTF-8 byte order mark so that Excel reads it as UTF-8 (standard output gets none). Every
+value goes through the escaper of its format in `reconciler.render.safe` (shared with the plan and drift
+renderers): a csv cell is never run as a formula and holds no control character, markdown and html cannot be
+broken out of.
 """
 
 from __future__ import annotations
@@ -232,6 +233,8 @@ def render(report: AccessReport, fmt: str) -> str:
     raise ValueError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
 
 
-def render_bytes(report: AccessReport, fmt: str) -> bytes:
-    """What the command writes: UTF-8, the csv with a byte order mark (Excel then reads it as UTF-8)."""
-    return render(report, fmt).encode("utf-8-sig" if fmt == "csv" else "utf-8")
+def render_bytes(report: AccessReport, fmt: str, *, bom: bool = True) -> bytes:
+    """What the command writes: UTF-8, the csv with a byte order mark (Excel then reads it as UTF-8) when
+    `bom`: the command asks for it only for a file, since on standard output the mark would be a stray first
+    character of the header for the next program in a pipe (`cut`, `grep`, `csvkit`)."""
+    return render(report, fmt).encode("utf-8-sig" if fmt == "csv" and bom else "utf-8")

@@ -46,8 +46,19 @@ def converged(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def records(data: bytes) -> list[dict[str, str]]:
-    assert data.startswith(b"\xef\xbb\xbf")
-    return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    """The csv of standard output: no byte order mark (that is for a file Excel opens, not for a pipe)."""
+    assert data.startswith(b"kvk,organisation,")
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
+
+
+def test_csv_has_its_byte_order_mark_only_in_a_file(converged: str, tmp_path: Path) -> None:
+    code, piped, err = invoke("report", "access", str(EXAMPLE), "--backend", converged)
+    assert code == 0, err
+    assert not piped.startswith(b"\xef\xbb\xbf") and piped.startswith(b"kvk,organisation,")
+    out_file = tmp_path / "access.csv"
+    code, out, err = invoke("report", "access", str(EXAMPLE), "--backend", converged, "--out", str(out_file))
+    assert code == 0 and out == b"", err
+    assert out_file.read_bytes() == b"\xef\xbb\xbf" + piped                   # one BOM, then the same bytes
 
 
 def test_every_declared_authorisation_is_reported_as_declared(converged: str) -> None:
