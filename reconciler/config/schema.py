@@ -141,12 +141,43 @@ def schema_problems(name: str, data: Any, source: SourceText | None = None, *,
     if fast is not None and fast(data):
         return []
     problems: list[SchemaProblem] = []
-    for error in validator(name).iter_errors(data):
+    errors = list(validator(name).iter_errors(data))
+    misspelt = _misspelt_required(errors) if quote_values else set()
+    for error in errors:
         if quote_values:
+            if error.validator == "required" and (tuple(error.absolute_path), _missing(error)) in misspelt:
+                continue                  # `rol:` is reported once, as "did you mean 'role'", not also as missing
             problems.extend(_explain(error, source or (lambda path: None)))
         else:
             problems.extend(_explain_unquoted(error, schema_words(name)))
     return problems
+
+
+def _missing(error: jsonschema.ValidationError) -> str:
+    """The key a `required` error names (the schema's word, quoted in jsonschema's message)."""
+    return str(error.message).split("'")[1] if "'" in error.message else "?"
+
+
+def _close_key(key: object, allowed: list[str]) -> str | None:
+    close = difflib.get_close_matches(str(key), allowed, n=1)
+    return close[0] if close else None
+
+
+def _misspelt_required(errors: list[jsonschema.ValidationError]) -> set[tuple[JsonPath, str]]:
+    """(mapping path, required key) for each required key that an unknown key of the same mapping looks like:
+    a newcomer who wrote `rol:` gets one error that suggests `role`, not a second one saying `role` is missing."""
+    out: set[tuple[JsonPath, str]] = set()
+    for error in errors:
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        if error.validator != "additionalProperties" or not isinstance(error.instance, dict):
+            continue
+        known = schema.get("properties", {})
+        required = set(schema.get("required", ()))
+        for key in error.instance:
+            guess = _close_key(key, sorted(known)) if key not in known else None
+            if guess in required and guess not in error.instance:
+                out.add((tuple(error.absolute_path), guess))
+    return out
 
 
 def _explain_unquoted(error: jsonschema.ValidationError, words: frozenset[str]) -> list[SchemaProblem]:
@@ -231,14 +262,70 @@ def _hint(schema: dict[str, Any]) -> str:
     return _SENTENCE_END.split(text)[0].rstrip(".") if text else ""
 
 
+def _international(pattern: str | None, text: str) -> str | None:
+    """A phone number as the schema wants it (E.164, `+31...`), from what a Dutch newcomer writes: `06...`,
+    `0031 6...`, `+31 6-...`, or the digits YAML left of an unquoted `+31...`. None when no form fits."""
+    if pattern is None or not pattern.startswith("^\\+"):
+        return None
+    digits = re.sub(r"[\s().-]", "", text)
+    if re.fullmatch(r"\+[0-9]+", digits):
+        guess = digits
+    elif re.fullmatch(r"00[1-9][0-9]+", digits):
+        guess = "+" + digits[2:]
+    elif re.fullmatch(r"0[1-9][0-9]{8}", digits):
+        guess = "+31" + digits[1:]
+    elif re.fullmatch(r"31[1-9][0-9]{8}", digits):
+        guess = "+" + digits
+    else:
+        return None
+    return guess if _ecma_search(pattern, guess) else None
+
+
 def _quote_tip(schema: dict[str, Any], text: str | None) -> str:
-    """Suggest quoting only with the text as written, and only when the quoted text would be valid."""
+    """Suggest quoting only with the text as written, and only when the quoted text would be valid; a phone
+    number (YAML reads `0622222222` and `+31622222222` as numbers) in the international form it needs."""
     if text is None:
         return ""
     pattern = schema.get("pattern")
+    phone = _international(pattern, text)
+    if phone is not None:
+        return f' (write it in quotes in international form: "{phone}")'
     if pattern is not None and not _ecma_search(pattern, text):
         return ""
     return f' (write it in quotes: "{text}")'
+
+
+_DAY_MONTH_YEAR = re.compile(r"([0-9]{1,2})[-/. ]([0-9]{1,2})[-/. ]([0-9]{4})")
+_YEAR_MONTH_DAY = re.compile(r"([0-9]{4})[-/. ]([0-9]{1,2})[-/. ]([0-9]{1,2})")
+
+
+def _date_guess(text: str) -> str | None:
+    """The YYYY-MM-DD a date written another way means: Dutch `30-06-2027` (day first, as on Dutch forms),
+    `30/6/2027`, `2027-6-30`; None when it is no real date that way (a guess must never invent one)."""
+    text = text.strip()
+    if (match := _DAY_MONTH_YEAR.fullmatch(text)) is not None:
+        day, month, year = match.groups()
+    elif (match := _YEAR_MONTH_DAY.fullmatch(text)) is not None:
+        year, month, day = match.groups()
+    else:
+        return None
+    try:
+        return dt.date(int(year), int(month), int(day)).isoformat()
+    except ValueError:
+        return None
+
+
+def _date_problem(path: JsonPath, schema: dict[str, Any], value: str) -> SchemaProblem | None:
+    """One error for a date written the wrong way, with the date it means when that is clear."""
+    rolling = schema.get("format") == "until"
+    if rolling and value.strip().lower() == "rolling":
+        guess = "rolling"
+    else:
+        guess = _date_guess(value)
+    if guess is None:
+        return None
+    allowed = "a date as YYYY-MM-DD" + (" or `rolling`" if rolling else "")
+    return SchemaProblem(path, f"{value!r} is not {allowed}; did you mean {guess}?")
 
 
 def _explain(error: jsonschema.ValidationError, source: SourceText) -> list[SchemaProblem]:
@@ -250,20 +337,23 @@ def _explain(error: jsonschema.ValidationError, source: SourceText) -> list[Sche
     if "propertyNames" in error.relative_schema_path or "propertyNames" in error.schema_path:
         return [SchemaProblem(path + (str(value),), f"{value!r} is not a valid name here: {_hint(schema)}", at_key=True)]
     if kind == "format":
+        pattern = schema.get("pattern")
+        if isinstance(value, str) and pattern is not None and not _ecma_search(pattern, value):
+            return []                     # the pattern error at the same place says it, once
         return [SchemaProblem(path, f"{value!r} is not a real date (YYYY-MM-DD)")]
     if kind == "additionalProperties" and isinstance(value, dict):
         allowed = sorted(schema.get("properties", {}))
         extra = [k for k in value if k not in schema.get("properties", {})]
         out = []
         for key in extra:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            guess = f"; did you mean {close[0]!r}?" if close else ""
+            close = _close_key(key, allowed)
+            guess = f"; did you mean {close!r}?" if close else ""
             out.append(SchemaProblem(path + (key,), f"unknown key {key!r}{guess} (allowed here: {', '.join(allowed)})",
                                      at_key=True))
         if out:
             return out
     if kind == "required":
-        missing = str(error.message).split("'")[1] if "'" in error.message else "?"
+        missing = _missing(error)
         prop = schema.get("properties", {}).get(missing, {})
         hint = _hint(prop)
         where = f" in {name}" if path else ""
@@ -288,8 +378,14 @@ def _explain(error: jsonschema.ValidationError, source: SourceText) -> list[Sche
         return [SchemaProblem(path, f"{value!r} is not allowed for {name}; allowed: "
                                     + ", ".join(json.dumps(a) if not isinstance(a, str) else a for a in allowed))]
     if kind == "pattern":
+        if isinstance(value, str) and schema.get("format") in ("date", "until"):
+            dated = _date_problem(path, schema, value)
+            if dated is not None:
+                return [dated]
         hint = _hint(schema)
-        return [SchemaProblem(path, f"{value!r} is not a valid {name}" + (f": {hint}" if hint else ""))]
+        phone = _international(schema.get("pattern"), value) if isinstance(value, str) else None
+        better = f'; did you mean "{phone}"?' if phone is not None else ""
+        return [SchemaProblem(path, f"{value!r} is not a valid {name}" + (f": {hint}" if hint else "") + better)]
     if kind == "minItems":
         return [SchemaProblem(path, f"{name} needs at least {error.validator_value} item(s)")]
     if kind == "uniqueItems":

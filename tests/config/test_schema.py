@@ -181,12 +181,37 @@ class TestMessages:
     def test_real_dates_and_rolling_pass(self, until: str) -> None:
         assert problems_with(lambda d: d["users"][0]["authorisations"][0].__setitem__("until", until)) == []
 
-    @pytest.mark.parametrize("until", ["27-01-01", "2027/01/01", "Rolling", "2027-1-1", "tomorrow"])
+    @pytest.mark.parametrize("until", ["27-01-01", "tomorrow", "31-06-2027"])
     def test_until_shape(self, until: str) -> None:
-        found = problems_with(lambda d: d["users"][0]["authorisations"][0].__setitem__("until", until))
-        assert {p.path for p in found} == {("users", 0, "authorisations", 0, "until")}
-        assert any(p.message.startswith(f"{until!r} is not a valid until: End date of an authorisation: a date "
-                                        "(YYYY-MM-DD") for p in found), found
+        # one error (the pattern's), not also a format error: no date is guessed from these
+        p = single(lambda d: d["users"][0]["authorisations"][0].__setitem__("until", until))
+        assert p.path == ("users", 0, "authorisations", 0, "until")
+        assert p.message.startswith(f"{until!r} is not a valid until: End date of an authorisation: a date "
+                                    "(YYYY-MM-DD")
+
+    @pytest.mark.parametrize(("until", "meant"), [
+        ("30-06-2027", "2027-06-30"), ("30/6/2027", "2027-06-30"), ("1.2.2027", "2027-02-01"),
+        ("2027/01/01", "2027-01-01"), ("2027-1-1", "2027-01-01"), ("Rolling", "rolling")])
+    def test_until_written_another_way_gets_one_error_with_the_date_it_means(self, until: str, meant: str) -> None:
+        p = single(lambda d: d["users"][0]["authorisations"][0].__setitem__("until", until))
+        assert p.path == ("users", 0, "authorisations", 0, "until")
+        assert p.message == f"{until!r} is not a date as YYYY-MM-DD or `rolling`; did you mean {meant}?"
+
+    def test_misspelt_required_key_is_one_error(self) -> None:
+        p = single(lambda d: d["users"][0].__setitem__("rol", d["users"][0].pop("role")))
+        assert p.path == ("users", 0, "rol")
+        assert p.message.startswith("unknown key 'rol'; did you mean 'role'? (allowed here:")
+
+    def test_unknown_key_unlike_the_missing_one_keeps_both_errors(self) -> None:
+        found = problems_with(lambda d: (d["users"][0].pop("role"), d["users"][0].__setitem__("colour", "red")))
+        assert sorted(p.message.split(" (")[0] for p in found) == ["missing required key 'role' in users",
+                                                                   "unknown key 'colour'"]
+
+    @pytest.mark.parametrize(("phone", "meant"), [("0622222222", "+31622222222"), ("06 2222 2222", "+31622222222"),
+                                                  ("0031622222222", "+31622222222"), ("+31 6 22222222", "+31622222222")])
+    def test_phone_in_dutch_form_gets_its_international_form(self, phone: str, meant: str) -> None:
+        p = single(lambda d: d["users"][0]["second_factor"].update(type="sms", phone=phone))
+        assert p.message.endswith(f'; did you mean "{meant}"?')
 
     def test_group_name_points_at_the_key(self) -> None:
         found = problems_with(lambda d: d.__setitem__("groups", {"Finance": {"authorisations": []},
@@ -268,7 +293,6 @@ def test_quote_tip_for_kvk_in_file(load_text: Callable[..., Any], minimal_org: s
 
 @pytest.mark.parametrize(("written", "quoted"), [
     ("01234567", '"01234567"'),          # a KvK number with a leading zero: a YAML 1.1 octal integer
-    ("+31612345678", '"+31612345678"'),  # an unquoted phone number loses its +
 ])
 def test_quote_tip_repeats_what_was_written(load_text: Callable[..., Any], minimal_org: str,
                                             written: str, quoted: str) -> None:
@@ -279,6 +303,18 @@ def test_quote_tip_repeats_what_was_written(load_text: Callable[..., Any], minim
         text = minimal_org.replace('"12345678"', written)
     [d] = load_text(text).diagnostics
     assert f"write it in quotes: {quoted}" in d.message
+
+
+@pytest.mark.parametrize(("written", "international"), [
+    ("+31612345678", "+31612345678"),    # an unquoted phone number loses its +
+    ("0622222222", "+31622222222"),      # a Dutch mobile number: a YAML 1.1 octal integer
+])
+def test_unquoted_phone_gets_quote_tip_in_international_form(load_text: Callable[..., Any], minimal_org: str,
+                                                             written: str, international: str) -> None:
+    text = minimal_org.replace("{type: otp}", "{type: sms, phone: " + written + "}")
+    [d] = load_text(text).diagnostics
+    assert d.message == ("phone must be a string, not a whole number "
+                         f'(write it in quotes in international form: "{international}")')
 
 
 def test_group_name_error_is_at_the_key(load_text: Callable[..., Any], minimal_org: str) -> None:
