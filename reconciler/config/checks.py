@@ -107,6 +107,11 @@ def _look_alike(email: str) -> str:
     return unicodedata.normalize("NFKC", email).casefold()
 
 
+def _line(org: LoadedOrg, user: int) -> int:
+    """The line of users[`user`]'s e-mail: a person counts lines in the file, not 0-based list items."""
+    return org.doc.mark(("users", user, "email")).line
+
+
 def _check_users(org: LoadedOrg, today: dt.date | None) -> None:
     cfg, r, cat = org.config, org.reporter, org.catalogue
     first: dict[str, int] = {}
@@ -118,11 +123,12 @@ def _check_users(org: LoadedOrg, today: dt.date | None) -> None:
         alike = _look_alike(user.email)
         if user.key in first:
             r.error(at + ("email",), "duplicate-email",
-                    f"{user.email} is declared twice (first as users[{first[user.key]}]); e-mail addresses "
-                    "identify people and are compared case-insensitively")
+                    f"{user.email} is declared twice (first on line {_line(org, first[user.key])}); e-mail "
+                    "addresses identify people and are compared case-insensitively")
         elif alike in looks:
             r.error(at + ("email",), "duplicate-email",
-                    f"{user.email!a} looks the same as users[{looks[alike]}] ({cfg.users[looks[alike]].email!a}) but "
+                    f"{user.email!a} looks the same as {cfg.users[looks[alike]].email!a} on line "
+                    f"{_line(org, looks[alike])} but "
                     "is written with other Unicode characters; a reviewer cannot tell them apart: write both the "
                     "same way")
         first.setdefault(user.key, i)

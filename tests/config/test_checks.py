@@ -13,7 +13,7 @@ from reconciler.config.loader import LoadResult, load_paths
 from reconciler.config.models import Policy, Threshold
 from reconciler.diagnostics import Severity
 
-E, W = Severity.ERROR, Severity.WARNING
+E, W, N = Severity.ERROR, Severity.WARNING, Severity.NOTE
 
 # Lines 1-10 are MINIMAL_ORG (conftest); the helpers below append at line 11.
 
@@ -191,8 +191,12 @@ def test_r9_in_groups_and_chains(check: Callable[..., list], minimal_org: str) -
 
 # --- references and duplicates ------------------------------------------------------------------------------
 
-def test_duplicate_email_is_case_insensitive(check: Callable[..., list], minimal_org: str) -> None:
-    assert check(minimal_org + user("A@Acme.NL", "EH2")) == [(11, 12, E, "duplicate-email")]
+def test_duplicate_email_is_case_insensitive(check: Callable[..., list], load_text: Callable[..., Any],
+                                             minimal_org: str) -> None:
+    text = minimal_org + user("A@Acme.NL", "EH2")
+    assert check(text) == [(11, 12, E, "duplicate-email")]
+    # the first one's line (6), not a 0-based list index: the diagnostic itself is at the second (line 11)
+    assert message(load_text, text, "duplicate-email").startswith("A@Acme.NL is declared twice (first on line 6);")
 
 
 def test_look_alike_emails_are_duplicates(check: Callable[..., list], load_text: Callable[..., Any],
@@ -200,7 +204,7 @@ def test_look_alike_emails_are_duplicates(check: Callable[..., list], load_text:
     composed, decomposed = "p.j\u00e1nsen@acme.nl", "p.ja\u0301nsen@acme.nl"      # NFC and NFD of one address
     text = minimal_org + user(composed, "EH2") + user(decomposed, "EH2")
     assert check(text) == [(15, 12, E, "duplicate-email")]
-    assert "looks the same as users[1]" in message(load_text, text, "duplicate-email")
+    assert "looks the same as 'p.j\\xe1nsen@acme.nl' on line 11 but" in message(load_text, text, "duplicate-email")
 
 
 def test_invisible_characters_in_an_email_are_refused(load_text: Callable[..., Any], minimal_org: str) -> None:
@@ -241,7 +245,8 @@ def test_unknown_service_in_user_group_and_chain(check: Callable[..., list], loa
 def test_duplicate_authorisation(check: Callable[..., list], minimal_org: str) -> None:
     text = (minimal_org + auths(("rvo/tenderned", "rolling"), ("rvo/tenderned", "2026-01-01")) + "    groups: [g]\n"
             + "groups:\n  g:\n    authorisations:\n" + "      - {service: rvo/tenderned, until: rolling}\n" * 2)
-    assert check(text) == [(13, 19, E, "duplicate-authorisation"), (19, 19, E, "duplicate-authorisation")]
+    assert check(text) == [(12, 41, N, "override"), (13, 19, E, "duplicate-authorisation"),
+                           (19, 19, E, "duplicate-authorisation")]
 
 
 def test_r18_own_kvk_and_duplicate_intermediary(check: Callable[..., list], minimal_org: str) -> None:
