@@ -51,8 +51,10 @@ async def _confirm(plan: Plan, auto_approve: bool) -> None:
         raise Refused("refusing to apply without confirmation: stdin is not a terminal. Review the plan above "
                       "(or `reconciler plan --out plan.json`) and run again with --auto-approve")
     orgs = sorted({c.kvk for c in plan.changes})
-    question = (f"\nApply these {len(plan.changes)} changes to {len(orgs)} organisation(s) "
-                f"({', '.join(orgs[:5])}{', ...' if len(orgs) > 5 else ''})?\nOnly 'yes' is accepted")
+    count = len(plan.changes)
+    kvks = ", ".join(orgs[:5]) + (", ..." if len(orgs) > 5 else "")
+    question = (f"\nApply {'this change' if count == 1 else f'these {count} changes'} to {len(orgs)} "
+                f"organisation{'' if len(orgs) == 1 else 's'} ({kvks})? Type 'yes' to go on")   # click adds ": "
     answer = await anyio.to_thread.run_sync(lambda: click.prompt(question, default="", show_default=False,
                                                                  err=True))
     if answer.strip().lower() != "yes":
