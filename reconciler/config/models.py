@@ -121,6 +121,7 @@ class Policy(_Model):
     prune: bool = False
     max_removals: int | str = "25%"
     renew_before: str = "60d"
+    idle_after: str = "90d"
     unmanaged: tuple[str, ...] = ()
 
     @property
@@ -130,6 +131,11 @@ class Policy(_Model):
     @property
     def renew_before_days(self) -> int:
         return int(self.renew_before.rstrip("d"))
+
+    @property
+    def idle_after_days(self) -> int:
+        """Days an active means may go without authorisations before drift lists it as a saving."""
+        return int(self.idle_after.rstrip("d"))
 
     @property
     def unmanaged_keys(self) -> frozenset[str]:

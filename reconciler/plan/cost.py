@@ -47,14 +47,15 @@ class TariffError(ValueError):
 
 def load_tariffs(path: Path) -> Tariffs:
     """A YAML file overriding any of: `means: {EH3: [41.00, 89.85], ...}`, `link: [21.00, 58.95]`,
-    `otp_device: 40.00`, `intermediary_yearly: 19.95` (first year, three years)."""
+    `otp_device: 40.00`, `intermediary_yearly: 19.95` (first year, three years), `activation_letter: 12.50` (a new
+    activation letter after a lapsed activation; the manual prints no amount)."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
         raise TariffError(f"{path}: cannot read the tariff file ({exc})") from None
     except ValueError:  # an integer of more than 4,300 digits, which Python refuses to convert
         raise TariffError(f"{path}: a number in the tariff file is too long; write prices like 41.00") from None
-    allowed = {"means", "link", "otp_device", "intermediary_yearly"}
+    allowed = {"means", "link", "otp_device", "intermediary_yearly", "activation_letter"}
     if not isinstance(data, dict) or set(data) - allowed:
         raise TariffError(f"{path}: a tariff file is a mapping of {', '.join(sorted(allowed))}")
     values: dict[str, Any] = {}
@@ -64,7 +65,7 @@ def load_tariffs(path: Path) -> Tariffs:
                                                             for k, v in dict(data["means"]).items()}}
         if "link" in data:
             values["link"] = (float(data["link"][0]), float(data["link"][1]))
-        for key in ("otp_device", "intermediary_yearly"):
+        for key in ("otp_device", "intermediary_yearly", "activation_letter"):
             if key in data:
                 values[key] = float(data[key])
     except (TypeError, ValueError, IndexError, KeyError) as exc:

@@ -8,27 +8,36 @@ open an HTML tag, or hide a raw control character in the JSON."""
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import asdict
 from typing import Any, Callable, Sequence
 
-from reconciler.drift.report import DriftReport, OrgDrift
+from reconciler.drift.report import DriftReport, OrgDrift, money
 from reconciler.plan.model import target_text
 from reconciler.render.safe import html_text, json_text, md, terminal
 
 DRIFT_FORMAT_VERSION = 1
+#: The widest a text column gets (in terminal cells); a longer value is cut with "…" (JSON has it in full).
+#: The last column of a table is never cut: nothing after it needs to line up.
+MAX_TEXT_COLUMN = 60
 
 #: (section title, attribute, columns) in the order every format shows them.
 Column = tuple[str, Callable[[Any], object]]
 SECTIONS: list[tuple[str, str, list[Column]]] = [
     ("Drift (changed outside git)", "drift", [
         ("change that undoes it", lambda d: d.action), ("who / what", lambda d: d.target),
-        ("expected (git)", lambda d: d.expected), ("actual (backend)", lambda d: d.actual)]),
+        ("expected (git)", lambda d: d.expected), ("actual (backend)", lambda d: d.actual),
+        ("changed by", lambda d: d.changed_by), ("on", lambda d: d.changed_on or "")]),
     ("Expiring", "expiring", [
         ("kind", lambda e: e.kind), ("who", lambda e: e.who), ("what", lambda e: e.what),
         ("ends", lambda e: e.end_date), ("days left", lambda e: e.days_left), ("then", lambda e: e.renewal)]),
     ("Waiting on people", "waiting", [
         ("who", lambda w: w.who), ("what", lambda w: w.what), ("deadline", lambda w: w.deadline or ""),
         ("detail", lambda w: w.detail)]),
+    ("Idle (active, no authorisations for longer than idle_after: a saving to consider)", "idle", [
+        ("who", lambda i: i.who), ("name", lambda i: i.name), ("level", lambda i: i.level),
+        ("idle since", lambda i: f"{i.since} ({i.since_what})"), ("days", lambda i: i.days),
+        ("yearly cost", lambda i: money(i.yearly_cost)), ("note", lambda i: i.note)]),
     ("Unmanaged (in the backend, not in the config; left alone)", "unmanaged", [
         ("kind", lambda u: u.kind), ("what", lambda u: u.target), ("detail", lambda u: u.detail)]),
     ("Manual (no admin can do it through the backend)", "manual", [
@@ -44,11 +53,52 @@ def _rows(org: OrgDrift, attr: str, columns: list[Column]) -> list[list[str]]:
 def _summary_line(report: DriftReport) -> str:
     n = report.summary()
     state = "in sync" if report.in_sync else "DRIFT" if n["drift"] else "EXPIRING"
+    letters = n["activation_letters"]
+    cost = f" ({letters} new activation letter{'s' if letters != 1 else ''}: {money(n['activation_letters_cost'])})" \
+        if letters else ""
+    idle = f", {n['idle']} idle ({money(n['idle_yearly_cost'])} a year to consider)" if n["idle"] else ""
     return (f"Drift report {report.today} ({state}): {n['drift']} drifted, {n['expiring']} expiring, "
-            f"{n['waiting']} waiting on people, {n['unmanaged']} unmanaged, {n['manual']} manual.")
+            f"{n['waiting']} waiting on people{cost}, {n['unmanaged']} unmanaged, {n['manual']} manual{idle}.")
 
 
 # ----------------------------------------------------------------------------------------------- text
+def width(text: str) -> int:
+    """Terminal cells `text` takes: wide (East Asian) characters two, combining marks none."""
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+               for c in text)
+
+
+def _cut(text: str, most: int) -> str:
+    """`text` in at most `most` cells, its end replaced by "…" when it is longer."""
+    if width(text) <= most:
+        return text
+    out, used = [], 0
+    for c in text:
+        w = width(c)
+        if used + w > most - 1:
+            break
+        out.append(c)
+        used += w
+    return "".join(out) + "\u2026"
+
+
+def _pad(text: str, cells: int) -> str:
+    return text + " " * (cells - width(text))
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "    ") -> list[str]:
+    """Aligned columns under a header: every cell escaped by `terminal` first (widths are of what is shown),
+    each but the last cut at MAX_TEXT_COLUMN, two spaces between columns, no trailing blanks."""
+    shown = [[terminal(cell) for cell in row] for row in [list(header), *rows]]
+    last = len(header) - 1
+    shown = [[cell if i == last else _cut(cell, MAX_TEXT_COLUMN) for i, cell in enumerate(row)] for row in shown]
+    widths = [max(width(row[i]) for row in shown) for i in range(last)]
+    lines = [indent + "  ".join([*(_pad(row[i], widths[i]) for i in range(last)), row[last]]).rstrip()
+             for row in shown]
+    lines.insert(1, indent + "  ".join([*("-" * w for w in widths), "-" * width(shown[0][last])]))
+    return lines
+
+
 def render_text(report: DriftReport) -> str:
     lines: list[str] = []
     for org in report.organisations:
@@ -57,8 +107,8 @@ def render_text(report: DriftReport) -> str:
         for title, attr, columns in SECTIONS:
             rows = _rows(org, attr, columns)
             if rows:
-                lines.append(f"  {title}:")
-                lines.extend("    " + "  |  ".join(terminal(cell) for cell in row) for row in rows)
+                lines.append(f"  {title} ({len(rows)}):")
+                lines.extend(text_table([c for c, _ in columns], rows))
         lines.append("")
     lines.append(_summary_line(report))
     return "\n".join(lines) + "\n"
@@ -108,7 +158,7 @@ h3{font-size:1em;margin:1.2em 0 .4em}
 table{border-collapse:collapse;width:100%;margin-bottom:1em}
 th,td{border:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top}
 th{background:#f3f3f3;cursor:pointer;user-select:none}th:after{content:" \\2195";color:#aaa}
-tr.drift td{background:#fde8e8}tr.expiring td{background:#fff4d6}tr.soon td{background:#ffe0b2}
+tr.drift td{background:#fde8e8}tr.idle td{background:#e8f0fe}tr.expiring td{background:#fff4d6}tr.soon td{background:#ffe0b2}
 .ok{color:#1b7f3b}.bad{color:#b3261e}.badge{display:inline-block;padding:0 .5em;border-radius:1em;font-size:.85em}
 .badge.ok{background:#e3f4e8}.badge.bad{background:#fde8e8}
 @media print{body{margin:0}th{cursor:auto}th:after{content:""}h2{page-break-before:auto}table{page-break-inside:auto}
@@ -128,8 +178,8 @@ document.querySelectorAll('table.sortable').forEach(function(t){
 
 
 def _row_class(attr: str, item: object) -> str:
-    if attr == "drift":
-        return "drift"
+    if attr in ("drift", "idle"):
+        return attr
     if attr == "expiring":
         return "soon" if getattr(item, "days_left", 99) <= 14 else "expiring"
     return ""
@@ -148,7 +198,9 @@ def _table(org: OrgDrift, attr: str, columns: Sequence[Column]) -> str:
 def render_html(report: DriftReport) -> str:
     parts = [f"<h1>{html_text(_summary_line(report))}</h1>",
              f"<p>Backend: {html_text(report.backend)}. Drift is what the backend has that git does not say (or the "
-             "reverse); expiring is what ends within the organisation's renew_before window.</p>"]
+             "reverse), with who changed it and when from the backend's event trail; expiring is what ends "
+             "within the organisation's renew_before window; idle is an active gebruiker means without "
+             "authorisations for longer than idle_after, a saving to consider (never removed automatically).</p>"]
     for org in report.organisations:
         badge = '<span class="badge ok">in sync</span>' if org.in_sync else \
             '<span class="badge bad">needs attention</span>'

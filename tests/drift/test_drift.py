@@ -132,7 +132,8 @@ def test_drift_on_the_sandbox_after_a_hand_change_in_every_format(tmp_path: Path
     [org] = data["organisations"]
     assert data["in_sync"] is False and data["summary"]["drift"] == 1
     assert org["drift"] == [{"action": "grant", "target": "a.smit@ketelaarklip.nl uwv/werkgeversportaal",
-                             "expected": f"until {org['drift'][0]['expected'][6:]}", "actual": "not held"}]
+                             "expected": f"until {org['drift'][0]['expected'][6:]}", "actual": "not held",
+                             "changed_by": "j.bakker@ketelaarklip.nl", "changed_on": data["today"]}]
     page = tmp_path / "drift.html"
     code, _, err = invoke("drift", str(EXAMPLE), *sb, "--format", "html", "--out", str(page))
     assert code == 2 and "drift or expiring items found" in err

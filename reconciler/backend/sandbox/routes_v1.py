@@ -367,8 +367,17 @@ async def terminate(request: Request, actor: CurrentActor, kvk: KvkPath, means_i
 
 
 # ---------------------------------------------------------------------------------------- authorisations
+#: A bulk step's event names the means and services it touched up to this many of them (a change by hand, which
+#: `reconciler drift` attributes); a larger one is counted only, so one audit row stays small.
+BULK_TARGET_NAMES = 50
+
+
 def _bulk_target(means_ids: list[str], services: list[str]) -> str:
-    return f"{len(set(means_ids))} means x {len(set(services))} services"
+    means, uuids = sorted(set(means_ids)), sorted(set(services))
+    counted = f"{len(means)} means x {len(uuids)} services"
+    if len(means) + len(uuids) > BULK_TARGET_NAMES:
+        return counted
+    return f"{counted}: {' '.join(means)} x {' '.join(uuids)}"
 
 
 @router.post("/organisations/{kvk}/authorisations", response_description=_DONE,
