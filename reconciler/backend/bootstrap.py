@@ -2,9 +2,11 @@
 
 INTERFACE.md: the config's first declared `beheerder` becomes the organisation's one active admin and the
 acting admin (the holder of the API token) for it. On later runs the acting admin is that same person if
-still an active admin there, else the first active admin the sandbox has. Tokens are minted per run and
-never written anywhere. Idempotent: when parallel commands bootstrap the same organisation at once, the one
-that loses the race finds it created and acts for it like a later run, instead of failing.
+still an active admin there, else the next declared beheerder who is, else the first active admin the
+sandbox has; then `reason` says why (the plan's header shows it, so a reviewer knows who acts). The first
+admin gets the config's subscription for that person. Tokens are minted per run and never written anywhere.
+Idempotent: when parallel commands bootstrap the same organisation at once, the one that loses the race finds
+it created and acts for it like a later run, instead of failing.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class ActingAdmin:
     means_id: str
     token: Secret
     created: bool                          # the organisation was bootstrapped just now
+    reason: str = ""                       # why not the one preferred (the config's first beheerder), if not
 
     def __repr__(self) -> str:
         return f"ActingAdmin(kvk={self.kvk!r}, email={self.email!r}, created={self.created})"
@@ -77,7 +80,8 @@ async def _acting_admin(controls: SandboxControls, org: LoadedOrg) -> ActingAdmi
             created = await controls.create_organisation(
                 kvk, cfg.organisation.name, admin_email=first.email, admin_name=first.name,
                 level=first.level.value, second_factor=factor.type.value if factor else None,
-                phone=factor.phone if factor else None, branch_number=cfg.organisation.branch_number)
+                phone=factor.phone if factor else None, branch_number=cfg.organisation.branch_number,
+                subscription=first.subscription.value)    # as declared: else the first plan warns it differs
         except BackendError as exc:
             if exc.code != ALREADY_EXISTS:
                 raise
@@ -87,23 +91,37 @@ async def _acting_admin(controls: SandboxControls, org: LoadedOrg) -> ActingAdmi
             members = None
         else:
             return ActingAdmin(kvk, first.email, created.means_id, created.token, created=True)
-    return await _existing_admin(controls, kvk, [u.key for u in declared], members)
+    return await _existing_admin(controls, kvk, [u.email for u in declared], members)
 
 
 async def acting_admins_of(controls: SandboxControls, preferred: Mapping[str, str | None]) -> dict[str, ActingAdmin]:
     """The acting admin of organisations the sandbox already knows (a saved plan names its acting admins:
     the same person acts again while still an active beheerder there)."""
-    return {kvk: await _existing_admin(controls, kvk, [email.lower()] if email else [], None)
+    return {kvk: await _existing_admin(controls, kvk, [email] if email else [], None, "the plan's acting admin")
             for kvk, email in preferred.items()}
 
 
 async def _existing_admin(controls: SandboxControls, kvk: str, preferred: Sequence[str],
-                          members: Sequence[Any] | None) -> ActingAdmin:
+                          members: Sequence[Any] | None,
+                          first_is: str = "the first beheerder in the config") -> ActingAdmin:
+    """The first of `preferred` (e-mails) who is an active beheerder in `kvk`, else the backend's first."""
     if members is None:
         members = await controls.means(kvk=kvk)
     admins = [m for m in members if m.roles.get(kvk) == Role.BEHEERDER.value and m.status == "actief"]
     if not admins:
         raise BootstrapError(f"organisation {kvk} has no active beheerder in the sandbox to act as (R1)")
     by_email = {m.email.lower(): m for m in admins}
-    chosen = next((by_email[e] for e in preferred if e in by_email), admins[0])
-    return ActingAdmin(kvk, chosen.email, chosen.id, await controls.create_token(chosen.id), created=False)
+    chosen = next((by_email[e.lower()] for e in preferred if e.lower() in by_email), admins[0])
+    return ActingAdmin(kvk, chosen.email, chosen.id, await controls.create_token(chosen.id), created=False,
+                       reason=_why_not_first(preferred, chosen.email, first_is))
+
+
+def _why_not_first(preferred: Sequence[str], chosen: str, first_is: str) -> str:
+    """Why `chosen` acts rather than the first preferred one ("" when it is that one, or none was preferred):
+    the acting admin decides what a plan can do (R3, R4), so a change of who acts is said, not silent."""
+    if not preferred or preferred[0].lower() == chosen.lower():
+        return ""
+    reason = f"{first_is}, {preferred[0]}, is not an active beheerder in the backend"
+    if len(preferred) > 1 and chosen.lower() not in {e.lower() for e in preferred}:
+        reason += ", nor is any other beheerder in the config"
+    return reason

@@ -30,6 +30,7 @@ class Session:
     actors: dict[str, str | None] = field(default_factory=dict)        # kvk -> acting admin's means id
     today: dt.date = field(default_factory=dt.date.today)
     notes: list[str] = field(default_factory=list)
+    acting_notes: dict[str, str] = field(default_factory=dict)         # kvk -> why not the preferred admin acts
     read_only: bool = False                                            # the token can read, not change
 
     @property
@@ -80,6 +81,8 @@ async def _open(backend: str | None, kvks: Sequence[str],
                 session.actors[kvk] = admin.means_id
                 if admin.created:
                     session.notes.append(admin.describe())
+                if admin.reason:
+                    session.acting_notes[kvk] = admin.reason
             session.today = today or await controls.today()
         else:
             me = await client.me()

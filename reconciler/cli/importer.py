@@ -44,7 +44,9 @@ def import_(kvk: str, from_csv: str | None, name: str | None, out: str | None, f
     comments mark transient states (awaiting approval or activation, a pending level change) and what was
     left out (a lapsed activation, a scheduled termination). The export lists people only: what it lacks
     (authorisations, subscriptions, types, sometimes mobile numbers) is said in comments. `policy.prune` is
-    false, the safe default. Exit 0 when written, 1 on an error.
+    false, the safe default. When --out creates DIR, `.reconciler/` (the embedded sandbox and the audit
+    log) is added to ./.gitignore if the current directory is a git repository's root, else a note says to
+    add it. Exit 0 when written, 1 on an error.
     """
     if not _KVK.match(kvk):
         raise click.UsageError(f"--kvk {kvk!r} is not a KvK number; write its 8 digits, e.g. --kvk 99966564")
@@ -56,6 +58,7 @@ def import_(kvk: str, from_csv: str | None, name: str | None, out: str | None, f
         raise click.ClickException(f"cannot create the directory {out}: it is a file; give --out a folder "
                                    "(it is created when missing)")
     target = Path(out) / f"{kvk}.yaml" if out else None
+    new_folder = out is not None and not Path(out).exists()      # a config repository being started
     if target is not None and not force:
         _refuse_existing([target, _catalogue_path(target)])
     when = dt.datetime.now(dt.timezone.utc)
@@ -79,6 +82,12 @@ def import_(kvk: str, from_csv: str | None, name: str | None, out: str | None, f
     for path in written:
         click.echo(f"wrote {path}", err=True)
     click.echo(f"organisation {kvk}: {terminal(org.summary())}", err=True)
+    if new_folder:
+        from reconciler.importer.gitignore import ensure_ignored
+
+        said = ensure_ignored(Path("."))
+        if said:
+            click.echo(terminal(said), err=True)
     return EXIT_OK
 
 

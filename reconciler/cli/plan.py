@@ -110,6 +110,8 @@ async def plan_in_session(session: Session, paths: tuple[str, ...], result: Load
                      tool_version=__version__, backend=session.backend, tariffs=tariffs)
     plan = make_plan(data)
     plan.config_paths = list(paths)
+    for org_plan in plan.organisations:             # the plan's header says why another admin acts
+        org_plan.acting_note = session.acting_notes.get(org_plan.kvk, "")
     notes = list(session.notes)
     if compare_to is not None:
         base = load_paths([compare_to], day)

@@ -151,6 +151,7 @@ class OrgPlan:
     existing_objects: int = 0
     valid_until: dt.date | None = None   # the first day on which time alone changes this plan (apply --plan)
     valid_until_reason: str = ""
+    acting_note: str = ""                # why not the config's first beheerder acts (embedded sandbox), shown
 
     def horizon(self, day: dt.date, reason: str) -> None:
         """Keep the earliest day on which a decision of this plan flips because of the date."""

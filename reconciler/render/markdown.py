@@ -220,7 +220,8 @@ def _org_meta(org: OrgPlan) -> str:
     if org.revision is not None:
         facts.append(f"Planned on backend revision {org.revision}")
     if org.acting_admin:
-        facts.append(f"{'acting' if facts else 'Acting'} as {md(org.acting_admin)}")
+        why = f" because {md(org.acting_note)}" if org.acting_note else ""
+        facts.append(f"{'acting' if facts else 'Acting'} as {md(org.acting_admin)}{why}")
     text = ", ".join(facts) + ("." if facts else "")
     if not (org.changes or org.deferred or org.manual or org.unmanaged):
         text = (text + " " if text else "") + "No changes: the backend matches the config."

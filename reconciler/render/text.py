@@ -35,7 +35,8 @@ def _org(org: OrgPlan, paint: Callable[[str, str], str]) -> list[str]:
     if org.revision is not None:
         extras.append(f"revision {org.revision}")
     if org.acting_admin:
-        extras.append(f"acting as {org.acting_admin}")
+        why = f" because {org.acting_note}" if org.acting_note else ""
+        extras.append(f"acting as {org.acting_admin}{why}")
     lines = [terminal(head + (f" ({', '.join(extras)})" if extras else ""))]
     if not (org.changes or org.deferred or org.manual or org.unmanaged):
         lines.append("  no changes: the backend matches the config")

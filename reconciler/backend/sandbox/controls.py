@@ -52,8 +52,13 @@ class SandboxControls:
 
     async def create_organisation(self, kvk: str, name: str, *, admin_email: str, admin_name: str,
                                   level: str = "EH3", second_factor: str | None = None, phone: str | None = None,
-                                  branch_number: str | None = None) -> SandboxOrganisation:
+                                  branch_number: str | None = None, subscription: str | None = None
+                                  ) -> SandboxOrganisation:
+        """The supplier registers an organisation with its first admin; `subscription` (`1y`, `3y`) is that
+        admin's, as the config declares it (the sandbox's default is `1y`)."""
         admin: dict[str, Any] = {"email": admin_email, "name": admin_name, "level": level}
+        if subscription:
+            admin["subscription"] = subscription
         if second_factor:
             admin["second_factor"] = second_factor
         if phone:

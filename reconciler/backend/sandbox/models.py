@@ -383,6 +383,7 @@ class AdminIn(_In):
     level: MeansLevel = MeansLevel.EH3
     second_factor: SecondFactorType | None = None
     phone: Phone | None = None
+    subscription: Subscription = Subscription.ONE_YEAR
 
 
 class OrganisationIn(_In):

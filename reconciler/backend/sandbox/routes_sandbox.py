@@ -30,7 +30,8 @@ async def create_organisation(request: Request, body: m.OrganisationIn) -> Respo
     store = get_store(request)
     means_id, token = store.create_organisation(
         body.kvk, body.name, body.admin.email, body.admin.name, Level(body.admin.level.value),
-        branch_number=body.branch_number, second_factor=body.admin.second_factor, phone=body.admin.phone)
+        branch_number=body.branch_number, second_factor=body.admin.second_factor, phone=body.admin.phone,
+        subscription=body.admin.subscription)
     return json_response({"kvk": body.kvk, "means_id": means_id, "token": token}, status=201)
 
 

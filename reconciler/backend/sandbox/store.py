@@ -849,12 +849,15 @@ class SandboxStore:
     # ------------------------------------------------------------------------------------- organisations
     def create_organisation(self, kvk: str, name: str, admin_email: str, admin_name: str, level: Level, *,
                             branch_number: str | None = None, second_factor: SecondFactorType | None = None,
-                            phone: str | None = None) -> tuple[str, str]:
+                            phone: str | None = None,
+                            subscription: Subscription = Subscription.ONE_YEAR) -> tuple[str, str]:
         """The supplier registers an organisation after the paper contract (R16) with one active admin: the
         existing means of that e-mail address if there is one (R15). Returns (means id, token).
 
         A new admin at EH2+/EH3 without a second factor gets `otp` (sms when a phone is given): the CLI's
-        `sandbox init` names no factor, and a registered admin always has one (R19)."""
+        `sandbox init` names no factor, and a registered admin always has one (R19). A new admin's means has
+        `subscription` (what the config declares for that person, so a first plan does not find it different);
+        an existing means keeps its own."""
         with self.transaction(write=True):
             if self.org(kvk) is not None:
                 raise Refusal("already-exists", f"organisation {kvk} already exists")
@@ -879,7 +882,7 @@ class SandboxStore:
                 admin_id = str(uuid.uuid4())
                 self.conn.execute(_UPSERT_MEANS, _means_to_row(Means(
                     id=admin_id, email=admin_email, name=admin_name, level=level, second_factor=second_factor,
-                    phone=phone, status=Status.ACTIEF, contract_start=self.today)))
+                    phone=phone, subscription=subscription, status=Status.ACTIEF, contract_start=self.today)))
             self.conn.execute("INSERT INTO organisations (kvk, name, branch_number, revision, created_at) "
                               "VALUES (?, ?, ?, 1, ?)", (kvk, name, branch_number, _now()))
             self.conn.execute("INSERT INTO memberships (kvk, means_id, role) VALUES (?, ?, 'beheerder')",
