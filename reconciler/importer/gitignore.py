@@ -26,7 +26,7 @@ _COMMENT = "# reconciler's local state: the embedded sandbox database and the ap
 
 def ignores_state(text: str) -> bool:
     """Whether a `.gitignore`'s text already ignores `.reconciler/` (by one of its usual spellings)."""
-    return any(line.strip() in _SAME for line in text.splitlines())
+    return any(line.rstrip() in _SAME for line in text.splitlines())   # git drops trailing spaces
 
 
 def ensure_ignored(folder: Path) -> str:

@@ -207,8 +207,9 @@ class TestMessages:
         assert sorted(p.message.split(" (")[0] for p in found) == ["missing required key 'role' in users",
                                                                    "unknown key 'colour'"]
 
-    @pytest.mark.parametrize(("phone", "meant"), [("0622222222", "+31622222222"), ("06 2222 2222", "+31622222222"),
-                                                  ("0031622222222", "+31622222222"), ("+31 6 22222222", "+31622222222")])
+    @pytest.mark.parametrize(("phone", "meant"), [
+        ("0622222222", "+31622222222"), ("06 2222 2222", "+31622222222"), ("0031622222222", "+31622222222"),
+        ("+31 6 22222222", "+31622222222")])
     def test_phone_in_dutch_form_gets_its_international_form(self, phone: str, meant: str) -> None:
         p = single(lambda d: d["users"][0]["second_factor"].update(type="sms", phone=phone))
         assert p.message.endswith(f'; did you mean "{meant}"?')
