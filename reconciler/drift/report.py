@@ -162,7 +162,7 @@ def _blocked_match(blocked: Deferred, world: World) -> Match:
 
 def money(amount: float | None) -> str:
     """EUR with cents, or what RULES.md says when the manual prints no amount."""
-    return "costs money (amount not printed)" if amount is None else f"EUR {amount:.2f}"
+    return "costs money, amount not printed" if amount is None else f"EUR {amount:.2f}"
 
 
 def _with_letter_cost(waiting: Waiting, tariffs: Tariffs) -> Waiting:

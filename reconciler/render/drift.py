@@ -95,7 +95,8 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str
     widths = [max(width(row[i]) for row in shown) for i in range(last)]
     lines = [indent + "  ".join([*(_pad(row[i], widths[i]) for i in range(last)), row[last]]).rstrip()
              for row in shown]
-    lines.insert(1, indent + "  ".join([*("-" * w for w in widths), "-" * width(shown[0][last])]))
+    rule = min(max(width(row[last]) for row in shown), MAX_TEXT_COLUMN)
+    lines.insert(1, indent + "  ".join([*("-" * w for w in widths), "-" * max(rule, width(shown[0][last]))]))
     return lines
 
 
