@@ -11,22 +11,23 @@ import re
 import sqlite3
 import unicodedata
 from pathlib import Path
-from typing import Any
 
 import anyio
 
 from reconciler.backend.connect import open_backend
 from reconciler.backend.sandbox.controls import SandboxControls
 from reconciler.backend.types import RemoteEvent
-from reconciler.domain.state import Status
+from reconciler.cli.drift import read_trail
+from reconciler.domain.catalogue import bundled_catalogue
+from reconciler.domain.state import Status, World
+from reconciler.drift.report import build_report
 from reconciler.drift.trail import Match, Trail
 from reconciler.plan.cost import Tariffs
-from reconciler.render.drift import MAX_TEXT_COLUMN, render_html, render_text
+from reconciler.plan.planner import PlanInput, make_plan
+from reconciler.render.drift import MAX_TEXT_COLUMN, render_text
 
 from tests.drift.test_drift import ADMIN, EXAMPLE, invoke, report_for
 from tests.plan.conftest import CAT, KVK, TODAY, Backend, config
-from reconciler.drift.report import build_report
-from reconciler.plan.planner import PlanInput, make_plan
 
 
 # ------------------------------------------------------------------------------------------------ text
@@ -194,7 +195,6 @@ def test_drift_names_the_admin_who_changed_it_and_the_backends_day(tmp_path: Pat
     code, out, _ = invoke("drift", str(EXAMPLE), *sb)
     assert code == 0 and events_read(db) == 0                   # in sync: the trail is not read (cost)
     assert invoke("sandbox", "clock", "advance", "5d", *sb)[0] == 0
-    day = (dt.date.today() + dt.timedelta(days=5)).isoformat()
 
     async def by_hand() -> str:                  # the other beheerder, with a token of their own
         async with open_backend(sb[1], require_token=False) as client:
@@ -295,3 +295,23 @@ def test_an_authorisation_that_ended_recently_is_not_idle_though_the_means_is_ol
     code, out, _ = invoke("drift", str(conf), *sb, "--format", "json")
     idle = {i["who"]: i for i in json.loads(out)["organisations"][0]["idle"]}
     assert set(idle) == {"idle@acme.nl"}, idle
+
+
+def test_a_trail_that_cannot_be_read_leaves_who_unknown_with_a_note(tmp_path: Path) -> None:
+    sb = ["--backend", f"sandbox:{tmp_path / 'sb.db'}"]
+    conf = tmp_path / "org.yaml"
+    conf.write_text(IDLE_CONFIG.replace("IDLE", "90d"))
+    converge(sb, conf)
+
+    async def as_a_gebruiker() -> tuple[object, list[str]]:    # no admin here: the backend refuses the events
+        async with open_backend(sb[1], require_token=False) as client:
+            controls = SandboxControls(client)
+            busy = next(m for m in await controls.means(kvk=KVK) if m.email == "busy@acme.nl")
+            notes: list[str] = []
+            trail = await read_trail(client.with_token(await controls.create_token(busy.id)), KVK,
+                                     World(bundled_catalogue()), notes)
+            return trail, notes
+    trail, notes = anyio.run(as_a_gebruiker)
+    assert trail is None
+    assert len(notes) == 1 and notes[0].startswith(f"{KVK}: the event trail could not be read (")
+    assert notes[0].endswith("who changed what is unknown")
