@@ -90,15 +90,18 @@ def doc_blocks(lang: str) -> list[str]:
 
 
 STUB = """#!/usr/bin/env bash
-# A stand-in for reconciler: says what it was asked, writes --out, exits with $STUB_EXIT.
+# A stand-in for reconciler: says what it was asked, writes --out, appends to --summary, exits with $STUB_EXIT.
 echo "stub reconciler $*"
 echo "stub note on stderr" >&2
 out=""
+summary=""
 while [ $# -gt 0 ]; do
   if [ "$1" = "--out" ]; then out="$2"; shift; fi
+  if [ "$1" = "--summary" ]; then summary="$2"; shift; fi
   shift
 done
 if [ -n "$out" ]; then echo "stub report" > "$out"; fi
+if [ -n "$summary" ]; then printf '### What happens next\n\n- stub waits on carl@acme.nl\n' >> "$summary"; fi
 exit "${STUB_EXIT:-0}"
 """
 
@@ -395,6 +398,9 @@ def test_apply_step_passes_on_the_exit_code_and_writes_the_summary(tmp_path: Pat
     assert result.code == stub_exit, result.stdout + result.stderr
     assert "stub reconciler apply config --auto-approve --audit-log audit.jsonl" in result.stdout
     assert f"(exit {stub_exit})" in result.summary and "stub reconciler apply" in result.summary
+    assert "--summary next.md" in result.stdout             # what happens next, first in the job summary
+    assert result.summary.index("### What happens next\n\n- stub waits on carl@acme.nl\n") < \
+        result.summary.index("stub reconciler apply")
     assert "stub note on stderr" in (tmp_path / "apply.txt").read_text()
     assert SECRET not in result.everything()
 

@@ -10,8 +10,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable
 
-from reconciler.plan.model import Change, OrgPlan, target_text
-from reconciler.render.safe import terminal
+from reconciler.domain.state import World
+from reconciler.domain.waiting import (
+    ACTIVATION_LAPSED, AWAITING_ACTIVATION, AWAITING_APPROVAL, PENDING_CHANGE, Waiting, waiting_in,
+)
+from reconciler.plan.model import Change, Deferred, Manual, OrgPlan, Plan, target_text
+from reconciler.render.safe import md_line, terminal
 
 
 class Outcome(str, Enum):
@@ -50,12 +54,90 @@ class OrgResult:
         return sum(1 for s in self.steps if s.outcome is outcome)
 
 
+#: Who does a manual step, by the rule that makes it manual (the reason says the specifics).
+MANUAL_BY = {"R1": "a beheerder whose API token the reconciler runs with",
+             "R3": "another beheerder (run with that beheerder's token)",
+             "R4": "an admin with the level that is needed",
+             "R11": "the holder, in the Beheermodule's profile page",
+             "R14": "the supplier, or a beheerder in the Beheermodule",
+             "R16": "a legal representative, on a paper contract with the supplier",
+             "R17": "the supplier (the organisation's registration)",
+             "R18": "a beheerder, in the Beheermodule",
+             "R19": "the holder or the supplier"}
+
+
+@dataclass
+class Next:
+    """What happens after this apply (issue 11): what waits on the supplier and on each holder, the manual
+    steps and who must do them, and the deferred steps that the next apply carries out once those are done."""
+
+    waiting: list[tuple[str, Waiting]] = field(default_factory=list)      # (kvk, what waits)
+    manual: list[Manual] = field(default_factory=list)
+    deferred: list[Deferred] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.waiting or self.manual or self.deferred)
+
+
+def what_next(plan: Plan, world: World) -> Next:
+    """From the plan's deferred and manual steps and `world`, the state after the apply (the executor puts each
+    step that succeeded in): the same "waiting on people" as `reconciler drift` (`domain.waiting`)."""
+    out = Next()
+    for org in plan.organisations:
+        out.waiting += [(org.kvk, w) for w in waiting_in(world, org.kvk)]
+        out.manual += org.manual
+        out.deferred += org.deferred
+    return out
+
+
+#: The groups of "waiting on people", in the order a reader acts on them: (what, heading).
+_GROUPS = ((AWAITING_APPROVAL, "waiting for the supplier's approval (then each holder activates within 30 days, R5)"),
+           (PENDING_CHANGE, "waiting for the supplier to process a change (R6)"),
+           (AWAITING_ACTIVATION, "waiting for each holder to activate the means (R5)"),
+           (ACTIVATION_LAPSED, "activation lapsed: a new activation letter is needed and costs money (R5)"))
+
+
+def next_sections(nxt: Next, orgs: int) -> list[tuple[str, list[str]]]:
+    """The "what happens next" block as (heading, raw lines); the renderers escape. The KvK number prefixes
+    each line when the apply covered more than one organisation."""
+    def where(kvk: str) -> str:
+        return f"{kvk} " if orgs > 1 else ""
+
+    sections = []
+    for what, heading in _GROUPS:
+        lines = [f"{where(kvk)}{w.who}" + (f", by {w.deadline}" if w.deadline else "")
+                 + (f": {w.detail}" if what == PENDING_CHANGE else "")
+                 for kvk, w in nxt.waiting if w.what == what]
+        if lines:
+            sections.append((heading, lines))
+    if nxt.manual:
+        sections.append(("manual steps: a person must do them, the reconciler cannot", [
+            f"{where(m.kvk)}{m.action.value} {target_text(m.target)}"
+            + (f" ({m.person})" if m.person and m.person != m.target else "")
+            + f": {MANUAL_BY.get(m.rule, 'a person (see the reason)')} ({m.rule}: {m.reason})" for m in nxt.manual]))
+    if nxt.deferred:
+        sections.append((f"deferred until then ({len(nxt.deferred)})", [
+            f"{where(d.kvk)}{d.action.value} {target_text(d.target)}" + (f" {d.detail}" if d.detail else "")
+            + (f" for {d.person}" if d.person and d.person != d.target else "") + f" ({d.rule})"
+            for d in nxt.deferred]))
+    return sections
+
+
+def rerun_text(nxt: Next) -> str:
+    if nxt.deferred:
+        return ("Run `reconciler apply` again once those are done: it carries out the deferred steps and "
+                "finishes the job.")
+    return "Run `reconciler apply` again once those are done: the next plan shows what is left."
+
+
 @dataclass
 class ApplyReport:
     plan_id: str
     organisations: list[OrgResult] = field(default_factory=list)
     audit_failure: str | None = None     # the audit log could not be written: path and OS error
     unlogged: list[StepResult] = field(default_factory=list)   # sent, but their result line is not in the log
+    next: Next = field(default_factory=Next)                   # what waits on whom after this apply
+    attempted: bool = True               # False: the plan had only deferred and manual steps, nothing was sent
 
     def count(self, outcome: Outcome) -> int:
         return sum(o.count(outcome) for o in self.organisations)
@@ -102,12 +184,40 @@ def render_text(report: ApplyReport, paint: Paint | None = None) -> str:
         lines.extend(paint("red", terminal(line)) for line in audit_lines(report))
         lines.append("")
     n = report.summary()
-    lines.append(f"Apply: {n['done']} done, {n['failed']} failed, {n['skipped']} skipped; not attempted: "
-                 f"{n['deferred']} deferred, {n['manual']} manual.")
+    if report.attempted:
+        lines.append(f"Apply: {n['done']} done, {n['failed']} failed, {n['skipped']} skipped; not attempted: "
+                     f"{n['deferred']} deferred, {n['manual']} manual.")
+    else:
+        lines.append(f"Nothing to apply now: only {n['deferred']} deferred and {n['manual']} manual steps remain.")
     if not report.ok:
         lines.append("Nothing was half-done silently: the steps above say what happened. Run `reconciler plan` to "
                      "see what is left; the next apply finishes the job.")
+    if report.next:
+        lines.append("")
+        lines.append("What happens next:")
+        for heading, items in next_sections(report.next, len(report.organisations)):
+            lines.append(f"  {heading[0].upper()}{heading[1:]}:")
+            lines.extend(f"    {terminal(item)}" for item in items)
+        lines.append(rerun_text(report.next))
     return "\n".join(lines) + "\n"
+
+
+def render_summary(report: ApplyReport | None) -> str:
+    """The report's summary and "what happens next" as markdown, for a CI job summary (`--summary FILE`)."""
+    if report is None:
+        return "**Nothing to apply**: the backend matches the config.\n"
+    n = report.summary()
+    head = (f"**Apply**: {n['done']} done, {n['failed']} failed, {n['skipped']} skipped; not attempted: "
+            f"{n['deferred']} deferred, {n['manual']} manual.\n" if report.attempted else
+            f"**Nothing to apply now**: only {n['deferred']} deferred and {n['manual']} manual steps remain.\n")
+    if not report.next:
+        return head
+    parts = [head, "\n### What happens next\n"]
+    for heading, items in next_sections(report.next, len(report.organisations)):
+        parts.append(f"\n**{heading[0].upper()}{heading[1:]}**\n\n")       # the tool's own words
+        parts.extend(f"- {md_line(item)}\n" for item in items)
+    parts.append(f"\n{rerun_text(report.next)}\n")
+    return "".join(parts)
 
 
 def unlogged_text(step: StepResult) -> str:
@@ -124,8 +234,22 @@ def audit_lines(report: ApplyReport) -> list[str]:
     return lines
 
 
+def next_to_data(nxt: Next) -> dict[str, Any]:
+    """What happens next for scripts: waiting (approval, activation with its deadline, ...), manual steps with
+    who must do them, the deferred steps, and what to run then."""
+    return {"waiting": [{"kvk": kvk, "who": w.who, "what": w.what, "detail": w.detail,
+                         "deadline": w.deadline.isoformat() if w.deadline else None} for kvk, w in nxt.waiting],
+            "manual": [{"kvk": m.kvk, "action": m.action.value, "target": m.target, "person": m.person,
+                        "rule": m.rule, "reason": m.reason, "by": MANUAL_BY.get(m.rule, "a person (see the reason)")}
+                       for m in nxt.manual],
+            "deferred": [{"kvk": d.kvk, "action": d.action.value, "target": d.target, "person": d.person,
+                          "detail": d.detail, "rule": d.rule, "reason": d.reason} for d in nxt.deferred],
+            "then": rerun_text(nxt) if nxt else None}
+
+
 def report_to_data(report: ApplyReport) -> dict[str, Any]:
     return {"plan_id": report.plan_id, "ok": report.ok, "summary": report.summary(),
+            "attempted": report.attempted, "next": next_to_data(report.next),
             "audit_error": report.audit_failure,
             "unlogged": [{"id": s.change.id, "kvk": s.change.kvk, "action": s.change.action.value,
                           "target": s.change.target, "outcome": s.outcome.value, "code": s.code, "key": s.key,

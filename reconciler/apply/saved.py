@@ -112,7 +112,8 @@ def _change(kvk: str, c: dict[str, Any]) -> Change:
     return Change(id=c["id"], kvk=kvk, action=Action(c["action"]), target=c["target"], stage=Stage(c["stage"]),
                   params=dict(c["params"]), detail=c["detail"], person=c["person"], removal=c["removal"],
                   escalation=c["escalation"], origin=Origin(c["origin"]) if c["origin"] else None,
-                  time_driven=c["time_driven"], cost_once=c["cost_once"], cost_yearly=c["cost_yearly"])
+                  time_driven=c["time_driven"], cost_once=c["cost_once"], cost_yearly=c["cost_yearly"],
+                  before=c.get("before"), after=c.get("after"))
 
 
 def _blocked(kvk: str, item: dict[str, Any]) -> dict[str, Any]:

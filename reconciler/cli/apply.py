@@ -90,7 +90,20 @@ async def _execute(plan: Plan, world: World, session: Session, opts: dict[str, A
         failure = audit.close()          # never raises: the report below says what the log is missing
     if failure is not None and report.audit_failure is None:
         report.audit_failure = str(failure)
+    from reconciler.apply.report import what_next
+
+    report.next = what_next(plan, world)   # `world` now holds every step that succeeded (the executor's)
     return report
+
+
+def _idle(plan: Plan, world: World) -> ApplyReport | None:
+    """A plan with only deferred and manual steps sends nothing, but says what waits on whom; None: converged."""
+    from reconciler.apply.report import ApplyReport, empty_result, what_next
+
+    if not any(o.deferred or o.manual for o in plan.organisations):
+        return None
+    return ApplyReport("", [empty_result(o) for o in plan.organisations], next=what_next(plan, world),
+                       attempted=False)
 
 
 async def apply_paths(paths: tuple[str, ...], opts: dict[str, Any]) -> ApplyReport | None:
@@ -105,7 +118,7 @@ async def apply_paths(paths: tuple[str, ...], opts: dict[str, Any]) -> ApplyRepo
             click.echo(f"note: {terminal(note)}", err=True)
         _show_plan(planned.plan, opts["quiet"])
         if not planned.plan.changes:
-            return None
+            return _idle(planned.plan, planned.world)
         return await _execute(planned.plan, planned.world, session, opts)
 
 
@@ -174,7 +187,7 @@ async def apply_saved(path: str, paths: tuple[str, ...], opts: dict[str, Any]) -
         derived.plan.compared_to = saved.compared_to
         _show_plan(derived.plan, opts["quiet"])
         if not derived.plan.changes:
-            return None
+            return _idle(derived.plan, derived.world)
         return await _execute(derived.plan, derived.world, session, opts)
 
 
@@ -196,6 +209,17 @@ def _recorded_paths(plan_file: str, recorded: list[str]) -> tuple[str, ...]:
             raise Refused(f"the plan records the config path {shown}, which is not a file or a folder; give the "
                           f"config: `reconciler apply --plan {plan_file} PATH...`; nothing was changed")
     return tuple(recorded)
+
+
+def _append_summary(path: Path, text: str) -> None:
+    """`--summary FILE`: appended, as GitHub's job summary file expects; a file that cannot be written is said in
+    one line (the apply itself has run: exit codes stay those of the apply)."""
+    try:
+        with path.open("a", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as exc:
+        click.echo(f"warning: cannot write the summary to {terminal(str(path))}: {terminal(exc.strerror or exc)}",
+                   err=True)
 
 
 #: Differences listed when a saved plan is refused (the rest are counted).
@@ -220,12 +244,15 @@ _MAX_SHOWN = 40
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="The final report: text for people, json for scripts.")
 @click.option("--quiet", "-q", is_flag=True, help="No plan listing and no progress; only the final report.")
+@click.option("--summary", "summary_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Also append the report's summary and what happens next (who must approve, activate or act "
+                   "before the next apply) to FILE as markdown, e.g. $GITHUB_STEP_SUMMARY.")
 @click.option("--today", type=DATE, default=None, help="Plan as if today were this date (default: the backend's).")
 @shard_option
 @backend_option
 def apply(paths: tuple[str, ...], plan_file: str | None, auto_approve: bool, force: bool, audit_log: str,
           concurrency: int, fmt: str, quiet: bool, today: dt.date | None, shard: Shard | None,
-          backend: str | None) -> int:
+          backend: str | None, summary_file: str | None = None) -> int:
     """Make the backend match the config: plan, show the plan, ask, then carry it out.
 
     \b
@@ -249,7 +276,10 @@ def apply(paths: tuple[str, ...], plan_file: str | None, auto_approve: bool, for
     opts = {"auto_approve": auto_approve, "force": force, "audit_log": audit_log, "concurrency": concurrency,
             "quiet": quiet, "today": today, "backend": backend, "shard": shard}
     report = run(lambda: apply_saved(plan_file, paths, opts) if plan_file else apply_paths(paths, opts))
-    from reconciler.apply.report import render_json, render_text
+    from reconciler.apply.report import render_json, render_summary, render_text
+
+    if summary_file:
+        _append_summary(Path(summary_file), render_summary(report))
 
     if report is None:
         if fmt == "json":

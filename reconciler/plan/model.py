@@ -86,6 +86,12 @@ class Change:
     time_driven: bool = False            # caused by the calendar (a rolling renewal, a date that passed)
     cost_once: float = 0.0
     cost_yearly: float = 0.0
+    # What the reviewer judges a change by, as JSON values (dates as ISO strings, lists sorted: a saved plan is
+    # compared field by field with a re-derived one). Keys: role, level, type, phone, email (changes of one
+    # value); end_dates ("<e-mail or intermediary KvK> <service>" -> date, null once gone); for a termination
+    # name, role, level, chain_authorisations, other_organisations and undo (see plan.schema.json).
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
 
     @property
     def symbol(self) -> str:

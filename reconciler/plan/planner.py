@@ -20,7 +20,7 @@ from reconciler.config.models import ROLLING, MeansType, Role, SecondFactorType,
 from reconciler.domain import rules
 from reconciler.domain.catalogue import Service
 from reconciler.domain.levels import Level
-from reconciler.domain.state import Means, Status, World
+from reconciler.domain.state import Chain, Means, Status, World
 from reconciler.plan.cost import DEFAULT_TARIFFS, Tariffs
 from reconciler.plan.desired import DesiredChain, DesiredOrg, DesiredUser
 from reconciler.plan.lookahead import classify, look_ahead, needed
@@ -157,6 +157,7 @@ class _OrgPlanner:
         self.by_time: set[tuple[str, str]] = set()   # (means id, service UUID) changed because of the date
         self.wait_rule: dict[str, str] = {}           # e-mail -> the rule its authorisations wait on
         self.renamed: dict[str, Means] = {}
+        self.old_end: dict[tuple[str, str], dt.date | None] = {}   # (means id, UUID) -> its end date before the plan
         self.renames_elsewhere = renames
         self.id_prefix = f"new{round_ or ''}:{self.kvk}"     # unique across the rounds of looking ahead
 
@@ -198,10 +199,12 @@ class _OrgPlanner:
 
     def _add(self, action: Action, target: str | list[str], stage: Stage, params: dict[str, Any], *,
              detail: str = "", person: str | None = None, removal: bool = False, escalation: bool = False,
-             cost_once: float = 0.0, cost_yearly: float = 0.0, time_driven: bool = False) -> Change:
+             cost_once: float = 0.0, cost_yearly: float = 0.0, time_driven: bool = False,
+             before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> Change:
         change = Change(id=step_id(self.kvk, action, target, params), kvk=self.kvk, action=action, target=target,
                         stage=stage, params=params, detail=detail, person=person, removal=removal,
-                        escalation=escalation, cost_once=cost_once, cost_yearly=cost_yearly, time_driven=time_driven)
+                        escalation=escalation, cost_once=cost_once, cost_yearly=cost_yearly, time_driven=time_driven,
+                        before=before, after=after)
         self.out.changes.append(change)
         return change
 
@@ -238,7 +241,8 @@ class _OrgPlanner:
             self.wait_rule[user.key] = "R11"
             return
         self._step(rules.ChangeEmail(self.kvk, means.id, user.email), Action.CHANGE_EMAIL, means.email, Stage.ADD,
-                   {"means_id": means.id, "email": user.email}, detail=detail, person=user.email)
+                   {"means_id": means.id, "email": user.email}, detail=detail, person=user.email,
+                   before={"email": means.email}, after={"email": user.email})
 
     def _person_additions(self, wanted: DesiredUser) -> None:
         user = wanted.user
@@ -275,7 +279,7 @@ class _OrgPlanner:
         if user.is_admin and not membership.is_admin:
             self._step(rules.ChangeRole(self.kvk, means.id, Role.BEHEERDER), Action.CHANGE_ROLE, user.email,
                        Stage.ADD, {"means_id": means.id, "role": "beheerder"}, detail="gebruiker -> beheerder",
-                       person=user.email, escalation=True)
+                       person=user.email, escalation=True, before={"role": "gebruiker"}, after={"role": "beheerder"})
         if user.level > means.level:
             self._level(user, means, Stage.ADD)
         if user.type is not means.type:
@@ -285,7 +289,8 @@ class _OrgPlanner:
                                                   "subscription": user.subscription.value},
                           detail=f"{means.type.value} -> {user.type.value} (a new subscription; its authorisations "
                                  "are dropped and granted again, R13)", person=user.email,
-                          cost_once=one, cost_yearly=yearly):
+                          cost_once=one, cost_yearly=yearly, before={"type": means.type.value},
+                          after={"type": user.type.value}):
                 pass
         factor = user.second_factor
         if factor is not None and means.second_factor is not None and factor.type is not means.second_factor:
@@ -300,7 +305,8 @@ class _OrgPlanner:
             else:
                 self._step(rules.ChangePhone(self.kvk, means.id, factor.phone or ""), Action.CHANGE_PHONE,
                            user.email, Stage.ADD, {"means_id": means.id, "phone": factor.phone},
-                           detail=f"{means.phone} -> {factor.phone}", person=user.email)
+                           detail=f"{means.phone} -> {factor.phone}", person=user.email,
+                           before={"phone": means.phone}, after={"phone": factor.phone})
         if means.status is Status.ACTIVATIE_VERLOPEN:
             self._step(rules.ResendInvitation(self.kvk, means.id), Action.RESEND_INVITATION, user.email, Stage.ADD,
                        {"means_id": means.id}, detail="the activation lapsed: a new activation letter (costs money)",
@@ -373,7 +379,8 @@ class _OrgPlanner:
                    {"means_id": means.id, "level": user.level.value,
                     "second_factor": factor.type.value if factor else None, "phone": factor.phone if factor else None},
                    detail=f"{means.level} -> {user.level} (the supplier processes it, R6)", person=user.email,
-                   escalation=user.level > means.level, hint=_unblock(means))
+                   escalation=user.level > means.level, hint=_unblock(means),
+                   before={"level": means.level.value}, after={"level": user.level.value})
 
     # ----------------------------------------------------------------------------- people: stage 4
     def _person_removals(self, wanted: DesiredUser) -> None:
@@ -392,7 +399,8 @@ class _OrgPlanner:
             else:
                 self._step(rules.ChangeRole(self.kvk, means.id, Role.GEBRUIKER), Action.CHANGE_ROLE, user.email,
                            Stage.REMOVE, {"means_id": means.id, "role": "gebruiker"}, detail="beheerder -> gebruiker",
-                           person=user.email, removal=True, hint=self._admin_hint())
+                           person=user.email, removal=True, hint=self._admin_hint(), before={"role": "beheerder"},
+                           after={"role": "gebruiker"})
         if user.level < means.level:
             self._level(user, means, Stage.REMOVE)
 
@@ -419,8 +427,60 @@ class _OrgPlanner:
                              "organisation; do that in the Beheermodule if you mean it", means.email)
                 continue
             self._step(rules.Terminate(self.kvk, means_id), Action.TERMINATE_MEANS, means.email, Stage.REMOVE,
-                       {"means_id": means_id, "mode": "now"}, detail="not in the config", person=means.email,
+                       {"means_id": means_id, "mode": "now"}, **self._loss(means, "not in the config"),
+                       person=means.email,
                        removal=True, hint=self._admin_hint())
+
+    def _loss(self, means: Means, why: str) -> dict[str, Any]:
+        """What terminating `means` here takes away, read from the simulated state as the step finds it: its
+        authorisations, the chain authorisations it acts on, the organisations it stays linked to, and what
+        undoing it would cost (issue 11). The detail, before and after of the change; lists sorted."""
+        membership = self.sim.membership(self.kvk, means.id)
+        role = membership.role.value if membership else "gebruiker"
+        held = sorted((_key(self.sim, uuid), uuid, end) for uuid, end in
+                      self.sim.authorisations_of(self.kvk, means.id).items())
+        chains = [{"kvk": kvk, "name": state.info.name, "service": key, "end_date": chain.end_date.isoformat()}
+                  for kvk, state in sorted(self.sim.orgs.items()) if kvk != self.kvk
+                  and (chain := state.chains.get(self.kvk)) is not None
+                  for key, uuid, _ in held if uuid in chain.services]
+        others = [{"kvk": kvk, "name": self.sim.orgs[kvk].info.name, "role": ms.role.value}
+                  for kvk, ms in sorted(self.sim.memberships_of(means.id).items()) if kvk != self.kvk]
+        if others:
+            undo = (f"cannot be undone: linking the means here again costs EUR "
+                    f"{self.tariffs.link_cost(means.subscription):.2f} a year and needs the supplier's processing (R15)")
+        else:
+            _, yearly = self.tariffs.means_cost(means.level, means.type, means.subscription)
+            once = self.tariffs.second_factor_cost(means.second_factor)
+            undo = (f"cannot be undone: a new means costs the request fee (EUR {yearly:.2f} a year"
+                    + (f" and EUR {once:.2f} once" if once else "")
+                    + ") and needs the supplier's approval and the holder's activation (R5)")
+        lost = [_count(len(held), "authorisation")] + ([_count(len(chains), "chain authorisation")] if chains else [])
+        detail = (f"{means.name}, {role}, {means.level}; {why}; loses {' and '.join(lost)}"
+                  + (f"; stays linked to {_count(len(others), 'other organisation')}" if others else "")
+                  + "; cannot be undone")
+        end_dates = {f"{means.email} {key}": end.isoformat() for key, _, end in held}
+        before = {"name": means.name, "role": role, "level": means.level.value, "end_dates": end_dates,
+                  "chain_authorisations": chains}
+        after = {"end_dates": {k: None for k in end_dates}, "other_organisations": others, "undo": undo}
+        return {"detail": detail, "before": before, "after": after}
+
+    def _dates_detail(self, what: str, end: dt.date | None, keys: str,
+                      group: list[tuple[Means, list[Service]]]) -> str:
+        """`keys until NEW` for a grant; `keys until OLD -> NEW` (or `-> revoked`) for a change of end dates."""
+        if what == "grant":
+            return f"{keys} {_end_text(what, end)}".strip()
+        olds = sorted({str(d) for m, ok in group for s in ok if (d := self.old_end.get((m.id, s.uuid)))})
+        return f"{keys} until {', '.join(olds) or '?'} -> {end or 'revoked'}"
+
+    def _old_new(self, what: str, end: dt.date | None,
+                 group: list[tuple[Means, list[Service]]]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The end dates a set_end_date or revoke finds and leaves, per "<e-mail> <service>" (grants: none)."""
+        if what == "grant":
+            return None, None
+        old = {f"{m.email} {s.key}": d.isoformat() for m, ok in group for s in ok
+               if (d := self.old_end.get((m.id, s.uuid)))}
+        return ({"end_dates": dict(sorted(old.items()))},
+                {"end_dates": {k: end.isoformat() if end else None for k in sorted(old)}})
 
     def _admin_hint(self) -> str:
         waiting = [e for e in self.d.admin_emails() if e.lower() in self.waiting]
@@ -489,11 +549,22 @@ class _OrgPlanner:
         why = self.waiting.get(wanted.key) or (_not_active_reason(means) if means else "it has no means yet")
         self.out.deferred.append(Deferred(self.kvk, Action.GRANT, keys, self.wait_rule.get(wanted.key, "R7"),
                                           f"authorisations are added only to active users; {why}",
-                                          wanted.user.email))
+                                          wanted.user.email, self._deferred_until(wanted, keys)))
+
+    def _deferred_until(self, wanted: DesiredUser, keys: list[str]) -> str:
+        """The end dates a deferred grant will get, as a grant line shows them: `until D` (per service when
+        they differ)."""
+        ends = {a.service.key: target_end(a.until, None, self.today, self.renew)[1]
+                for a in wanted.authorisations.values() if a.service.key in keys}
+        if len({ends.get(k) for k in keys}) == 1:
+            return f"until {ends.get(keys[0])}"
+        return "until " + ", ".join(f"{ends.get(k)} ({k})" for k in keys)
 
     def _per_user(self, means: Means, what: str, end: dt.date | None, services: list[Service]) -> list[list[Service]]:
         """Simulate one user's step; when refused, try service by service so one blocked service (say, R8
         while an upgrade is pending) does not hold back the others."""
+        for service in services:
+            self.old_end.setdefault((means.id, service.uuid), self.sim.authorisation(self.kvk, means.id, service.uuid))
         refusal = self._try(self._op(what, end, [means.id], services))
         if refusal is None:
             return [services]
@@ -531,10 +602,11 @@ class _OrgPlanner:
         keys = ", ".join(s.key for s in services)
         stage = Stage.GRANT if what in ("grant", "extend") else Stage.SHORTEN
         target: str | list[str] = emails[0] if len(emails) == 1 else emails
-        change = self._add(_ACTION[what], target, stage, params, detail=f"{keys} {_end_text(what, end)}".strip(),
+        change = self._add(_ACTION[what], target, stage, params, detail=self._dates_detail(what, end, keys, group),
                            person=emails[0] if len(emails) == 1 else None, removal=what == "revoke",
                            escalation=what == "grant" and any(s.general for s in services))
         change.time_driven = all((m.id, s.uuid) in self.by_time for m, ok in group for s in ok)
+        change.before, change.after = self._old_new(what, end, group)
 
     # ---------------------------------------------------------------------------------------- chains
     def _chains(self) -> None:
@@ -548,9 +620,21 @@ class _OrgPlanner:
             if self.d.policy.prune:
                 self._step(rules.RemoveIntermediary(self.kvk, ikvk), Action.REMOVE_INTERMEDIARY, ikvk, Stage.REMOVE,
                            {"intermediary_kvk": ikvk}, detail=f"{have.name or ''} not in the config; removing it "
-                           "removes all its chain authorisations and cannot be undone (R18)".strip(), removal=True)
+                           f"removes all its chain authorisations ({self._chain_text(have)}) and cannot be undone "
+                           "(R18)".strip(), removal=True, **self._chain_ends(have, None))
             else:
                 self.out.unmanaged.append(Unmanaged(self.kvk, "intermediary", ikvk, have.name or ""))
+
+    def _chain_text(self, have: Chain) -> str:
+        return f"{', '.join(sorted(_key(self.sim, u) for u in have.services))} until {have.end_date}"
+
+    def _chain_ends(self, have: Chain, end: dt.date | None) -> dict[str, Any]:
+        """Before/after of a chain step: "<intermediary KvK> <service>" -> end date (None: removed)."""
+        keys = sorted(f"{have.intermediary_kvk} {_key(self.sim, u)}" for u in have.services)
+        before: dict[str, Any] = {"end_dates": {k: have.end_date.isoformat() for k in keys}}
+        if end is None and have.name:
+            before["name"] = have.name
+        return {"before": before, "after": {"end_dates": {k: end.isoformat() if end else None for k in keys}}}
 
     def _chain(self, want: DesiredChain, have: Any) -> None:
         label = f"{want.name} ({want.kvk})" if want.name else want.kvk
@@ -558,8 +642,9 @@ class _OrgPlanner:
         what, end = target_end(want.until, have.end_date if have else None, self.today, self.renew)
         if what == "revoke":
             self._step(rules.RemoveIntermediary(self.kvk, want.kvk), Action.REMOVE_INTERMEDIARY, want.kvk,
-                       Stage.REMOVE, {"intermediary_kvk": want.kvk}, detail=f"{label}: its end date has passed",
-                       removal=True, time_driven=True)
+                       Stage.REMOVE, {"intermediary_kvk": want.kvk}, detail=f"{label}: its end date has passed; "
+                       f"removes {self._chain_text(have)} (R18)", removal=True, time_driven=True,
+                       **self._chain_ends(have, None))
             return
         if have is None:
             if what is None:
@@ -592,7 +677,8 @@ class _OrgPlanner:
             stage = Stage.GRANT if end > have.end_date else Stage.SHORTEN
             self._step(rules.SetChainEndDate(self.kvk, want.kvk, end), Action.SET_CHAIN_END_DATE, want.kvk, stage,
                        {"intermediary_kvk": want.kvk, "end_date": end.isoformat()},
-                       detail=f"{label}: {have.end_date} -> {end}", time_driven=want.until == ROLLING)
+                       detail=f"{label}: {have.end_date} -> {end}", time_driven=want.until == ROLLING,
+                       **self._chain_ends(have, end))
 
 
 _ORDER = {"grant": 0, "extend": 1, "shorten": 2, "revoke": 3}
@@ -630,3 +716,13 @@ def _name_key(name: str) -> str:
 
 def _unknown_service(uuid: str) -> Service:
     return Service(key=uuid, uuid=uuid, provider="?", name="(not in the catalogue)", level=Level.EH1)
+
+
+def _key(world: World, uuid: str) -> str:
+    """A service's key, or its UUID when the catalogue does not know it."""
+    service = world.catalogue.by_uuid(uuid)
+    return service.key if service else uuid
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"

@@ -6,6 +6,8 @@ Layout, top to bottom:
 - when the plan needs `--force` (over `policy.max_removals`), a warning naming the organisations;
 - the privilege escalations of every organisation (new admins, upgrades, general authorities, new
   intermediaries: changes with `escalation=True`) in their own table, first;
+- then the removals (terminations with what the person loses, revokes, demotions, removed intermediaries:
+  changes with `removal=True` or symbol `-`) in theirs;
 - plan-wide warnings;
 - one collapsible `<details>` section per organisation: tables of changes (symbol, action, target, detail,
   origin when set), deferred and manual steps (rule, reason), unmanaged objects, and its warnings;
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 from reconciler.plan.model import Change, Deferred, Manual, OrgPlan, Plan
+from reconciler.render.consequences import consequences
 from reconciler.render.safe import MAX_TEXT as MAX_TEXT, md as md, md_html, md_line as md_line
 
 #: The escapers live in `reconciler.render.safe` (one for every renderer); these names stay for callers.
@@ -85,7 +88,7 @@ def _change_columns(changes: Sequence[Change], *, organisation: bool = False) ->
         columns.append(_Column("organisation", lambda c: md(c.kvk)))
     columns += [_Column("action", lambda c: _code(c.action.value)),
                 _Column("target", lambda c: _targets(c.target)),
-                _Column("detail", lambda c: md(c.detail))]
+                _Column("detail", lambda c: md("\n".join([c.detail, *consequences(c)]).strip()))]
     if any(c.origin is not None for c in changes):
         columns.append(_Column("origin", _origin))
     return columns
@@ -306,6 +309,10 @@ def _write(plan: Plan, capacity: int) -> tuple[_Writer, str, int]:
                    for i, c in enumerate(org.changes) if c.escalation]
     out.table(f"#### {ESCALATION} Privilege escalations ({len(escalations)})",
               _change_columns([c for _, c in escalations], organisation=True), escalations)
+    removals = [(("changes", o, i), c) for o, org in enumerate(plan.organisations)
+                for i, c in enumerate(org.changes) if c.removal or c.symbol == "-"]
+    out.table(f"#### Removals ({len(removals)}: what is taken away, and from whom)",
+              _change_columns([c for _, c in removals], organisation=True), removals)
     out.bullets(f"#### Warnings ({len(plan.warnings)})",
                 [(("plan-warnings", -1, i), w) for i, w in enumerate(plan.warnings)])
     sections = 0

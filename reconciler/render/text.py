@@ -11,6 +11,7 @@ from typing import Callable
 import click
 
 from reconciler.plan.model import Change, Deferred, Manual, OrgPlan, Plan, target_text
+from reconciler.render.consequences import consequences
 from reconciler.render.safe import terminal
 
 _COLOURS = {"+": "green", "~": "yellow", "-": "red", ">": "cyan", "!": "magenta", "?": "bright_black"}
@@ -49,6 +50,8 @@ def _org(org: OrgPlan, paint: Callable[[str, str], str]) -> list[str]:
         order += 1
         sym, text = _line(item)
         text = terminal(text)
+        if isinstance(item, Change):     # what a termination takes away, one escaped line each, under it
+            text += "".join(f"\n        {terminal(line)}" for line in consequences(item))
         if item.action.value in _CHAINS:
             chains.append((order, sym, text))
         elif item.person:

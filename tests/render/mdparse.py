@@ -37,6 +37,8 @@ class Doc:
 def section_of(line: str) -> str | None:
     if line.startswith("#### ") and "Privilege escalations" in line:
         return "escalations"
+    if line.startswith("#### Removals"):
+        return "removals"
     if line.startswith("#### Warnings"):
         return "plan-warnings"
     for word in ("Changes", "Deferred", "Manual", "Unmanaged", "Warnings"):

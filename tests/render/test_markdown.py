@@ -49,7 +49,7 @@ def test_escalations_come_first_in_their_own_table() -> None:
 def test_no_escalation_table_without_escalations() -> None:
     text = render_markdown(over_threshold_plan())
     assert "Privilege escalations" not in text
-    assert [t.section for t in parse(text).tables] == ["changes"]
+    assert [t.section for t in parse(text).tables] == ["removals", "changes"]
 
 
 def test_one_details_section_per_organisation_with_its_tables() -> None:
@@ -140,7 +140,8 @@ chain_authorisations:
     doc = parse(render_markdown(made))
     assert [(r[2], r[3]) for r in doc.table("escalations").rows] == [("`request_means`", "boss@acme.nl"),
                                                                      ("`issue_chain`", "47474747")]
-    assert [r[3] for r in doc.table("deferred", WORLD_KVK).rows] == ["R7"]
+    deferred = doc.table("deferred", WORLD_KVK)       # a deferred grant shows its end date like a change does
+    assert [(r[1], r[3], r[4]) for r in deferred.rows] == [("uwv/werkgeversportaal", "until 2031-11-21", "R7")]
 
 
 # ================================================================================================== escaping
@@ -204,7 +205,7 @@ def test_rendered_by_a_markdown_parser() -> None:
     assert "<img" not in rendered and "<script" not in rendered and "&lt;img src=x" in rendered
     assert rendered.count("<details>") == rendered.count("</details>") == 1
     rows = re.findall(r"<tr>(.*?)</tr>", rendered, re.S)
-    assert [len(re.findall(r"<t[hd]\b", row)) for row in rows] == [5, 5, 4, 4, 4, 3, 3]
+    assert [len(re.findall(r"<t[hd]\b", row)) for row in rows] == [5, 5, 5, 5, 4, 4, 4, 3, 3]   # escalations, removals, ...
     assert "eve|x@acme.nl" in rendered and "line one<br>line two | &lt;/details&gt;" in rendered
 
 
@@ -214,13 +215,14 @@ def _shown(text: str) -> int:
     known by organisation, action and target, which is unique in these plans)."""
     doc = parse(text)
     changes: set[tuple[str | None, str, str]] = set()
-    if any(t.section == "escalations" for t in doc.tables):
-        changes |= {(row[1], row[2], row[3]) for row in doc.table("escalations").rows}
+    for section in ("escalations", "removals"):
+        if any(t.section == section for t in doc.tables):
+            changes |= {(row[1], row[2], row[3]) for row in doc.table(section).rows}
     others = 0
     for table in doc.tables:
         if table.section == "changes":
             changes |= {(table.org, row[1], row[2]) for row in table.rows}
-        elif table.section != "escalations":
+        elif table.section not in ("escalations", "removals"):
             others += len(table.rows)
     return len(changes) + others + len(doc.bullets)
 
