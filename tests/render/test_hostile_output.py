@@ -187,3 +187,24 @@ def test_the_config_carries_what_its_schema_allows(tmp_path: Path) -> None:
     """The config strings of the corpus are valid: the tests above put them through, not an error."""
     code, out, _ = invoke("validate", str(write_config(tmp_path, prune=False)))
     assert code == 0 and out.endswith("valid: 0 errors, 0 warnings in 1 file\n"), out
+
+
+# ------------------------------------------------------------------------------- removals and what happens next
+def test_a_hostile_termination_and_what_happens_next_stay_escaped(tmp_path: Path) -> None:
+    """prune: the hostile means is terminated; the plan comment's removals section lists what it loses (the
+    hostile name, e-mail and catalogue service), the apply's what-happens-next names the config's hostile user
+    (its request waits for approval): in markdown (the comment, `--summary`) and the text report."""
+    config, backend = hostile_setup(tmp_path, prune=True)
+    code, out, _ = invoke("plan", str(config), *backend, "--format", "markdown")
+    assert code == 2
+    assert_markdown_safe(out, comments=1)
+    removals = out[out.index("#### Removals"):out.index("<details>")]
+    assert "pwned" in removals and "loses " in removals and "evil/dienst" in removals
+    summary = tmp_path / "summary.md"
+    code, out, err = invoke("apply", str(config), *backend, "--auto-approve", "--audit-log", str(tmp_path / "a.jsonl"),
+                            "--summary", str(summary))
+    assert code == 0, err
+    assert_terminal_safe(out)
+    assert "\nWhat happens next:\n  Waiting for the supplier's approval" in out
+    assert "&lt;script&gt;" in summary.read_text()
+    assert_markdown_safe(summary.read_text())
