@@ -187,6 +187,9 @@ class World:
     catalogue: Catalogue
     means: dict[str, Means] = field(default_factory=dict)
     orgs: dict[str, OrgState] = field(default_factory=dict)
+    #: means id -> the KvK numbers the backend says it is linked to, also organisations not read (not in the
+    #: config): what a termination leaves in place is said from it (R14 terminates per organisation)
+    linked: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     _by_email: dict[str, str] | None = field(default=None, repr=False, compare=False)
 
@@ -194,7 +197,7 @@ class World:
         """An independent copy to simulate on (means are immutable, so only the containers are copied)."""
         orgs = {kvk: OrgState(s.info, dict(s.members), {m: dict(a) for m, a in s.authorisations.items()},
                               dict(s.chains), s.revision) for kvk, s in self.orgs.items()}
-        return World(self.catalogue, dict(self.means), orgs)
+        return World(self.catalogue, dict(self.means), orgs, dict(self.linked))
 
     # --- the View protocol (reconciler.domain.rules.View)
     def org(self, kvk: str) -> OrgInfo | None:

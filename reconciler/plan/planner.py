@@ -445,6 +445,8 @@ class _OrgPlanner:
                   for key, uuid, _ in held if uuid in chain.services]
         others = [{"kvk": kvk, "name": self.sim.orgs[kvk].info.name, "role": ms.role.value}
                   for kvk, ms in sorted(self.sim.memberships_of(means.id).items()) if kvk != self.kvk]
+        others += [{"kvk": kvk, "name": "", "role": None}      # linked where this config does not look (R15)
+                   for kvk in sorted(set(self.sim.linked.get(means.id, ())) - set(self.sim.orgs))]
         if others:
             undo = (f"cannot be undone: linking the means here again costs EUR "
                     f"{self.tariffs.link_cost(means.subscription):.2f} a year and needs the supplier's processing (R15)")

@@ -47,6 +47,7 @@ async def read_state(clients: Mapping[str, BeheerClient], kvks: Sequence[str], c
         org_state = OrgState(org.to_info(), revision=org.revision)
         for m in means:
             state.world.means.setdefault(m.id, m.to_means())
+            state.world.linked[m.id] = m.organisations
             org_state.members[m.id] = m.to_membership()
         for a in auths:
             org_state.authorisations.setdefault(a.means_id, {})[a.service] = a.end_date

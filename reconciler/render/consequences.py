@@ -23,8 +23,9 @@ def consequences(change: Change) -> list[str]:
         chains[f"{chain['kvk']} {chain['name']}".strip()].append(f"{chain['service']} (until {chain['end_date']})")
     lines += [f"loses, acting for {org} through its chain authorisation: {', '.join(items)}"
               for org, items in chains.items()]
-    lines += [f"stays linked to {o['kvk']} {o['name']} ({o['role']}): the means is terminated only here (R14)"
-              for o in after.get("other_organisations") or []]
+    lines += [f"stays linked to {o['kvk']} " + (f"{o['name']} ({o['role']})" if o.get("role") else
+                                                "(not in this config)")
+              + ": the means is terminated only here (R14)" for o in after.get("other_organisations") or []]
     if after.get("undo"):
         lines.append(str(after["undo"]))
     return lines

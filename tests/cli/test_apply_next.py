@@ -124,3 +124,25 @@ def test_a_saved_plan_with_a_termination_keeps_its_before_and_after(tmp_path: Pa
     code, out, _ = repo.apply("--plan", str(plan_file), pruned)
     assert code == 0 and "Apply: 1 done" in out
     assert "loses uwv/werkgeversportaal (until 2030-01-01)" in out      # the plan shown before applying
+
+
+def test_a_termination_names_the_organisation_the_means_stays_linked_to_even_outside_the_config(
+        tmp_path: Path) -> None:
+    """Ann is linked to a second organisation (another config file); planning only the first one, pruned, her
+    termination there says she stays linked to the second, which the backend's means list names (R15)."""
+    repo = Repo(tmp_path)
+    first = repo.config(HEAD + "users:\n" + ADMIN + ANN)
+    assert repo.apply(first)[0] == 0
+    repo.settle()
+    second = repo.config('version: 1\norganisation: {kvk: "87654321", name: Beta}\nusers:\n' + ADMIN
+                         + "  - {email: ann@acme.nl, name: Ann, role: gebruiker, level: EH3, second_factor: {type: otp}}\n",
+                         name="beta.yaml")
+    code, out, err = repo.apply(first, second)                         # both: the planner links Ann's means
+    assert code == 0 and "+ link_means ann@acme.nl" in out, out + err
+    repo.settle()                                                      # the supplier processes the link
+    pruned = repo.config(HEAD + "policy: {prune: true}\nusers:\n" + ADMIN)
+    code, out, _ = repo.run("plan", pruned)
+    assert code == 2
+    assert "        stays linked to 87654321 (not in this config): the means is terminated only here (R14)" in out
+    assert "linking the means here again costs EUR 21.00 a year" in out
+

@@ -158,3 +158,19 @@ def test_the_removals_section_comes_right_after_the_escalations(plan_for: PlanFn
     assert [r[3] for r in doc.table("removals").rows] == ["lea@acme.nl"]
     assert text.index("#### Removals (1: what is taken away, and from whom)") > text.index("Privilege escalations")
     assert text.index("#### Removals") < text.index("<details>")
+
+
+def test_a_means_linked_where_the_config_does_not_look_stays_linked_there(plan_for: PlanFn, backend: Backend) -> None:
+    """The backend lists every organisation a means is linked to; one the config does not include is not read,
+    but the termination still says the means stays there (and that linking it again is what undoing costs)."""
+    backend.means("admin@acme.nl", "beheerder")
+    backend.means("gone@acme.nl")
+    backend.world.linked["gone"] = (KVK, "33333333")
+    plan = plan_for(PRUNE)
+    change = only(plan, Action.TERMINATE_MEANS)
+    assert change.after is not None
+    assert change.after["other_organisations"] == [{"kvk": "33333333", "name": "", "role": None}]
+    assert change.after["undo"].startswith("cannot be undone: linking the means here again costs EUR 21.00")
+    assert ("\n        stays linked to 33333333 (not in this config): the means is terminated only here (R14)\n"
+            in render_text(plan))
+    assert schema_errors(plan) == []
