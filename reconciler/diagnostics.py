@@ -12,6 +12,7 @@ from reconciler.config.yamlpos import JsonPath
 class Severity(str, Enum):
     ERROR = "error"
     WARNING = "warning"
+    NOTE = "note"          # nothing wrong: a decision the reviewer should see (an override, a cap)
 
 
 @dataclass(frozen=True, slots=True)

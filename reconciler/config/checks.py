@@ -12,6 +12,7 @@ import unicodedata
 from collections import defaultdict
 from typing import Sequence
 
+from reconciler.config.effective import effective_authorisations, show
 from reconciler.config.loader import LoadedOrg, Reporter
 from reconciler.config.models import ROLLING, Authorisation, MeansType, SecondFactorType, Until, User
 from reconciler.config.yamlpos import JsonPath
@@ -41,6 +42,38 @@ def check_until(reporter: Reporter, path: JsonPath, until: Until, today: dt.date
                                      "and will be revoked")
 
 
+def check_person_until(reporter: Reporter, at: JsonPath, user: User, today: dt.date | None) -> None:
+    """R9 for a person's `until` (at most 5 years ahead); today or in the past, the means ends now (R14)."""
+    if user.until is None or today is None:
+        return
+    latest = rules.max_end_date(today)
+    if user.until > latest:
+        reporter.error(at + ("until",), "R9", f"until {user.until} is more than {rules.MAX_YEARS} years after today "
+                                              f"({today}); the latest allowed end date is {latest}")
+    elif user.until <= today:
+        reporter.warning(at + ("until",), "R14", f"until {user.until} is not after today ({today}): the means of "
+                                                 f"{user.email} ends now (it is terminated, with its authorisations)")
+
+
+def _notes_on_dates(org: LoadedOrg, at: JsonPath, user: User, today: dt.date | None) -> None:
+    """Every override and cap of `config.effective`, as a note on the line that causes it: the reviewer sees
+    that the person's own date, or the person's end, wins over a group."""
+    effective = effective_authorisations(user, org.config.groups)
+    for eff in effective.values():
+        if eff.overrides and eff.own is not None:
+            named = ", ".join(f"group {g!r} gives {show(u)}" for g, u in eff.groups)
+            org.reporter.note(at + ("authorisations", eff.own, "until"), "override",
+                              f"{eff.service}: this entry decides for {user.email} ({named}); "
+                              + ("it is revoked" if today is not None and isinstance(eff.until, dt.date)
+                                 and eff.until <= today else f"until {show(eff.until)}"))
+    capped = [eff for eff in effective.values() if eff.capped_from is not None]
+    if capped and user.until is not None:
+        listed = ", ".join(f"{e.service} (was {show(e.capped_from)})" for e in capped if e.capped_from is not None)
+        org.reporter.note(at + ("until",), "cap", f"{user.email} ends on {user.until}: {len(capped)} "
+                                                  f"authorisation{'s' if len(capped) != 1 else ''} end then too: "
+                                                  f"{listed}")
+
+
 def check_dates(org: LoadedOrg, reporter: Reporter, today: dt.date) -> None:
     """Only the checks that depend on the date (R9), for a file loaded with `today=None`: plan and apply
     learn the backend's today after loading, and judge the dates on it without loading again."""
@@ -49,6 +82,7 @@ def check_dates(org: LoadedOrg, reporter: Reporter, today: dt.date) -> None:
         for k, auth in enumerate(group.authorisations):
             check_until(reporter, ("groups", name, "authorisations", k, "until"), auth.until, today, "authorisation")
     for i, user in enumerate(cfg.users):
+        check_person_until(reporter, ("users", i), user, today)
         for k, auth in enumerate(user.authorisations):
             check_until(reporter, ("users", i, "authorisations", k, "until"), auth.until, today, "authorisation")
     for i, chain in enumerate(cfg.chain_authorisations):
@@ -152,6 +186,8 @@ def _check_users(org: LoadedOrg, today: dt.date | None) -> None:
                 r.error(at + ("type",), "R13", "an organisation has at most one belastingdienst means; "
                                                f"users[{tax_means[0]}] already is one")
         _check_user_authorisations(org, i, user, today)
+        check_person_until(r, at, user, today)
+        _notes_on_dates(org, at, user, today)
 
 
 def _check_second_factor(r: Reporter, at: JsonPath, user: User) -> None:

@@ -46,6 +46,9 @@ class Reporter:
     def warning(self, path: JsonPath, code: str, message: str, *, at_key: bool = False) -> None:
         self.add(Severity.WARNING, path, code, message, at_key=at_key)
 
+    def note(self, path: JsonPath, code: str, message: str, *, at_key: bool = False) -> None:
+        self.add(Severity.NOTE, path, code, message, at_key=at_key)
+
     @property
     def has_errors(self) -> bool:
         return any(d.is_error for d in self.items)

@@ -65,6 +65,7 @@ class User(_Model):
     subscription: Subscription = Subscription.ONE_YEAR
     groups: tuple[str, ...] = ()
     authorisations: tuple[Authorisation, ...] = ()
+    until: dt.date | None = None          # the person's end (a contract's): caps every authorisation, ends the means
 
     @property
     def key(self) -> str:

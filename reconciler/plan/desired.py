@@ -1,13 +1,15 @@
 """The desired state of one organisation, resolved from its config: groups expanded, services resolved to
-catalogue entries, the same service from a group and directly merged to the later end date."""
+catalogue entries, end dates combined by the one rule of `config.effective` (groups: the latest; the person's
+own entry decides; the person's `until` caps them all)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
 
+from reconciler.config.effective import effective_authorisations
 from reconciler.config.loader import LoadedOrg
-from reconciler.config.models import ROLLING, Policy, Until, User
+from reconciler.config.models import Policy, Until, User
 from reconciler.domain.catalogue import Service
 
 
@@ -15,12 +17,18 @@ from reconciler.domain.catalogue import Service
 class DesiredAuthorisation:
     service: Service
     until: Until
+    note: str = ""                       # why the date is not simply the entry's (an override, a cap)
 
 
 @dataclass
 class DesiredUser:
     user: User
     authorisations: dict[str, DesiredAuthorisation]          # service UUID -> what is wanted
+
+    @property
+    def until(self) -> dt.date | None:
+        """The person's end: the means ends on this day (R14, terminate on a date)."""
+        return self.user.until
 
     @property
     def key(self) -> str:
@@ -49,14 +57,6 @@ class DesiredOrg:
         return [u.user.email for u in self.users.values() if u.user.is_admin]
 
 
-def later(a: Until, b: Until) -> Until:
-    """The later of two end dates; `rolling` is later than any date."""
-    if a == ROLLING or b == ROLLING:
-        return ROLLING
-    assert isinstance(a, dt.date) and isinstance(b, dt.date)
-    return max(a, b)
-
-
 def desired_org(org: LoadedOrg) -> DesiredOrg:
     """A valid organisation file as the planner needs it (unknown services were refused by validation)."""
     cfg = org.config
@@ -64,12 +64,9 @@ def desired_org(org: LoadedOrg) -> DesiredOrg:
                      branch_number=cfg.organisation.branch_number, policy=cfg.policy, source=org.display)
     for user in cfg.users:
         wanted: dict[str, DesiredAuthorisation] = {}
-        sources = [a for g in user.groups for a in cfg.groups[g].authorisations] + list(user.authorisations)
-        for auth in sources:
-            service = org.catalogue[auth.service]
-            have = wanted.get(service.uuid)
-            until = later(have.until, auth.until) if have else auth.until
-            wanted[service.uuid] = DesiredAuthorisation(service, until)
+        for key, eff in effective_authorisations(user, cfg.groups).items():
+            service = org.catalogue[key]
+            wanted[service.uuid] = DesiredAuthorisation(service, eff.until, eff.note())
         out.users[user.key] = DesiredUser(user, wanted)
     for chain in cfg.chain_authorisations:
         services = {org.catalogue[key].uuid: org.catalogue[key] for key in chain.services}

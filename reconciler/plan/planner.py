@@ -160,6 +160,9 @@ class _OrgPlanner:
         self.old_end: dict[tuple[str, str], dt.date | None] = {}   # (means id, UUID) -> its end date before the plan
         self.renames_elsewhere = renames
         self.id_prefix = f"new{round_ or ''}:{self.kvk}"     # unique across the rounds of looking ahead
+        # people whose own `until` has come: their means ends now, whatever policy.prune says (R14)
+        self.ended = {key for key, u in desired.users.items() if u.until is not None and u.until <= today}
+        self.notes: dict[tuple[str, str], str] = {}   # (means id, service UUID) -> an override or cap to show
 
     # ------------------------------------------------------------------------------------------ driver
     def run(self) -> None:
@@ -247,7 +250,7 @@ class _OrgPlanner:
     def _person_additions(self, wanted: DesiredUser) -> None:
         user = wanted.user
         means = self.sim.means_by_email(user.email)
-        if user.key in self.unmanaged:
+        if user.key in self.unmanaged or user.key in self.ended:
             return
         if means is None and user.key in self.renamed:
             self._rename(user, self.renamed[user.key])
@@ -272,10 +275,11 @@ class _OrgPlanner:
             return
         if means.status is not Status.ACTIEF:
             self.waiting[user.key] = _not_active_reason(means)
-        if membership.terminates_on is not None:
+        if membership.terminates_on is not None and membership.terminates_on != wanted.until:
+            wants = f"; the config says {wanted.until}" if wanted.until else ""
             self._manual(Action.TERMINATE_MEANS, user.email, "R14",
-                         f"its termination on {membership.terminates_on} is scheduled and cannot be withdrawn through "
-                         "the backend; ask the supplier", person=user.email)
+                         f"its termination on {membership.terminates_on} is scheduled and cannot be withdrawn or "
+                         f"moved through the backend{wants}; ask the supplier", person=user.email)
         if user.is_admin and not membership.is_admin:
             self._step(rules.ChangeRole(self.kvk, means.id, Role.BEHEERDER), Action.CHANGE_ROLE, user.email,
                        Stage.ADD, {"means_id": means.id, "role": "beheerder"}, detail="gebruiker -> beheerder",
@@ -385,12 +389,14 @@ class _OrgPlanner:
     # ----------------------------------------------------------------------------- people: stage 4
     def _person_removals(self, wanted: DesiredUser) -> None:
         user = wanted.user
-        if user.key in self.unmanaged:
+        if user.key in self.unmanaged or user.key in self.ended:
             return
         means = self.sim.means_by_email(user.email)
         membership = self.sim.membership(self.kvk, means.id) if means else None
         if means is None or membership is None:
             return
+        if wanted.until is not None and membership.terminates_on is None:
+            self._scheduled_end(wanted, means)
         if membership.is_admin and not user.is_admin:
             if means.id == self.actor_id:
                 self._manual(Action.CHANGE_ROLE, user.email, "R3", "you cannot make yourself a gebruiker; another "
@@ -404,15 +410,36 @@ class _OrgPlanner:
         if user.level < means.level:
             self._level(user, means, Stage.REMOVE)
 
+    def _scheduled_end(self, wanted: DesiredUser, means: Means) -> None:
+        """The person's `until`: the means ends on that day, through the backend's own termination on a date
+        (R14), so access ends even when no run happens that day."""
+        until = wanted.until
+        assert until is not None
+        detail = f"on {until} (the person's until): the means and its authorisations end then"
+        if means.id == self.actor_id:
+            self._manual(Action.TERMINATE_MEANS, means.email, "R3", "the acting admin's own end is never scheduled "
+                         "by the reconciler; another beheerder must do it", means.email, detail)
+            return
+        if means.id.startswith(self.id_prefix + ":"):          # requested by this very plan: no id to send yet
+            self.out.deferred.append(Deferred(self.kvk, Action.TERMINATE_MEANS, means.email, "R5",
+                                              "the end is scheduled once the backend holds the means (it is "
+                                              "requested now)", means.email, detail))
+            return
+        self._step(rules.Terminate(self.kvk, means.id, "date", until), Action.TERMINATE_MEANS, means.email,
+                   Stage.REMOVE, {"means_id": means.id, "mode": "date", "date": until.isoformat()},
+                   **self._loss(means, f"ends on {until} (the person's until), with what it holds then"),
+                   person=means.email, removal=True, hint=self._admin_hint())
+
     def _terminations(self) -> None:
         state = self.sim.orgs[self.kvk]
-        wanted = set(self.d.users)
+        wanted = set(self.d.users) - self.ended
         for means_id in sorted(state.members, key=lambda m: self.sim.means[m].key):
             means = self.sim.means[means_id]
             if means.key in wanted or means.key in self.unmanaged or any(
                     m.id == means_id for m in self.renamed.values()):
                 continue
-            if not self.d.policy.prune:
+            ended = means.key in self.ended
+            if not self.d.policy.prune and not ended:
                 self.out.unmanaged.append(Unmanaged(self.kvk, "means", means.email,
                                                     f"{state.members[means_id].role.value}, {means.level}"))
                 continue
@@ -426,10 +453,10 @@ class _OrgPlanner:
                              "this is the organisation's last means: terminating it ends eHerkenning for the whole "
                              "organisation; do that in the Beheermodule if you mean it", means.email)
                 continue
+            why = f"its until {self.d.users[means.key].until} has come" if ended else "not in the config"
             self._step(rules.Terminate(self.kvk, means_id), Action.TERMINATE_MEANS, means.email, Stage.REMOVE,
-                       {"means_id": means_id, "mode": "now"}, **self._loss(means, "not in the config"),
-                       person=means.email,
-                       removal=True, hint=self._admin_hint())
+                       {"means_id": means_id, "mode": "now"}, **self._loss(means, why), person=means.email,
+                       removal=True, hint=self._admin_hint(), time_driven=ended)
 
     def _loss(self, means: Means, why: str) -> dict[str, Any]:
         """What terminating `means` here takes away, read from the simulated state as the step finds it: its
@@ -505,6 +532,8 @@ class _OrgPlanner:
             held = self.sim.authorisations_of(self.kvk, means.id)
             wants: dict[tuple[str, dt.date | None], list[Service]] = defaultdict(list)
             for uuid, auth in wanted.authorisations.items():
+                if auth.note:
+                    self.notes[(means.id, uuid)] = f"{auth.service.key}: {auth.note}"
                 self._horizon(auth.until, held.get(uuid), f"{user.email} {auth.service.key}")
                 what, end = target_end(auth.until, held.get(uuid), self.today, self.renew)
                 if what == "set":
@@ -609,6 +638,9 @@ class _OrgPlanner:
                            escalation=what == "grant" and any(s.general for s in services))
         change.time_driven = all((m.id, s.uuid) in self.by_time for m, ok in group for s in ok)
         change.before, change.after = self._old_new(what, end, group)
+        notes = [(m.email, self.notes[(m.id, s.uuid)]) for m, ok in group for s in ok if (m.id, s.uuid) in self.notes]
+        if notes:                      # the reviewer sees why the date is not the group's (config.effective)
+            change.detail += "; note: " + "; ".join(n if len(group) == 1 else f"{e} {n}" for e, n in notes)
 
     # ---------------------------------------------------------------------------------------- chains
     def _chains(self) -> None:

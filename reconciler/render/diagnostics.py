@@ -7,20 +7,19 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from reconciler.diagnostics import Diagnostic
+from reconciler.diagnostics import Diagnostic, Severity
 from reconciler.render.safe import json_text, terminal
 
 
 def summary(diagnostics: Sequence[Diagnostic], files: int) -> str:
     errors = sum(1 for d in diagnostics if d.is_error)
-    warnings = len(diagnostics) - errors
+    notes = sum(1 for d in diagnostics if d.severity is Severity.NOTE)
+    warnings = len(diagnostics) - errors - notes
     noun = "file" if files == 1 else "files"
-    if errors:
-        verdict = "invalid"
-    else:
-        verdict = "valid"
+    verdict = "invalid" if errors else "valid"
+    noted = f", {notes} note{'s' if notes != 1 else ''}" if notes else ""
     return (f"{verdict}: {errors} error{'s' if errors != 1 else ''}, "
-            f"{warnings} warning{'s' if warnings != 1 else ''} in {files} {noun}")
+            f"{warnings} warning{'s' if warnings != 1 else ''}{noted} in {files} {noun}")
 
 
 def render_text(diagnostics: Sequence[Diagnostic], files: int) -> str:

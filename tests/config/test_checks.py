@@ -245,8 +245,7 @@ def test_unknown_service_in_user_group_and_chain(check: Callable[..., list], loa
 def test_duplicate_authorisation(check: Callable[..., list], minimal_org: str) -> None:
     text = (minimal_org + auths(("rvo/tenderned", "rolling"), ("rvo/tenderned", "2026-01-01")) + "    groups: [g]\n"
             + "groups:\n  g:\n    authorisations:\n" + "      - {service: rvo/tenderned, until: rolling}\n" * 2)
-    assert check(text) == [(12, 41, N, "override"), (13, 19, E, "duplicate-authorisation"),
-                           (19, 19, E, "duplicate-authorisation")]
+    assert check(text) == [(13, 19, E, "duplicate-authorisation"), (19, 19, E, "duplicate-authorisation")]
 
 
 def test_r18_own_kvk_and_duplicate_intermediary(check: Callable[..., list], minimal_org: str) -> None:
