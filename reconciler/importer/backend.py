@@ -8,8 +8,8 @@ What "exactly" means is decided against the planner (`reconciler.plan.planner`),
 - a pending level change (R6): declared at the *new* level, which the planner recognises as "asked for
   already" (declaring the old one would plan the change back once the supplier has processed it);
 - a lapsed activation (R5): left out, commented: declared, the plan would buy a new activation letter;
-- a scheduled termination (R14): left out, commented: it leaves on its date and nothing should ask to
-  keep it; `policy.prune: false` leaves both alone meanwhile.
+- a scheduled termination (R14): declared with the person's `until:` on that date, which is exactly what the
+  planner schedules for a person-level end (and what it would keep).
 
 Authorisations and chain authorisations get the fixed end dates the backend has. Services are named by key:
 the bundled catalogue's keys where it has the same service, else a catalogue file written next to the
@@ -175,11 +175,6 @@ def _header(snap: Snapshot, when: dt.datetime) -> list[str]:
 
 def _left_out_reason(means: Means, membership: Membership) -> str | None:
     what = f"{means.email} ({membership.role.value}, {means.level})"
-    if membership.terminates_on is not None:
-        return (f"Left out: {what}. Its termination on {membership.terminates_on} is scheduled (R14): it leaves "
-                "on that day, so nothing here asks to keep it; until then `policy.prune: false` leaves it alone "
-                "(with `prune: true` it would be terminated at once). Declared, it would be kept, which only the "
-                "supplier can arrange.")
     if means.status is Status.ACTIVATIE_VERLOPEN:
         deadline = f" on {means.activation_deadline}" if means.activation_deadline else ""
         return (f"Left out: {what}. Its activation lapsed{deadline} (R5). Declared, the plan sends a new "
@@ -223,6 +218,10 @@ def _user(means: Means, membership: Membership, held: dict[str, dt.date], today:
         role = f" as {pending.role.value}" if pending.role else ""
         notes.append(f"Transient: a link of this means to organisation {pending.kvk}{role} awaits the supplier (R15).")
     _second_factor(user, means)
+    if membership.terminates_on is not None:
+        user.until = membership.terminates_on
+        notes.append(f"Its end on {membership.terminates_on} is scheduled in the backend (R14): declared as the "
+                     "person's until, which caps its authorisations too; the backend cannot move it.")
     if not means.active and held:
         notes.append(f"Left out: {', '.join(sorted(namer.describe(u) for u in held))}, held by a means that is not "
                      "active (declared, the plan would wait for its activation).")

@@ -39,6 +39,7 @@ class ImportedUser:
     subscription: Subscription | None = None          # None: unknown, not written (the default 1y applies)
     authorisations: list[ImportedAuthorisation] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)    # comment lines above the entry
+    until: dt.date | None = None                       # a scheduled end of the means (R14)
 
     @property
     def is_admin(self) -> bool:
@@ -60,6 +61,8 @@ class ImportedUser:
             data["second_factor"] = factor
         if self.subscription is not None:
             data["subscription"] = self.subscription.value
+        if self.until is not None:
+            data["until"] = self.until.isoformat()
         if self.authorisations:
             data["authorisations"] = [{"service": a.service, "until": a.until.isoformat()}
                                       for a in sorted(self.authorisations, key=lambda a: a.service)]

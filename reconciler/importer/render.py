@@ -92,6 +92,8 @@ def _user_lines(user: ImportedUser) -> list[str]:
         lines.append(f"    second_factor: {_flow(items)}")
     if "subscription" in data:
         lines.append(f"    subscription: {data['subscription']}")
+    if "until" in data:
+        lines.append(f"    until: {data['until']}")
     if "authorisations" in data:
         lines.append("    authorisations:")
         lines.extend(f"      - {_flow([('service', scalar(a['service'])), ('until', a['until'])])}"

@@ -538,9 +538,14 @@ class _OrgPlanner:
                 what, end = target_end(auth.until, held.get(uuid), self.today, self.renew)
                 if what == "set":
                     what = "extend" if end > held[uuid] else "shorten"  # type: ignore[operator]
+                if what == "shorten" and end == membership.terminates_on == wanted.until:
+                    what = None                # it ends with the means on the person's until anyway (R14)
                 if what is not None:
                     wants[(what, end)].append(auth.service)
-                    if (what == "extend" and auth.until == ROLLING) or what == "revoke":
+                    if (what == "extend" and auth.until == ROLLING) or (
+                            what == "revoke" and held[uuid] <= auth.until):    # type: ignore[operator]
+                        # a revoke is the calendar's only when the backend held no later date than the
+                        # config's: one granted (back) beyond it was changed outside git (drift)
                         self.by_time.add((means.id, uuid))
             for uuid, end in held.items():
                 if uuid not in wanted.authorisations:
@@ -587,9 +592,12 @@ class _OrgPlanner:
         they differ)."""
         ends = {a.service.key: target_end(a.until, None, self.today, self.renew)[1]
                 for a in wanted.authorisations.values() if a.service.key in keys}
+        notes = sorted(f"{a.service.key}: {a.note}" for a in wanted.authorisations.values()
+                       if a.note and a.service.key in keys)
+        noted = f"; note: {'; '.join(notes)}" if notes else ""      # overrides and caps show before they run
         if len({ends.get(k) for k in keys}) == 1:
-            return f"until {ends.get(keys[0])}"
-        return "until " + ", ".join(f"{ends.get(k)} ({k})" for k in keys)
+            return f"until {ends.get(keys[0])}{noted}"
+        return ", ".join(f"{k} until {ends.get(k)}" for k in keys) + noted
 
     def _per_user(self, means: Means, what: str, end: dt.date | None, services: list[Service]) -> list[list[Service]]:
         """Simulate one user's step; when refused, try service by service so one blocked service (say, R8
