@@ -197,3 +197,23 @@ def test_a_scheduled_end_that_differs_from_the_config_is_manual(tmp_path: Path) 
     code, out, _ = repo.run("plan", config)
     assert code == 2 and "its termination on 2027-06-30 is scheduled and cannot be withdrawn or moved through the " \
                          "backend; the config says 2027-05-31" in out
+
+
+def test_a_hand_grant_of_what_the_config_revokes_with_a_past_date_is_drift(tmp_path: Path) -> None:
+    """The config's past date revokes a service a group gives; someone grants it back by hand. That is a change
+    outside git (drift, exit 2), not the calendar's doing."""
+    from reconciler.domain.catalogue import bundled_catalogue
+    from tests.importer.common import Repo as ActingRepo
+
+    repo, config = start(tmp_path, CONTRACTOR.replace("until: 2027-03-01", "until: 2026-11-01"))
+    converge(repo, config)
+    assert repo.run("drift", config)[0] == 0
+    uuid = bundled_catalogue()["rvo/tenderned"].uuid
+    acting = ActingRepo(tmp_path, dt.date.fromisoformat(TODAY))
+    means_id = acting.means_id("12345678", "c@acme.nl")
+    acting.act("12345678", lambda client: client.grant("12345678", [means_id], [uuid],
+                                                       end_date=dt.date(2030, 1, 1)))
+    code, out, _ = repo.run("drift", config, "--format", "json")
+    assert code == 2, out
+    [org] = json.loads(out)["organisations"]
+    assert [(d["action"], d["target"]) for d in org["drift"]] == [("revoke", "c@acme.nl rvo/tenderned")]
