@@ -239,8 +239,13 @@ class BeheerClient:
         self.request_counts: Counter[str] = request_counts if request_counts is not None else Counter()
         self._owns_http = http is None
         if http is None:
+            # Plain http (loopback only, or --allow-insecure-http) ignores HTTP_PROXY / ALL_PROXY / NO_PROXY:
+            # through a proxy the token would travel in clear to another host. https keeps them (CONNECT
+            # tunnels keep TLS end to end; CI runners often need a proxy).
+            plain = base_url.lower().startswith("http://")
             http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=self.timeouts.to_httpx(),
-                                     headers={"Accept": "application/json"}, follow_redirects=False)
+                                     headers={"Accept": "application/json"}, follow_redirects=False,
+                                     trust_env=not plain)
         #: The underlying httpx client (same transport, no token attached): for `/sandbox` control calls.
         self.http: httpx.AsyncClient = http
 

@@ -68,8 +68,9 @@ def resolve_spec(spec: str | None, env: Mapping[str, str] | None = None) -> str:
 
 
 def is_loopback_host(host: str) -> bool:
-    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1, and IPv4-mapped loopback)."""
-    name = host.strip().rstrip(".").lower()
+    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1, and IPv4-mapped loopback). Exactly
+    those: `localhost.` (a fully qualified name) is resolved through DNS, which may answer anything."""
+    name = host.strip().lower()
     if name == "localhost":
         return True
     try:

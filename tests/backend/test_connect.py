@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -275,8 +276,15 @@ def test_plain_http_from_the_environment_is_refused_the_same_way() -> None:
         embedded_db_path(None, env={"RECONCILER_BACKEND": "http://beheer.example.nl"})
 
 
+@pytest.mark.parametrize("spec", ["http://localhost.:1", "http://LOCALHOST.:1", "http://127.0.0.1.:8700"])
+def test_a_trailing_dot_is_not_loopback(spec: str) -> None:
+    """`localhost.` is a fully qualified name: DNS answers it, and may answer with any address."""
+    with pytest.raises(ConfigurationError, match="unencrypted"):
+        parse_backend_spec(spec, env={})
+
+
 @pytest.mark.parametrize("spec", ["http://127.0.0.1:8700", "http://127.9.8.7", "http://localhost:1",
-                                  "http://LOCALHOST.:1", "http://[::1]:8700", "http://[::ffff:127.0.0.1]:1",
+                                  "http://LOCALHOST:1", "http://[::1]:8700", "http://[::ffff:127.0.0.1]:1",
                                   "https://beheer.example.nl", "https://10.0.0.7"])
 def test_loopback_and_https_are_allowed(spec: str) -> None:
     assert parse_backend_spec(spec, env={}).kind == "remote"
@@ -386,3 +394,52 @@ def test_a_loopback_server_under_another_name_works_end_to_end(tmp_path: Path) -
         applied = cli.apply(EXAMPLE_ORG, "99966564")
         assert applied.code == 0 and "unencrypted" not in applied.err, str(applied)
         assert len(sandbox.means("99966564")) > 1
+
+
+def test_a_proxy_in_the_environment_never_carries_a_plain_http_token(tmp_path: Path) -> None:
+    """HTTP_PROXY / ALL_PROXY point at another host: a loopback http backend is still talked to directly, and
+    the proxy sees nothing (through it the bearer token would travel in clear)."""
+    import threading
+
+    from tests.apply.served import EXAMPLE as EXAMPLE_ORG, Cli, served_sandbox
+
+    seen: list[bytes] = []
+    proxy = socket.socket()
+    proxy.bind(("127.0.0.1", 0))
+    proxy.listen(5)
+    proxy.settimeout(0.2)
+    stop = threading.Event()
+
+    def listen() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = proxy.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(1)
+                try:
+                    seen.append(conn.recv(4096))
+                except OSError:
+                    seen.append(b"(connected)")
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{proxy.getsockname()[1]}"
+    try:
+        with served_sandbox(tmp_path) as sandbox:
+            cli = Cli(sandbox, tmp_path)
+            token = cli.init("99966564", "Ketelaar Klip", "j.bakker@ketelaarklip.nl")
+            for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+                os.environ[name] = url
+            try:
+                plan = cli.run("plan", str(EXAMPLE_ORG), token=token)
+            finally:
+                for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+                    os.environ.pop(name, None)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        proxy.close()
+    assert plan.code == 2, str(plan)
+    assert seen == []
