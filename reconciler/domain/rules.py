@@ -189,6 +189,24 @@ class Terminate:
     date: dt.date | None = None
 
 
+#: The most means x services pairs one bulk request (grant, set end date, revoke) may cover (R10): a larger one
+#: would hold the backend for seconds and grow its memory; the planner splits its bulk steps to stay within it.
+MAX_BULK_PAIRS = 10_000
+
+
+def unique(ids: Sequence[str]) -> tuple[str, ...]:
+    """The ids once each, in their first order: a repeated id in a bulk request names the same pair."""
+    return tuple(dict.fromkeys(ids))
+
+
+def check_bulk_size(means_ids: Sequence[str], services: Sequence[str]) -> None:
+    """R10: refuse a bulk request above MAX_BULK_PAIRS distinct means x services pairs (422 `invalid`)."""
+    n_means, n_services = len(set(means_ids)), len(set(services))
+    if n_means * n_services > MAX_BULK_PAIRS:
+        raise Invalid("invalid", f"{n_means} means x {n_services} services is {n_means * n_services} pairs; one "
+                                 f"bulk request covers at most {MAX_BULK_PAIRS} pairs: split it into several")
+
+
 @dataclass(frozen=True)
 class Grant:
     kvk: str
@@ -538,7 +556,8 @@ def contract_end(means: Means, today: dt.date) -> dt.date:
 
 
 def _grant(view: View, actor: Means, op: Grant, today: dt.date) -> list[Effect]:
-    services = _services(view, op.services)
+    check_bulk_size(op.means_ids, op.services)
+    services = _services(view, unique(op.services))
     end = _end_date(today, op.end_date)
     if not op.means_ids or not services:
         raise Invalid("invalid", "a grant needs at least one user and one service")
@@ -550,7 +569,7 @@ def _grant(view: View, actor: Means, op: Grant, today: dt.date) -> list[Effect]:
                                  + ", ".join(blocked))
     highest = max(s.level for s in services)  # R10: the highest service level decides who qualifies
     effects: list[Effect] = []
-    for means_id in op.means_ids:
+    for means_id in unique(op.means_ids):
         means, _ = _member(view, op.kvk, means_id)
         if not means.active:
             raise Refusal("R7", f"{means.email} is {means.status.value}; authorisations are added only to active users")
@@ -568,10 +587,11 @@ def _grant(view: View, actor: Means, op: Grant, today: dt.date) -> list[Effect]:
 
 
 def _existing_pairs(view: View, kvk: str, means_ids: Sequence[str], uuids: Sequence[str]) -> list[tuple[str, str]]:
+    check_bulk_size(means_ids, uuids)
     pairs = []
-    for means_id in means_ids:
+    for means_id in unique(means_ids):
         means, _ = _member(view, kvk, means_id)
-        for uuid in uuids:
+        for uuid in unique(uuids):
             if view.authorisation(kvk, means_id, uuid) is None:
                 raise NotFound("not-found", f"{means.email} has no authorisation for service {uuid}")
             pairs.append((means_id, uuid))

@@ -561,7 +561,9 @@ class _OrgPlanner:
                     accepted[(what, end, frozenset(s.uuid for s in ok))].append((means, ok))
         for (what, end, _), group in sorted(accepted.items(), key=lambda kv: (_ORDER[kv[0][0]], str(kv[0][1]),
                                                                                sorted(kv[0][2]))):
-            self._bulk(what, end, group)
+            size = max(1, rules.MAX_BULK_PAIRS // len(group[0][1]))   # R10: the backend's cap per request
+            for start in range(0, len(group), size):
+                self._bulk(what, end, group[start:start + size])
 
     def _horizon(self, until: Until, held: dt.date | None, what: str) -> None:
         """Note the first later day on which `target_end` would decide otherwise for this object."""

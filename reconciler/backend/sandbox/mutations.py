@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from reconciler.domain.rules import Forbidden, Refusal
@@ -35,6 +36,14 @@ Work = Callable[[SandboxStore], Outcome]
 async def mutate(request: Request, actor: Actor, kvk: str, headers: MutationHeaders, *, action: str,
                  target: str | None, work: Work, status: int = 200, location: str | None = None) -> Response:
     body = await request.body()
+    # The transaction runs in a worker thread: a large bulk request does not stall the event loop, so a
+    # served sandbox keeps answering other requests meanwhile (the store's lock serialises the writes).
+    return await run_in_threadpool(_run, request, actor, kvk, headers, body, action=action, target=target,
+                                   work=work, status=status, location=location)
+
+
+def _run(request: Request, actor: Actor, kvk: str, headers: MutationHeaders, body: bytes, *, action: str,
+         target: str | None, work: Work, status: int, location: str | None) -> Response:
     store = get_store(request)
     key = headers.idempotency_key
     method, path = request.method, request.url.path

@@ -380,6 +380,18 @@ def _bulk_target(means_ids: list[str], services: list[str]) -> str:
     return f"{counted}: {' '.join(means)} x {' '.join(uuids)}"
 
 
+def _bulk_ids(means_ids: list[str], services: list[str]) -> tuple[list[str], list[str]]:
+    """A bulk body's ids once each (a repeat names the same pair), refused above MAX_BULK_PAIRS pairs before
+    any work starts (R10): one request must not hold the backend for long."""
+    means, uuids = list(rules.unique(means_ids)), list(rules.unique([s.lower() for s in services]))
+    rules.check_bulk_size(means, uuids)
+    return means, uuids
+
+
+_BULK_LIMIT = (f" Repeated ids count once; at most {rules.MAX_BULK_PAIRS} distinct means x services pairs per "
+               "request (422 `invalid` above it): split a larger change into several requests.")
+
+
 @router.post("/organisations/{kvk}/authorisations", response_description=_DONE,
              tags=["authorisations"], response_model=m.GrantMutation,
              summary="Grant services to users (bulk)",
@@ -387,17 +399,17 @@ def _bulk_target(means_ids: list[str], services: list[str]) -> str:
                          "of those that exist (R10). Only active users (R7) whose level covers the highest service "
                          "level (R8, R10); a belastingdienst means only Belastingdienst services (R13); no UWV or "
                          "Belastingdienst for an organisation with a branch number (R17). The end date defaults "
-                         "to five years and lies between tomorrow and five years ahead (R9).",
+                         "to five years and lies between tomorrow and five years ahead (R9)." + _BULK_LIMIT,
              responses=_responses(200, *_CHANGE))
 async def grant(request: Request, actor: CurrentActor, kvk: KvkPath, body: m.GrantIn,
                 conditional: Conditional) -> Response:
-    services = [s.lower() for s in body.services]
-    op = rules.Grant(kvk=kvk, means_ids=tuple(body.means_ids), services=tuple(services), end_date=body.end_date)
+    means_ids, services = _bulk_ids(body.means_ids, body.services)
+    op = rules.Grant(kvk=kvk, means_ids=tuple(means_ids), services=tuple(services), end_date=body.end_date)
 
     def work(store: SandboxStore) -> Outcome:
-        store.prefetch_members(kvk, body.means_ids)
+        store.prefetch_members(kvk, means_ids)
         effects = rules.execute(store, actor.means_id, op, store.today)
-        existing = store.count_existing_authorisations(kvk, body.means_ids, services)
+        existing = store.count_existing_authorisations(kvk, means_ids, services)
         store.apply(effects, context_kvk=kvk)
         pairs = {(e.means_id, e.service) for e in effects if isinstance(e, PutAuthorisation)}
         end = next(e.end_date for e in effects if isinstance(e, PutAuthorisation))
@@ -405,50 +417,50 @@ async def grant(request: Request, actor: CurrentActor, kvk: KvkPath, body: m.Gra
                         "end_date": end.isoformat()})
 
     return await mutate(request, actor, kvk, conditional, action="grant",
-                        target=_bulk_target(body.means_ids, services), work=work)
+                        target=_bulk_target(means_ids, services), work=work)
 
 
 @router.post("/organisations/{kvk}/authorisations/end-date", response_description=_DONE, tags=["authorisations"],
              response_model=m.EndDateMutation, summary="Re-date existing authorisations (bulk)",
              description="Sets one end date on every listed means x service pair; each must exist (404 otherwise). "
-                         "The date lies between tomorrow and five years ahead (R9, R10).",
+                         "The date lies between tomorrow and five years ahead (R9, R10)." + _BULK_LIMIT,
              responses=_responses(200, *_CHANGE))
 async def set_end_date(request: Request, actor: CurrentActor, kvk: KvkPath, body: m.SetEndDateIn,
                        conditional: Conditional) -> Response:
-    services = [s.lower() for s in body.services]
-    op = rules.SetEndDate(kvk=kvk, means_ids=tuple(body.means_ids), services=tuple(services), end_date=body.end_date)
+    means_ids, services = _bulk_ids(body.means_ids, body.services)
+    op = rules.SetEndDate(kvk=kvk, means_ids=tuple(means_ids), services=tuple(services), end_date=body.end_date)
 
     def work(store: SandboxStore) -> Outcome:
-        store.prefetch_members(kvk, body.means_ids, authorisations=True)
+        store.prefetch_members(kvk, means_ids, authorisations=True)
         effects = rules.execute(store, actor.means_id, op, store.today)
         store.apply(effects, context_kvk=kvk)
         pairs = {(e.means_id, e.service) for e in effects if isinstance(e, PutAuthorisation)}
         return Outcome({"authorisations": len(pairs), "end_date": body.end_date.isoformat()})
 
     return await mutate(request, actor, kvk, conditional, action="set_end_date",
-                        target=_bulk_target(body.means_ids, services), work=work)
+                        target=_bulk_target(means_ids, services), work=work)
 
 
 @router.post("/organisations/{kvk}/authorisations/revoke", response_description=_DONE,
              tags=["authorisations"], response_model=m.RevokeMutation,
              summary="Revoke authorisations (bulk)",
              description="Ends every listed means x service pair now: immediate and final; it can be granted "
-                         "again as a new authorisation (R9). Each pair must exist (404 otherwise).",
+                         "again as a new authorisation (R9). Each pair must exist (404 otherwise)." + _BULK_LIMIT,
              responses=_responses(200, *_CHANGE))
 async def revoke(request: Request, actor: CurrentActor, kvk: KvkPath, body: m.RevokeIn,
                  conditional: Conditional) -> Response:
-    services = [s.lower() for s in body.services]
-    op = rules.Revoke(kvk=kvk, means_ids=tuple(body.means_ids), services=tuple(services))
+    means_ids, services = _bulk_ids(body.means_ids, body.services)
+    op = rules.Revoke(kvk=kvk, means_ids=tuple(means_ids), services=tuple(services))
 
     def work(store: SandboxStore) -> Outcome:
-        store.prefetch_members(kvk, body.means_ids, authorisations=True)
+        store.prefetch_members(kvk, means_ids, authorisations=True)
         effects = rules.execute(store, actor.means_id, op, store.today)
         store.apply(effects, context_kvk=kvk)
         return Outcome({"revoked": len({(e.means_id, e.service) for e in effects
                                              if isinstance(e, DeleteAuthorisation)})})
 
     return await mutate(request, actor, kvk, conditional, action="revoke",
-                        target=_bulk_target(body.means_ids, services), work=work)
+                        target=_bulk_target(means_ids, services), work=work)
 
 
 # ---------------------------------------------------------------------------------- chain authorisations
