@@ -39,8 +39,11 @@ class BackendError(Exception):
 
     # -- message
     def _what(self) -> str:
-        """The backend's own words, or its title when it gave no detail."""
-        return self.detail or self.title or ""
+        """The backend's own words, or its title when it gave no detail: on one line (escaped), so a backend
+        cannot forge a line of its own under ours (the message may span lines only where we break it)."""
+        from reconciler.render.safe import terminal
+
+        return terminal(self.detail or self.title or "")
 
     def _message(self) -> str:
         text = self.headline

@@ -6,8 +6,10 @@ function here, and every renderer uses it for every value it did not write itsel
 
 - `terminal`: one line for a terminal. Control characters (C0, DEL, C1: ESC sequences that recolour,
   retitle, clear or move the cursor; BEL; CR that overwrites a line; NUL) and the bidi controls that
-  reorder what a reviewer reads (U+202A..U+202E, U+2066..U+2069, U+200E/U+200F, U+061C) become visible
-  escapes such as `\\x1b` and `\\u202e`, never raw bytes. Escaping rather than stripping shows a reviewer
+  reorder what a reviewer reads (U+202A..U+202E, U+2066..U+2069, U+200E/U+200F, U+061C), the invisible
+  format characters that make two names look the same (zero-width spaces and joiners, soft hyphen, U+FEFF,
+  tag characters) and lone surrogates (which no terminal can even be sent) become visible escapes such as
+  `\\x1b`, `\\u202e` and `\\ud800`, never raw. Escaping rather than stripping shows a reviewer
   that something odd is there. A line break in a value is escaped too (`\\n`): only the renderer starts a
   line, so data cannot forge one.
 - `rich_markup`: the same for text printed through rich, whose `[...]` markup is escaped as well.
@@ -30,7 +32,8 @@ from typing import Any
 
 #: Characters never shown raw: C0 controls, DEL, C1 controls, line and paragraph separators, and the bidi
 #: embeddings, overrides, isolates and marks (Trojan Source, CVE-2021-42574).
-UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2069"
+                    "\ufeff\ud800-\udfff\U000e0000-\U000e007f]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -39,7 +42,9 @@ def _visible(match: re.Match[str]) -> str:
     if char in _NAMED:
         return _NAMED[char]
     code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 # ------------------------------------------------------------------------------------------------ terminal
@@ -72,6 +77,9 @@ _BLOCK_START = re.compile(r"^(?:([#=+-])|(\d{1,9})([.)]))")
 _MENTION = re.compile(r"(?<![\w.+-])@(?=[A-Za-z0-9])")
 _NEWLINES = re.compile(r"\r\n|\r|\n|\u2028|\u2029")
 _ZERO_WIDTH_SPACE = "\u200b"
+# What GitHub turns into a link by itself (its autolink extension): `scheme://` and `www.`; a zero-width
+# space before the last character keeps the text and breaks the link, as for @-mentions.
+_AUTOLINK = re.compile(r"(?i)\b(?:https?|ftp|mailto|xmpp):/?/?|\bwww\.")
 
 
 def _md_clean(value: object) -> str:
@@ -81,6 +89,7 @@ def _md_clean(value: object) -> str:
     text = text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "\u2026"
     text = "\n".join(terminal(part) for part in _NEWLINES.split(text))
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _AUTOLINK.sub(lambda m: m.group()[:-1] + _ZERO_WIDTH_SPACE + m.group()[-1], text)
     return _MENTION.sub("@" + _ZERO_WIDTH_SPACE, text)
 
 
@@ -115,13 +124,23 @@ def html_text(value: object) -> str:
 
 # ---------------------------------------------------------------------------------------------------- json
 # What json.dumps(ensure_ascii=False) leaves raw and a terminal or an editor would act on (it escapes C0).
-_JSON_RAW = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_JSON_RAW = re.compile("[\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2069"
+                       "\ufeff\ud800-\udfff\U000e0000-\U000e007f]")
 
 
 def json_safe(text: str) -> str:
     """JSON text (from json.dumps) with DEL, C1 and bidi controls written as `\\uXXXX`: the same JSON value.
     Outside strings JSON has only ASCII, so each such character is inside a string, where the escape is valid."""
-    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return _JSON_RAW.sub(_json_escape, text)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    """`\\uXXXX`, or the surrogate pair JSON writes for a character beyond the basic plane (tag characters)."""
+    code = ord(match.group())
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xd800 + (code >> 10):04x}\\u{0xdc00 + (code & 0x3ff):04x}"
 
 
 def json_text(data: Any, **options: Any) -> str:

@@ -42,12 +42,17 @@ CORPUS: dict[str, str] = {
     "backtick": "`",
     "formula": '=HYPERLINK("http://evil","x")',
     "mention": "@octocat",
+    "zwsp": "a\u200bb\ufeff\u00ad",                 # invisible: two names that look the same differ
+    "tag": "\U000e0041\U000e0042",                  # tag characters: invisible text
+    "autolink": "https://evil.example www.evil.example",   # GitHub links these by itself
 }
 
 #: What never appears raw in any output but json's escapes and the renderers' own line ends.
-RAW_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+RAW_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u00ad\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff"
+                        "\U000e0000-\U000e007f]")
 #: The same for csv, whose records end with CRLF and whose quoted cells may hold a line feed.
-CSV_UNSAFE = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+CSV_UNSAFE = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u2028\u2029\u202a-\u202e\u2066-\u2069"
+                        "\ufeff\U000e0000-\U000e007f]")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -168,7 +173,7 @@ def assert_markdown_safe(text: str, *, comments: int = 0) -> None:
     """No raw control, HTML element or comment from a value, no link made by a value, and every table row has
     the header's cells (a `|` in a value did not split one). `comments`: the tool's own `<!--` markers."""
     assert_terminal_safe(text)
-    for raw in ("<script", "[x]("):
+    for raw in ("<script", "[x](", "https://evil", "www.evil"):       # GitHub links the last two by itself
         assert raw not in text, raw
     assert text.count("<!--") == text.count("-->") == comments
     assert all(line == "</details>" for line in text.split("\n") if "</details>" in line)    # only its own
@@ -194,7 +199,7 @@ def assert_html_safe(page: str) -> None:
 
 def assert_csv_safe(text: str) -> list[list[str]]:
     """No cell a spreadsheet would run as a formula, no raw control; the records (header first)."""
-    found = CSV_UNSAFE.search(text.replace("\r\n", ""))
+    found = CSV_UNSAFE.search(text.lstrip("\ufeff").replace("\r\n", ""))     # the file's own BOM may lead
     assert found is None, f"raw {found.group()!r}"
     rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"), newline="")))
     for row in rows:

@@ -173,7 +173,7 @@ def test_values_cannot_inject_html_or_markdown() -> None:
     for raw in ("<img", "<script", "`rm -rf`", "**bold**", "[link]", "~~gone~~", "$x$"):
         assert raw not in text, raw
     [row] = parse(text).table("escalations").rows
-    assert row[4] == ("&lt;img src=x onerror=alert(1)&gt; \\`rm -rf\\` \\*\\*bold\\*\\* \\[link\\](http://evil) "
+    assert row[4] == ("&lt;img src=x onerror=alert(1)&gt; \\`rm -rf\\` \\*\\*bold\\*\\* \\[link\\](http:/\u200b/evil) "
                       "@\u200boctocat \\~\\~gone\\~\\~ \\$x\\$")
     assert "<summary><b>&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co</b>" in text
     assert "acting as @\u200badmin" in text

@@ -3,6 +3,7 @@ output's choice of bar or plain lines (issue #10, item 2)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import os
@@ -42,7 +43,7 @@ def test_rich_shows_markup_as_written() -> None:
     ("<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;"),
     ("<!-- x -->", "&lt;!-- x --&gt;"),
     ("</details>", "&lt;/details&gt;"),
-    ("[x](https://evil.example)", "\\[x\\](https://evil.example)"),
+    ("[x](https://evil.example)", "\\[x\\](https:/\u200b/evil.example)"),
     ("a|b `c`", "a\\|b \\`c\\`"),
     ("cc @octocat", "cc @\u200boctocat"),
     ("nul\x00 rlo\u202e cr\rx", "nul\\\\x00 rlo\\\\u202e cr<br>x"),
@@ -135,3 +136,53 @@ def test_the_bar_shows_data_as_text() -> None:
     text = out.getvalue()
     assert "\x1b]0;" not in text and "\x1b[2J" not in text and "\x07" not in text
     assert "e\\x1b]0;pwned\\x07" in text and "no [red]x\\x1b[2J" in text
+
+
+# ------------------------------------------------------------------------ lone surrogates, invisible text
+LONE = "Z \ud800 \udfff"          # what a JSON backend can send ("\ud800"), and no encoder can write
+
+
+def test_lone_surrogates_become_escapes_every_output_can_write() -> None:
+    from reconciler.render.safe import csv_text, html_text, json_text, md, md_html, md_line, rich_markup, terminal
+
+    for escape in (terminal, md, md_line, md_html, html_text, csv_text, rich_markup):
+        shown = escape(LONE)
+        shown.encode("utf-8")                          # a lone surrogate here would raise UnicodeEncodeError
+        assert "\\ud800" in shown and "\\udfff" in shown, escape.__name__
+    text = json_text({"name": LONE})
+    text.encode("utf-8")
+    assert json.loads(text)["name"] == LONE            # the same string for a JSON reader
+
+
+def test_a_plan_with_a_lone_surrogate_renders_in_every_format() -> None:
+    from reconciler.plan.model import Action, Change, OrgPlan, Plan, Stage
+    from reconciler.render.json_plan import render_json
+    from reconciler.render.markdown import render_markdown
+    from reconciler.render.text import render_text
+
+    org = OrgPlan(kvk="12345678", name=LONE, revision=1, acting_admin="a@acme.nl")
+    org.changes = [Change(id="1", kvk="12345678", action=Action.TERMINATE_MEANS, target=f"x{LONE}@acme.nl",
+                          stage=Stage.REMOVE, params={"means_id": "m"}, detail=LONE, person=f"x{LONE}@acme.nl",
+                          removal=True)]
+    plan = Plan(today=dt.date(2026, 12, 1), config_digest="", tool_version="0", backend="sandbox:x",
+                organisations=[org])
+    for render in (render_text, render_markdown, render_json):
+        render(plan).encode("utf-8")
+
+
+def test_invisible_format_characters_are_shown() -> None:
+    from reconciler.render.safe import json_text, terminal
+
+    looks_the_same = "boss@good.nl\u200b"
+    assert terminal(looks_the_same) == "boss@good.nl\\u200b"
+    assert terminal("a\U000e0041") == "a\\U000e0041" and terminal("\ufeff\u00ad") == "\\ufeff\\xad"
+    assert "\\u200b" in json_text(looks_the_same) and json.loads(json_text(looks_the_same)) == looks_the_same
+    assert json.loads(json_text("a\U000e0041")) == "a\U000e0041"
+
+
+def test_markdown_breaks_what_github_would_link_by_itself() -> None:
+    from reconciler.render.safe import md
+
+    shown = md("see https://evil.example and www.evil.example")
+    assert "https://evil" not in shown and "www.evil" not in shown
+    assert shown.replace("\u200b", "") == "see https://evil.example and www.evil.example"
