@@ -69,9 +69,10 @@ def _notes_on_dates(org: LoadedOrg, at: JsonPath, user: User, today: dt.date | N
     capped = [eff for eff in effective.values() if eff.capped_from is not None]
     if capped and user.until is not None:
         listed = ", ".join(f"{e.service} (was {show(e.capped_from)})" for e in capped if e.capped_from is not None)
-        org.reporter.note(at + ("until",), "cap", f"{user.email} ends on {user.until}: {len(capped)} "
-                                                  f"authorisation{'s' if len(capped) != 1 else ''} end then too: "
-                                                  f"{listed}")
+        org.reporter.note(at + ("until",), "cap", f"{user.email} ends on {user.until}: "
+                                                  + ("1 authorisation ends" if len(capped) == 1 else
+                                                     f"{len(capped)} authorisations end")
+                                                  + f" then too: {listed}")
 
 
 def check_dates(org: LoadedOrg, reporter: Reporter, today: dt.date) -> None:

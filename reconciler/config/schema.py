@@ -378,6 +378,9 @@ def _explain(error: jsonschema.ValidationError, source: SourceText) -> list[Sche
         return [SchemaProblem(path, f"{value!r} is not allowed for {name}; allowed: "
                                     + ", ".join(json.dumps(a) if not isinstance(a, str) else a for a in allowed))]
     if kind == "pattern":
+        if value == "rolling" and schema.get("format") == "date":
+            return [SchemaProblem(path, f"{name} takes a date as YYYY-MM-DD here, not `rolling`: a person's until is "
+                                        "the end of a contract (only authorisations are kept rolling)")]
         if isinstance(value, str) and schema.get("format") in ("date", "until"):
             dated = _date_problem(path, schema, value)
             if dated is not None:

@@ -217,3 +217,11 @@ def test_a_hand_grant_of_what_the_config_revokes_with_a_past_date_is_drift(tmp_p
     assert code == 2, out
     [org] = json.loads(out)["organisations"]
     assert [(d["action"], d["target"]) for d in org["drift"]] == [("revoke", "c@acme.nl rvo/tenderned")]
+
+
+def test_a_rolling_person_until_is_one_clear_error(tmp_path: Path) -> None:
+    repo, config = start(tmp_path, TEMP.replace("until: 2027-06-30", "until: rolling"))
+    code, out, err = invoke("validate", config, "--today", TODAY)
+    assert code == 1 and "until takes a date as YYYY-MM-DD here, not `rolling`: a person's until is the end of a " \
+                         "contract" in out + err
+    assert "1 error," in out + err
