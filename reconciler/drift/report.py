@@ -141,7 +141,7 @@ def build_report(plan: Plan, world: World, desired: list[DesiredOrg], today: dt.
         item.needs_trail = bool(found)
         if d is not None and org.kvk in world.orgs:
             item.expiring = _expiring(world, d, today)
-            item.waiting = [_with_letter_cost(w, tariffs) for w in waiting_in(world, org.kvk)]
+            item.waiting = [_with_letter_cost(w, tariffs, w.who.lower() in d.users) for w in waiting_in(world, org.kvk)]
             item.idle, unsure = _idle(world, d, today, trail, tariffs)
             item.needs_trail = item.needs_trail or unsure
         out.append(item)
@@ -165,9 +165,17 @@ def money(amount: float | None) -> str:
     return "costs money, amount not printed" if amount is None else f"EUR {amount:.2f}"
 
 
-def _with_letter_cost(waiting: Waiting, tariffs: Tariffs) -> Waiting:
+#: A lapsed activation of a means the config does not declare: no letter is bought for it.
+LAPSED_UNDECLARED = "activation lapsed, not in the config"
+
+
+def _with_letter_cost(waiting: Waiting, tariffs: Tariffs, declared: bool) -> Waiting:
     if waiting.what != ACTIVATION_LAPSED:
         return waiting
+    if not declared:
+        return replace(waiting, what=LAPSED_UNDECLARED,
+                       detail="no new activation letter is requested for it: with policy.prune the next apply "
+                              "terminates it, else it is left alone (declare it to get a new letter)")
     return replace(waiting, detail=f"a new activation letter is needed (R5): {money(tariffs.activation_letter)}; "
                                    "the next apply requests it")
 

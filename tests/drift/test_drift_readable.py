@@ -315,3 +315,16 @@ def test_a_trail_that_cannot_be_read_leaves_who_unknown_with_a_note(tmp_path: Pa
     assert trail is None
     assert len(notes) == 1 and notes[0].startswith(f"{KVK}: the event trail could not be read (")
     assert notes[0].endswith("who changed what is unknown")
+
+
+def test_a_lapsed_activation_of_a_means_not_in_the_config_buys_no_letter(tmp_path: Path) -> None:
+    b = Backend()
+    b.means("admin@acme.nl", "beheerder")
+    b.means("zed@acme.nl", status=Status.ACTIVATIE_VERLOPEN)          # made by hand, never declared
+    desired = config(tmp_path, "users:\n" + ADMIN)
+    plan = make_plan(PlanInput(desired=[desired], actual=b.world, today=TODAY, actors={KVK: "admin"}, revisions={KVK: 7}))
+    report = build_report(plan, b.world, [desired], TODAY, tariffs=Tariffs(activation_letter=10.0))
+    [waiting] = report.organisations[0].waiting
+    assert waiting.who == "zed@acme.nl" and waiting.what == "activation lapsed, not in the config"
+    assert "no new activation letter is requested" in waiting.detail and "next apply requests it" not in waiting.detail
+    assert report.summary()["activation_letters"] == 0 and report.summary()["activation_letters_cost"] == 0.0
