@@ -13,9 +13,9 @@ def _expected() -> tuple[type[BaseException], ...]:
     # imported here: `validate` need not load the HTTP stack
     from reconciler.backend.bootstrap import BootstrapError
     from reconciler.backend.errors import BackendError, ConfigurationError
-    from reconciler.backend.sandbox.store import SandboxLocked
+    from reconciler.backend.sandbox.store import SandboxLocked, SandboxUnusable
 
-    return BackendError, ConfigurationError, BootstrapError, SandboxLocked, click.ClickException
+    return BackendError, ConfigurationError, BootstrapError, SandboxLocked, SandboxUnusable, click.ClickException
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -40,6 +40,6 @@ def run(work: Callable[[], Awaitable[Any]]) -> Any:
             raise click.ClickException(str(leaf)) from None
         raise leaf from None
     except Exception as exc:
-        if isinstance(exc, _expected()[:4]):
+        if isinstance(exc, _expected()[:-1]):
             raise click.ClickException(str(exc)) from None
         raise

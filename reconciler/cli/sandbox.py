@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
-from pathlib import Path
 
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, AsyncIterator
@@ -126,7 +125,6 @@ def serve(db: str | None, host: str, port: int, catalogues: tuple[str, ...], all
 
     given = os.environ.get(CONTROL_TOKEN_ENV, "").strip()
     control = given or secrets.token_urlsafe(32)
-    Path(db).parent.mkdir(parents=True, exist_ok=True)
     app = create_app(db, catalogue_files=list(catalogues), control_token=control)
     _answer_locks_with_503(app)
     click.echo(f"sandbox backend on http://{host}:{port} (database {os.path.normpath(db)}); Ctrl-C stops it",

@@ -267,6 +267,15 @@ class SandboxLocked(sqlite3.OperationalError):
                          "try again when it is done")
 
 
+class SandboxUnusable(Exception):
+    """The path does not hold a sandbox database this version can use (not SQLite, a directory or device, another
+    program's database, a newer schema): a user's situation, said in one line with what to do."""
+
+    def __init__(self, path: str, why: str, todo: str = "give the path of a sandbox database reconciler made, or "
+                                                        "of a new file (it is created)") -> None:
+        super().__init__(f"the sandbox database {path} cannot be used: {why}; {todo}")
+
+
 def _is_locked(exc: sqlite3.OperationalError) -> bool:
     return "locked" in str(exc) or "busy" in str(exc)
 
@@ -364,9 +373,12 @@ class SandboxStore:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                self._check_path()
             timeout = lock_timeout()
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=timeout)
+            try:
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=timeout)
+            except sqlite3.Error as exc:
+                raise SandboxUnusable(self.path, str(exc)) from None
             try:
                 conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -377,9 +389,29 @@ class SandboxStore:
                 conn.close()
                 if _is_locked(exc):
                     raise SandboxLocked(self.path, timeout) from None
+                raise SandboxUnusable(self.path, str(exc)) from None
+            except sqlite3.DatabaseError as exc:       # not SQLite at all: "file is not a database"
+                conn.close()
+                raise SandboxUnusable(self.path, f"it is not a SQLite database ({exc})") from None
+            except SandboxUnusable:
+                conn.close()
                 raise
             self._conn = conn
         return self._conn
+
+    def _check_path(self) -> None:
+        """A directory or a device (/dev/null, /dev/zero) is no database file; the parent directory is made."""
+        path = Path(self.path)
+        if path.is_dir():
+            raise SandboxUnusable(self.path, "it is a directory", "give the path of a file in it, e.g. "
+                                  f"{path / 'sandbox.db'}")
+        if path.exists() and not path.is_file():
+            raise SandboxUnusable(self.path, "it is not a regular file")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SandboxUnusable(self.path, f"cannot create its directory {path.parent} "
+                                  f"({exc.strerror or exc})", "give a path in a directory you can write") from None
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         """Created on first use; the bundled catalogue is (re)seeded so a newer package adds its services."""
@@ -387,6 +419,12 @@ class SandboxStore:
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
+                tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                                     "AND name NOT LIKE 'sqlite_%' ORDER BY name LIMIT 4")]
+                if tables:          # another program's database: never add the sandbox's tables to it
+                    raise SandboxUnusable(self.path, "it is another program's SQLite database (tables "
+                                          f"{', '.join(tables)}), not a sandbox database",
+                                          "give the path of a sandbox database, or of a new file (it is created)")
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
@@ -398,7 +436,9 @@ class SandboxStore:
                 version += 1
                 conn.execute(f"PRAGMA user_version = {version}")
             if version != SCHEMA_VERSION:
-                raise RuntimeError(f"{self.path}: sandbox database schema {version} is not {SCHEMA_VERSION}")
+                raise SandboxUnusable(self.path, f"its schema {version} is not {SCHEMA_VERSION}, the one this "
+                                      "reconciler knows (made by a newer version?)",
+                                      "use the reconciler version that made it, or a new file")
             rows = [(s.uuid, s.key, s.provider, s.name, s.level.value, int(s.belastingdienst), int(s.general),
                      int(s.example)) for s in bundled_catalogue()]
             before = conn.total_changes
@@ -408,7 +448,8 @@ class SandboxStore:
                 self._bump_catalogue_version(conn)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:     # BEGIN itself can fail (not a database): nothing to roll back then
+                conn.execute("ROLLBACK")
             raise
 
     def close(self) -> None:
