@@ -54,6 +54,8 @@ def import_(kvk: str, from_csv: str | None, name: str | None, out: str | None, f
         raise click.UsageError("--backend is not used with --from-csv (the export is read, no backend)")
     if from_csv is None and name is not None:
         raise click.UsageError("--name is only for --from-csv; the backend names the organisation")
+    if out is not None:
+        _check_out(out)
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         raise click.ClickException(f"cannot create the directory {out}: it is a file; give --out a folder "
                                    "(it is created when missing)")
@@ -89,6 +91,17 @@ def import_(kvk: str, from_csv: str | None, name: str | None, out: str | None, f
         if said:
             click.echo(terminal(said), err=True)
     return EXIT_OK
+
+
+def _check_out(out: str) -> None:
+    """A --out the system cannot even look up (a name too long, ENAMETOOLONG; no permission) is one line."""
+    try:
+        os.stat(out)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as exc:
+        raise click.ClickException(f"cannot use --out {out}: {exc.strerror or exc}; give --out a folder with a "
+                                   "shorter name you can write to") from None
 
 
 def _catalogue_path(target: Path) -> Path:

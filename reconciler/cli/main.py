@@ -58,10 +58,11 @@ class ReconcilerGroup(click.Group):
 
 def _is_user_situation(exc: Exception) -> bool:
     """Errors that a command outside `runner.run` (e.g. `sandbox serve`) may meet and that are no bug: another
-    process holds the sandbox database, or the path holds no sandbox database this version can use."""
-    from reconciler.backend.sandbox.store import SandboxLocked, SandboxUnusable
+    process holds the sandbox database, or the path holds no sandbox database this version can use, or a
+    sandbox setting is out of range."""
+    from reconciler.backend.sandbox.store import SandboxLocked, SandboxSetupError
 
-    return isinstance(exc, (SandboxLocked, SandboxUnusable))
+    return isinstance(exc, (SandboxLocked, SandboxSetupError))
 
 
 @click.group(cls=ReconcilerGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -11,17 +11,24 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class DateParam(click.ParamType):
-    """YYYY-MM-DD."""
+    """YYYY-MM-DD, up to LATEST_TODAY: five years ahead of a later day would leave the calendar (R9)."""
 
     name = "YYYY-MM-DD"
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> dt.date:
+        from reconciler.domain.rules import LATEST_TODAY
+
         if isinstance(value, dt.date):
-            return value
-        try:
-            return dt.date.fromisoformat(str(value))
-        except ValueError:
-            self.fail(f"{value!r} is not a date; write YYYY-MM-DD", param, ctx)
+            day = value
+        else:
+            try:
+                day = dt.date.fromisoformat(str(value))
+            except ValueError:
+                self.fail(f"{value!r} is not a date; write YYYY-MM-DD", param, ctx)
+        if day > LATEST_TODAY:
+            self.fail(f"{day.isoformat()} is too far ahead: end dates lie up to five years after it, beyond the "
+                      f"calendar; give a date up to {LATEST_TODAY.isoformat()}", param, ctx)
+        return day
 
 
 DATE = DateParam()

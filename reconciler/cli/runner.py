@@ -13,9 +13,9 @@ def _expected() -> tuple[type[BaseException], ...]:
     # imported here: `validate` need not load the HTTP stack
     from reconciler.backend.bootstrap import BootstrapError
     from reconciler.backend.errors import BackendError, ConfigurationError
-    from reconciler.backend.sandbox.store import SandboxLocked, SandboxUnusable
+    from reconciler.backend.sandbox.store import SandboxLocked, SandboxSetupError
 
-    return BackendError, ConfigurationError, BootstrapError, SandboxLocked, SandboxUnusable, click.ClickException
+    return BackendError, ConfigurationError, BootstrapError, SandboxLocked, SandboxSetupError, click.ClickException
 
 
 def _leaf(exc: BaseException) -> BaseException:

@@ -121,11 +121,15 @@ def serve(db: str | None, host: str, port: int, catalogues: tuple[str, ...], all
 
     import uvicorn
 
-    from reconciler.backend.sandbox.app import create_app
+    from reconciler.backend.sandbox.app import CatalogueRejected, create_app
 
     given = os.environ.get(CONTROL_TOKEN_ENV, "").strip()
     control = given or secrets.token_urlsafe(32)
-    app = create_app(db, catalogue_files=list(catalogues), control_token=control)
+    try:
+        app = create_app(db, catalogue_files=list(catalogues), control_token=control)
+    except CatalogueRejected as exc:
+        raise click.ClickException(f"--catalogue {exc.file} is not a valid catalogue: {exc}; fix the file or "
+                                   "leave the option out") from None
     _answer_locks_with_503(app)
     click.echo(f"sandbox backend on http://{host}:{port} (database {os.path.normpath(db)}); Ctrl-C stops it",
                err=True)

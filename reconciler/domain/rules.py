@@ -189,6 +189,11 @@ class Terminate:
     date: dt.date | None = None
 
 
+#: The latest "today" the rules reason about: end dates lie up to five years ahead (R9) and contracts run on from
+#: there, which must stay inside the calendar (year 9999); a later today is refused, not overflowed.
+LATEST_TODAY = dt.date(9000, 12, 31)
+
+
 #: The most means x services pairs one bulk request (grant, set end date, revoke) may cover (R10): a larger one
 #: would hold the backend for seconds and grow its memory; the planner splits its bulk steps to stay within it.
 MAX_BULK_PAIRS = 10_000

@@ -171,13 +171,24 @@ def _bearer(scope: Scope) -> str | None:
     return None
 
 
+class CatalogueRejected(ValueError):
+    """A `catalogue_files` entry is no valid catalogue: a user's mistake (`sandbox serve --catalogue`), said with
+    its positioned diagnostics."""
+
+    def __init__(self, file: str | Path, rendered: list[str]) -> None:
+        more = f" (and {len(rendered) - 1} more)" if len(rendered) > 1 else ""
+        super().__init__(f"{rendered[0]}{more}")
+        self.file = str(file)
+        self.rendered = rendered
+
+
 def _load_catalogues(store: SandboxStore, files: tuple[str | Path, ...] | list[str | Path]) -> None:
     services = []
     for file in files:
         found, diagnostics = load_catalogue_file(Path(file), str(file))
         errors = [d for d in diagnostics if d.is_error]
         if errors:
-            raise ValueError("\n".join(d.render() for d in errors))
+            raise CatalogueRejected(file, [d.render() for d in errors])
         services.extend(found)
     if services:
         store.add_services(services)

@@ -26,7 +26,7 @@ from reconciler.config.models import MeansType, Role, SecondFactorType, Subscrip
 from reconciler.domain import rules
 from reconciler.domain.catalogue import Catalogue, Service, bundled_catalogue
 from reconciler.domain.levels import Level
-from reconciler.domain.rules import NotFound, Refusal
+from reconciler.domain.rules import LATEST_TODAY, Invalid, NotFound, Refusal
 from reconciler.domain.state import (
     Chain, DeleteAuthorisation, DeleteChain, DeleteMeans, DeleteMembership, DeleteOrganisation, Effect, Means,
     Membership, OrgInfo, Pending, PendingKind, PutAuthorisation, PutChain, PutMeans, PutMembership, Status,
@@ -252,11 +252,33 @@ LOCK_TIMEOUT_ENV = "RECONCILER_SANDBOX_LOCK_TIMEOUT"
 _DEFAULT_LOCK_TIMEOUT = 30.0
 
 
+_MAX_LOCK_TIMEOUT = 86400.0
+
+
+class SandboxSetupError(Exception):
+    """The sandbox cannot start for a reason the user fixes (the database path, a setting): one line, exit 1."""
+
+
+class LockTimeoutInvalid(SandboxSetupError):
+    """RECONCILER_SANDBOX_LOCK_TIMEOUT is not a number of seconds in range: refused, not silently replaced."""
+
+    def __init__(self, raw: str) -> None:
+        super().__init__(f"{LOCK_TIMEOUT_ENV}={raw!r} is not a number of seconds from 0 to {_MAX_LOCK_TIMEOUT:g}; "
+                         f"set it to e.g. {_DEFAULT_LOCK_TIMEOUT:g}, or unset it for the default")
+
+
 def lock_timeout() -> float:
-    try:
-        return max(0.0, float(os.environ.get(LOCK_TIMEOUT_ENV, _DEFAULT_LOCK_TIMEOUT)))
-    except ValueError:
+    """Seconds to wait for another process's lock: the env var, else 30; `inf`, `1e400`, `abc` are refused."""
+    raw = os.environ.get(LOCK_TIMEOUT_ENV)
+    if raw is None or not raw.strip():
         return _DEFAULT_LOCK_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        raise LockTimeoutInvalid(raw) from None
+    if not 0.0 <= value <= _MAX_LOCK_TIMEOUT:        # also inf and nan
+        raise LockTimeoutInvalid(raw)
+    return value
 
 
 class SandboxLocked(sqlite3.OperationalError):
@@ -267,7 +289,7 @@ class SandboxLocked(sqlite3.OperationalError):
                          "try again when it is done")
 
 
-class SandboxUnusable(Exception):
+class SandboxUnusable(SandboxSetupError):
     """The path does not hold a sandbox database this version can use (not SQLite, a directory or device, another
     program's database, a newer schema): a user's situation, said in one line with what to do."""
 
@@ -568,7 +590,11 @@ class SandboxStore:
             return self.today, self.get_setting("clock") is not None
 
     def set_clock(self, today: dt.date) -> SweepReport:
-        """Fix the sandbox's today and apply what that day brings (an earlier date undoes nothing)."""
+        """Fix the sandbox's today and apply what that day brings (an earlier date undoes nothing); refused
+        (422) beyond LATEST_TODAY, where five years ahead (R9) would leave the calendar."""
+        if today > LATEST_TODAY:
+            raise Invalid("invalid", f"the sandbox clock goes up to {LATEST_TODAY.isoformat()}, not "
+                                     f"{today.isoformat()}: end dates lie up to five years after today (R9)")
         with self.transaction(write=True):
             self._put_setting("clock", today.isoformat())
             self._today = today
@@ -576,6 +602,9 @@ class SandboxStore:
 
     def advance_clock(self, days: int) -> SweepReport:
         with self.transaction(write=True):
+            if days > (LATEST_TODAY - self.today).days:
+                raise Invalid("invalid", f"advancing {days} days from {self.today.isoformat()} passes "
+                                         f"{LATEST_TODAY.isoformat()}, the latest day the sandbox clock goes to")
             return self.set_clock(self.today + dt.timedelta(days=days))
 
     def _sweep(self, today: dt.date) -> SweepReport:
