@@ -124,6 +124,7 @@ def serve(db: str | None, host: str, port: int, catalogues: tuple[str, ...], all
     from reconciler.backend.sandbox.app import CatalogueRejected, create_app
 
     given = os.environ.get(CONTROL_TOKEN_ENV, "").strip()
+    _check_control_token(given)
     control = given or secrets.token_urlsafe(32)
     try:
         app = create_app(db, catalogue_files=list(catalogues), control_token=control)
@@ -141,6 +142,26 @@ def serve(db: str | None, host: str, port: int, catalogues: tuple[str, ...], all
                    f"http://{host}:{port}`)", err=True)
     sys.stdout.flush()
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+#: A chosen control token is at least this long, like a plan key: the controls hand out every admin's tokens.
+MIN_CONTROL_TOKEN_LENGTH = 16
+
+
+def _check_control_token(given: str) -> None:
+    """Refuse a guessable SANDBOX_CONTROL_TOKEN (`a`) and one a client cannot send in a header (not ASCII)."""
+    from reconciler.backend.sandbox.controls import CONTROL_TOKEN_ENV
+
+    if not given:
+        return
+    how = "(e.g. the output of `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`), or unset it " \
+          "for a random one"
+    if not (given.isascii() and given.isprintable()) or " " in given:
+        raise click.ClickException(f"{CONTROL_TOKEN_ENV} must be printable ASCII without spaces: set it to a "
+                                   f"random value {how}")
+    if len(given) < MIN_CONTROL_TOKEN_LENGTH:
+        raise click.ClickException(f"{CONTROL_TOKEN_ENV} is too short ({len(given)} characters): use at least "
+                                   f"{MIN_CONTROL_TOKEN_LENGTH} {how}")
 
 
 def _answer_locks_with_503(app: Any) -> None:
