@@ -31,8 +31,10 @@ class ReconcilerGroup(click.Group):
             code = super().main(*args, **kwargs)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
-        except click.Abort:
-            click.echo("aborted", err=True)
+        except click.Abort as exc:
+            if isinstance(exc.__cause__, KeyboardInterrupt):   # click turns Ctrl-C during a command into Abort
+                _interrupted()
+            click.echo("aborted", err=True)                     # a prompt answered no, or Ctrl-C at a prompt
             sys.exit(130)
         except click.UsageError as exc:
             exc.show()
@@ -41,9 +43,7 @@ class ReconcilerGroup(click.Group):
             click.echo(f"error: {terminal_lines(exc.format_message())}", err=True)
             sys.exit(EXIT_ERROR)
         except KeyboardInterrupt:
-            click.echo("interrupted: nothing more is sent. Run the command again to finish; an apply's steps so far "
-                       "are in its audit log (.reconciler/audit.jsonl unless --audit-log says otherwise)", err=True)
-            sys.exit(130)
+            _interrupted()
         except BrokenPipeError:
             sys.exit(EXIT_ERROR)
         except Exception as exc:  # the last line of defence: a message, never a traceback
@@ -54,6 +54,13 @@ class ReconcilerGroup(click.Group):
             click.echo("please report this with the command you ran", err=True)
             sys.exit(EXIT_ERROR)
         sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _interrupted() -> None:
+    """Ctrl-C during a command: say what state things are in and what to do, exit 130."""
+    click.echo("interrupted: nothing more is sent. Run the command again to finish; an apply's steps so far "
+               "are in its audit log (.reconciler/audit.jsonl unless --audit-log says otherwise)", err=True)
+    sys.exit(130)
 
 
 def _is_user_situation(exc: Exception) -> bool:
