@@ -132,6 +132,7 @@ def serve(db: str | None, host: str, port: int, catalogues: tuple[str, ...], all
         raise click.ClickException(f"--catalogue {exc.file} is not a valid catalogue: {exc}; fix the file or "
                                    "leave the option out") from None
     _answer_locks_with_503(app)
+    _check_port(host, port)
     click.echo(f"sandbox backend on http://{host}:{port} (database {os.path.normpath(db)}); Ctrl-C stops it",
                err=True)
     if given:
@@ -141,7 +142,37 @@ def serve(db: str | None, host: str, port: int, catalogues: tuple[str, ...], all
         click.echo(f"(export it as {CONTROL_TOKEN_ENV} for `reconciler sandbox ... --backend "
                    f"http://{host}:{port}`)", err=True)
     sys.stdout.flush()
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    except SystemExit as exc:               # uvicorn could not start after all (e.g. the port was taken since)
+        if exc.code not in (0, None):
+            raise click.ClickException(f"the sandbox server could not start on {host}:{port} (see the line "
+                                       "above); give another --port") from None
+        raise
+
+
+def _check_port(host: str, port: int) -> None:
+    """Bind the address once before uvicorn does, so a busy port (another `sandbox serve`) or one this user may
+    not use is one line and exit 1, not uvicorn's log line and exit 3."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise click.ClickException(f"cannot listen on --host {host}: {exc.strerror}; give an address such as "
+                                   "127.0.0.1") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)      # as uvicorn does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise click.ClickException(f"port {port} on {host} is already in use (another `reconciler sandbox "
+                                           "serve`?): stop that, or give --port another number") from None
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}; give another "
+                                       "--port (1024 or higher) or --host") from None
 
 
 #: A chosen control token is at least this long, like a plan key: the controls hand out every admin's tokens.
