@@ -3,7 +3,8 @@ what came before and concurrent inserts or deletes cannot shift later pages (as 
 
 A cursor comes back from the client, so it is untrusted input: `decode_cursor` checks the list it was made
 for, its arity and the type of every key element (integers within SQLite's 64-bit range, never a bool), and
-answers anything else with 422 `invalid`, never a server error.
+that it is exactly the text this backend hands out (no trailing junk, no other spelling of the same bytes);
+it answers anything else with 422 `invalid`, never a server error.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ def decode_cursor(cursor: str | None, kind: str, types: Sequence[type]) -> list[
         data = None
     if (not isinstance(data, list) or len(data) != len(types) + 1 or data[0] != kind
             or not all(_fits(value, t) for value, t in zip(data[1:], types))):
+        raise Invalid("invalid", _NOT_OURS)
+    # Strict: only the exact text encode_cursor makes. base64 decoding skips characters outside its alphabet and
+    # ignores padding and trailing bits, so `<cursor>%00` or `<cursor>==` would otherwise pass as the cursor.
+    if encode_cursor(kind, data[1:]) != cursor:
         raise Invalid("invalid", _NOT_OURS)
     return data[1:]
 
