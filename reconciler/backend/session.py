@@ -16,6 +16,7 @@ from typing import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from reconciler.backend.bootstrap import ActingAdmin, acting_admins, acting_admins_of
 from reconciler.backend.client import BeheerClient
 from reconciler.backend.connect import open_backend, parse_backend_spec
+from reconciler.backend.errors import ConfigurationError
 from reconciler.backend.sandbox.controls import SandboxControls
 from reconciler.config.loader import LoadedOrg
 from reconciler.domain.catalogue import Catalogue
@@ -93,4 +94,17 @@ async def _open(backend: str | None, kvks: Sequence[str],
             session.read_only = me.read_only
             if me.read_only and not read_only:
                 session.notes.append("the token is read-only: plans can be made, not applied")
+        _check_today(session.today, spec.embedded)
         yield session
+
+
+def _check_today(today: dt.date, embedded: bool) -> None:
+    """A backend whose today lies past LATEST_TODAY (a sandbox clock set there by an older version) cannot be
+    reasoned about: five years later (R9) leaves the calendar. Said in one line, not an overflow."""
+    from reconciler.domain.rules import LATEST_TODAY
+
+    if today > LATEST_TODAY:
+        todo = ("set the sandbox clock back: reconciler sandbox clock set YYYY-MM-DD" if embedded
+                else "give --today YYYY-MM-DD")
+        raise ConfigurationError(f"the backend's today is {today.isoformat()}, past {LATEST_TODAY.isoformat()}: end "
+                                 f"dates five years later would leave the calendar; {todo}")

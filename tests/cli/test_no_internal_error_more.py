@@ -74,3 +74,20 @@ def test_lock_timeout_that_is_no_number_of_seconds(tmp_path: Path, value: str) -
                           "unset it")
     code, _, err = invoke("sandbox", "serve", "--db", str(tmp_path / "sb.db"), "--port", "1", env=env)
     assert_one_clear_line(code, err, f"RECONCILER_SANDBOX_LOCK_TIMEOUT={value!r} is not a number of seconds")
+
+
+@pytest.mark.parametrize("command", ["plan", "drift"])
+def test_a_sandbox_clock_left_past_the_latest_day_by_an_older_version(tmp_path: Path, command: str) -> None:
+    from reconciler.backend.sandbox.store import SandboxStore
+
+    db = tmp_path / "sb.db"
+    store = SandboxStore(db)
+    store.set_setting("clock", "9999-12-31")          # what `clock set 9999-12-31` wrote before the limit
+    store.close()
+    code, _, err = invoke(command, str(EXAMPLE), "--backend", f"sandbox:{db}")
+    assert_one_clear_line(code, err, "the backend's today is 9999-12-31, past 9000-12-31",
+                          "reconciler sandbox clock set YYYY-MM-DD")
+    code, out, err = invoke("sandbox", "clock", "--backend", f"sandbox:{db}", "set", "2030-01-01")
+    assert code == 0 and "2030-01-01" in out, err
+    code, _, err = invoke(command, str(EXAMPLE), "--backend", f"sandbox:{db}")
+    assert code in (0, 2) and "internal error" not in err, err
