@@ -297,7 +297,7 @@ from reconciler.cli.plan import load_valid
 from reconciler.domain.catalogue import Catalogue
 from reconciler.plan.desired import desired_org
 from reconciler.plan.planner import PlanInput, make_plan
-from reconciler.plan.read import read_state
+from reconciler.backend.read import read_state
 from reconciler.render.text import render_text
 times = {"imports": time.perf_counter() - t0}
 path, backend = sys.argv[1], sys.argv[2]

@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Any
 
-from reconciler.config.yamlpos import JsonPath
+#: Where a value is in a document: keys and list indexes from the root, e.g. ('users', 3, 'email').
+JsonPath = tuple[str | int, ...]
 
 
 class Severity(str, Enum):

@@ -94,7 +94,7 @@ class Planned:
 async def plan_in_session(session: Session, paths: tuple[str, ...], result: LoadResult, today: dt.date | None,
                           compare_to: str | None = None, tariffs: Tariffs = DEFAULT_TARIFFS) -> Planned:
     """Read the backend through an open session and plan; the session stays open (apply uses it next)."""
-    from reconciler.plan.read import read_state
+    from reconciler.backend.read import read_state
 
     day = today or session.today                    # apply --plan re-derives on the plan's day
     if today is None:                               # R9 is judged on the backend's today

@@ -30,7 +30,7 @@ async def read_access(paths: tuple[str, ...], backend: str | None, today: dt.dat
     from reconciler.cli.plan import load_valid
     from reconciler.domain.catalogue import Catalogue
     from reconciler.plan.desired import desired_org
-    from reconciler.plan.read import read_state
+    from reconciler.backend.read import read_state
     from reconciler.report.access import access_report
 
     result = load_valid(paths, None, shard)     # end dates in the config do not matter to what the backend has

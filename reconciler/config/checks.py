@@ -13,7 +13,7 @@ from collections import defaultdict
 from typing import Sequence
 
 from reconciler.config.effective import effective_authorisations, show
-from reconciler.config.loader import LoadedOrg, Reporter
+from reconciler.config.loaded import LoadedOrg, Reporter
 from reconciler.config.models import ROLLING, Authorisation, MeansType, SecondFactorType, Until, User
 from reconciler.config.yamlpos import JsonPath
 from reconciler.domain import rules

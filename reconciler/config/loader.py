@@ -15,6 +15,8 @@ from typing import Any, Sequence
 
 import pydantic
 
+from reconciler.config.checks import check_dates, check_estate, check_org
+from reconciler.config.loaded import LoadedOrg, Reporter
 from reconciler.config.models import OrgConfig
 from reconciler.config.schema import CATALOGUE_SCHEMA, ORG_SCHEMA, schema_problems, schema_words
 from reconciler.config import yamlpos
@@ -23,47 +25,6 @@ from reconciler.diagnostics import Diagnostic, Severity, format_json_path
 from reconciler.domain.catalogue import Catalogue, Service, bundled_catalogue
 
 YAML_SUFFIXES = (".yaml", ".yml")
-
-
-@dataclass
-class Reporter:
-    """Collects diagnostics for one file, turning JSON paths into lines and columns."""
-
-    display: str
-    doc: YamlDocument | None = None
-    items: list[Diagnostic] = field(default_factory=list)
-
-    def add(self, severity: Severity, path: JsonPath, code: str, message: str, *, at_key: bool = False,
-            mark: Mark | None = None) -> None:
-        if mark is None:
-            mark = self.doc.mark(path, key=at_key) if self.doc is not None else Mark(1, 1)
-        self.items.append(Diagnostic(self.display, mark.line, mark.column, severity, code, message,
-                                     format_json_path(path)))
-
-    def error(self, path: JsonPath, code: str, message: str, *, at_key: bool = False) -> None:
-        self.add(Severity.ERROR, path, code, message, at_key=at_key)
-
-    def warning(self, path: JsonPath, code: str, message: str, *, at_key: bool = False) -> None:
-        self.add(Severity.WARNING, path, code, message, at_key=at_key)
-
-    def note(self, path: JsonPath, code: str, message: str, *, at_key: bool = False) -> None:
-        self.add(Severity.NOTE, path, code, message, at_key=at_key)
-
-    @property
-    def has_errors(self) -> bool:
-        return any(d.is_error for d in self.items)
-
-
-@dataclass
-class LoadedOrg:
-    """One organisation file that parsed and matched the schema."""
-
-    path: Path
-    display: str
-    doc: YamlDocument
-    config: OrgConfig
-    catalogue: Catalogue
-    reporter: Reporter
 
 
 @dataclass
@@ -83,8 +44,6 @@ class LoadResult:
 
 def date_findings(result: LoadResult, today: dt.date) -> list[Diagnostic]:
     """The R9 findings of a result loaded with `today=None`, judged on `today` (no second load)."""
-    from reconciler.config.checks import check_dates
-
     out: list[Diagnostic] = []
     for org in result.orgs:
         reporter = Reporter(org.display, org.doc)
@@ -271,8 +230,6 @@ def load_paths(paths: Sequence[str], today: dt.date | None) -> LoadResult:
 
 
 def _load_paths(paths: Sequence[str], today: dt.date | None) -> LoadResult:
-    from reconciler.config.checks import check_estate, check_org  # local: checks import this module's types
-
     files, diagnostics = discover(paths)
     parsed: list[tuple[Path, str, Reporter, YamlDocument]] = []
     for path, display in files:

@@ -5,36 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import math
 from decimal import Decimal
-from enum import Enum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
 from reconciler.domain.levels import Level
+from reconciler.domain.means import MeansType, Role, SecondFactorType, Subscription
 
 ROLLING: Literal["rolling"] = "rolling"
 Until = dt.date | Literal["rolling"]
-
-
-class Role(str, Enum):
-    BEHEERDER = "beheerder"
-    GEBRUIKER = "gebruiker"
-
-
-class MeansType(str, Enum):
-    REGULIER = "regulier"
-    BELASTINGDIENST = "belastingdienst"
-
-
-class Subscription(str, Enum):
-    ONE_YEAR = "1y"
-    THREE_YEARS = "3y"
-
-
-class SecondFactorType(str, Enum):
-    SMS = "sms"
-    OTP = "otp"
 
 
 class _Model(BaseModel):

@@ -21,6 +21,8 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
+from reconciler.diagnostics import JsonPath  # noqa: F401  (re-exported: configs name paths this way)
+
 _T = "tag:yaml.org,2002:"
 _IMPLICIT = Resolver.yaml_implicit_resolvers
 
@@ -39,7 +41,6 @@ MAX_DEPTH = 64
 _STR, _INT, _FLOAT, _BOOL, _NULL, _TIMESTAMP = (_T + t for t in ("str", "int", "float", "bool", "null", "timestamp"))
 _SEQ, _MAP = _T + "seq", _T + "map"
 
-JsonPath = tuple[str | int, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
-from reconciler.config.models import MeansType, Role, SecondFactorType, Subscription
+from reconciler.domain.means import MeansType, Role, SecondFactorType, Subscription
 from reconciler.domain.catalogue import Catalogue, Service
 from reconciler.domain.state import (
     Chain, DeleteAuthorisation, DeleteChain, DeleteMeans, DeleteMembership, DeleteOrganisation, Effect, Means,

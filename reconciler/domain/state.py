@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from reconciler.config.models import MeansType, Role, SecondFactorType, Subscription
+from reconciler.domain.means import MeansType, Role, SecondFactorType, Subscription
 from reconciler.domain.catalogue import Catalogue
 from reconciler.domain.levels import Level
 

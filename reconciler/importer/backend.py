@@ -53,7 +53,7 @@ async def read_snapshot(backend: str | None, kvk: str) -> Snapshot:
     """Read organisation `kvk` (all pages); `ImportFailure` when the backend does not know it or cannot be used."""
     from reconciler.backend.connect import parse_backend_spec
     from reconciler.backend.session import open_plan_session
-    from reconciler.plan.read import read_state
+    from reconciler.backend.read import read_state
 
     spec = parse_backend_spec(backend)
     if spec.embedded:

@@ -35,7 +35,7 @@ MANUAL_RULES = frozenset({"R3", "R4", "R11", "R16", "R17"})
 
 @dataclass(frozen=True)
 class PlanInput:
-    """Everything the planner reads; built by `reconciler.plan.read` (I/O) or by tests."""
+    """Everything the planner reads; built by `reconciler.backend.read` (I/O) or by tests."""
 
     desired: Sequence[DesiredOrg]
     actual: World

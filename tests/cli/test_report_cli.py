@@ -138,7 +138,7 @@ def test_errors_exit_1_with_a_message_and_no_traceback(tmp_path: Path) -> None:
 
 def test_an_organisation_the_backend_does_not_give_is_listed_and_exits_1(converged: str, tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    import reconciler.plan.read as read
+    import reconciler.backend.read as read
 
     real = read.read_state
 

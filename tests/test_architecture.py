@@ -1,0 +1,105 @@
+"""The floor plan of the package, checked from the code's own imports (function-local ones included), so it
+cannot erode silently: the domain is the floor and imports nothing above it, the planner never talks to the
+backend, nothing below the command line imports it, and no two modules import each other round a circle."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1] / "reconciler"
+
+#: What each package may import from `reconciler` besides itself (the floors below it).
+ALLOWED: dict[str, set[str]] = {
+    "domain": set(),
+    "diagnostics": set(),
+    "config": {"domain", "diagnostics"},
+    "plan": {"domain", "config", "diagnostics"},
+}
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in ROOT.rglob("*.py"):
+        parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def imports_of(module: str) -> set[str]:
+    """The reconciler modules `module` imports anywhere in its code (top level or inside a function)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(MODULES[module].read_text(encoding="utf-8"))):
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        found |= {name for name in names if name in MODULES and name != module}
+    return found
+
+
+def package(module: str) -> str:
+    """`reconciler.plan.planner` -> `plan`; `reconciler.diagnostics` -> `diagnostics`."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+GRAPH = {module: imports_of(module) for module in MODULES}
+
+
+def test_the_graph_is_read_at_all() -> None:
+    assert "reconciler.domain.rules" in GRAPH["reconciler.plan.planner"]
+    assert "reconciler.cli.plan" in GRAPH["reconciler.cli.apply"]          # a function-local import is seen too
+
+
+@pytest.mark.parametrize("floor", sorted(ALLOWED))
+def test_a_floor_imports_nothing_above_it(floor: str) -> None:
+    allowed = ALLOWED[floor] | {floor}
+    upward = sorted(f"{m} -> {t}" for m, targets in GRAPH.items() if package(m) == floor
+                    for t in targets if package(t) not in allowed)
+    assert upward == [], upward
+
+
+def test_nothing_below_the_command_line_imports_it() -> None:
+    users = sorted(f"{m} -> {t}" for m, targets in GRAPH.items() for t in targets
+                   if package(t) == "cli" and package(m) not in ("cli", "__main__"))
+    assert users == [], users
+
+
+def test_no_modules_import_each_other_round_a_circle() -> None:
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles: list[list[str]] = []
+
+    def visit(v: str) -> None:                  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in GRAPH[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for module in sorted(GRAPH):
+        if module not in index:
+            visit(module)
+    assert circles == [], circles
