@@ -35,11 +35,5 @@ def stale_reasons(plan: Plan, *, backend: str, revisions: Mapping[str, int | Non
 
 
 def threshold_reasons(plan: Plan) -> list[str]:
-    """Organisations whose removals exceed policy.max_removals (counted again from the steps themselves)."""
-    out = []
-    for org in plan.organisations:
-        count = sum(c.removal_count for c in org.changes)
-        if org.removal_limit is not None and count > org.removal_limit:
-            out.append(f"organisation {org.kvk}: {count} removals, more than policy.max_removals allows "
-                       f"({org.removal_limit} of {org.existing_objects} objects)")
-    return out
+    """Organisations whose removals exceed policy.max_removals (the plan's own check, `Plan.unsafe_reasons`)."""
+    return plan.unsafe_reasons()

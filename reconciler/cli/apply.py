@@ -64,17 +64,17 @@ async def _confirm(plan: Plan, auto_approve: bool) -> None:
 async def _execute(plan: Plan, world: World, session: Session, opts: dict[str, Any]) -> ApplyReport:
     from reconciler.apply.audit import AuditError, AuditLog
     from reconciler.apply.executor import Executor
-    from reconciler.apply.preflight import threshold_reasons
     from reconciler.apply.progress import choose
+    from reconciler.plan.model import UnsafePlan
     from reconciler.apply.saved import plan_id
 
     if session.read_only:
         raise Refused("the API token is read-only: it can plan and report, not apply; nothing was changed. Use "
                       "the token of a beheerder that may change things")
-    over = threshold_reasons(plan)
-    if over and not opts["force"]:
-        raise Refused("the plan removes more than policy.max_removals allows; nothing was changed. Check the "
-                      "removals above and run again with --force if you mean it:\n  " + "\n  ".join(over))
+    try:
+        plan.raise_if_unsafe(opts["force"])
+    except UnsafePlan as exc:
+        raise Refused(str(exc)) from None
     audit_path = None if opts["audit_log"] == "-" else Path(opts["audit_log"])
     try:                                 # before the question and before any request: an unwritable log refuses
         audit = AuditLog(audit_path).open()

@@ -164,13 +164,35 @@ class OrgPlan:
         if self.valid_until is None or day < self.valid_until:
             self.valid_until, self.valid_until_reason = day, reason
 
+    def count_removals(self) -> int:
+        """Removals against policy.max_removals, counted from the steps themselves (a saved plan's `removals`
+        field is not trusted)."""
+        return sum(c.removal_count for c in self.changes)
+
     @property
     def over_threshold(self) -> bool:
-        return self.removal_limit is not None and self.removals > self.removal_limit
+        return self.unsafe_reason() is not None
+
+    def unsafe_reason(self) -> str | None:
+        """Why this organisation's steps may not run without --force (more removals than policy.max_removals)."""
+        count = self.count_removals()
+        if self.removal_limit is None or count <= self.removal_limit:
+            return None
+        return (f"organisation {self.kvk}: {count} removals, more than policy.max_removals allows "
+                f"({self.removal_limit} of {self.existing_objects} objects)")
 
     @property
     def has_work(self) -> bool:
         return bool(self.changes or self.deferred)
+
+
+class UnsafePlan(Exception):
+    """A plan over the removal threshold, applied without --force: nothing may run."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        self.reasons = reasons
+        super().__init__("the plan removes more than policy.max_removals allows; nothing was changed. Check the "
+                         "removals above and run again with --force if you mean it:\n  " + "\n  ".join(reasons))
 
 
 @dataclass
@@ -197,6 +219,17 @@ class Plan:
     @property
     def changes(self) -> list[Change]:
         return [c for org in self.organisations for c in org.changes]
+
+    def unsafe_reasons(self) -> list[str]:
+        """The safety threshold, in one place (octoDNS's Plan): each organisation over policy.max_removals."""
+        return [reason for org in self.organisations if (reason := org.unsafe_reason()) is not None]
+
+    def raise_if_unsafe(self, force: bool) -> None:
+        """Refuse (`UnsafePlan`) a plan that removes more than the policy allows, unless forced; plan, apply
+        and saved plans all go through here."""
+        reasons = self.unsafe_reasons()
+        if reasons and not force:
+            raise UnsafePlan(reasons)
 
     @property
     def api_calls(self) -> int:

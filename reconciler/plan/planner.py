@@ -56,7 +56,7 @@ def make_plan(data: PlanInput) -> Plan:
         classify(plan, look_ahead(sim, data.today, lambda world, n: _plan_once(data, world, n)))
     plan.cost = Cost(once=round(sum(c.cost_once for c in plan.changes), 2),
                      yearly=round(sum(c.cost_yearly for c in plan.changes), 2))
-    plan.force_required = any(o.over_threshold for o in plan.organisations)
+    plan.force_required = bool(plan.unsafe_reasons())
     return plan
 
 
@@ -178,7 +178,7 @@ class _OrgPlanner:
         self._settle()
         limit = self.d.policy.threshold.limit(self.out.existing_objects)
         self.out.removal_limit = limit
-        self.out.removals = sum(c.removal_count for c in self.out.changes)
+        self.out.removals = self.out.count_removals()
 
     def _settle(self) -> None:
         """Changes are listed in stage order. Steps of different stages generated apart (chain steps, revokes)
