@@ -651,6 +651,37 @@ _HANDLERS = {
 
 
 # ------------------------------------------------------------------------- the supplier, the holder, time
+def first_admin_second_factor(level: Level, factor: SecondFactorType | None,
+                              phone: str | None) -> SecondFactorType | None:
+    """R19: a registered admin always has a second factor. The supplier's registration may name none (the CLI's
+    `sandbox init` does not), so a level that needs one gets sms when a phone is given, else otp."""
+    if needs_second_factor(level) and factor is None:
+        return SecondFactorType.SMS if phone else SecondFactorType.OTP
+    return factor
+
+
+def check_first_admin(email: str, existing: Means | None, level: Level, factor: SecondFactorType | None,
+                      phone: str | None) -> None:
+    """R16: the supplier registers an organisation with one beheerder, the means `email` already holds (R15) or
+    else a new one at `level`. An existing means must be active (R1), at least EH2+ counting a pending change so
+    a pending downgrade does not slip past (R2), and not a tax means (R13); a new one must be at least EH2+ (R2)
+    with its second factor (R19, after `first_admin_second_factor`). The store calls this, so the supplier's
+    checks are the rules' own."""
+    if existing is not None:
+        if not existing.active:
+            raise Refusal("R1", f"{email} holds a means that is {existing.status.value}; "
+                                "the first beheerder must be active")
+        if not admin_level_ok(existing.effective_level):
+            raise Refusal("R2", f"a beheerder needs level {ADMIN_MIN_LEVEL} or higher; "
+                                f"{email} has {existing.effective_level} (pending or current)")
+        if existing.type is MeansType.BELASTINGDIENST:
+            raise Refusal("R13", "a belastingdienst means cannot be a beheerder")
+        return
+    if not admin_level_ok(level):
+        raise Refusal("R2", f"a beheerder needs level {ADMIN_MIN_LEVEL} or higher, not {level}")
+    _second_factor_ok(level, factor, phone)
+
+
 def approve(view: View, means_id: str, today: dt.date) -> list[Effect]:
     """The supplier approves a request (R5) or processes a pending mutation (R6)."""
     means = view.get_means(means_id)

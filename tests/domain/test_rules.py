@@ -10,7 +10,7 @@ from reconciler.config.models import MeansType, Role, SecondFactorType, Subscrip
 from reconciler.domain import rules
 from reconciler.domain.catalogue import bundled_catalogue
 from reconciler.domain.levels import Level
-from reconciler.domain.state import Means, Membership, OrgInfo, OrgState, Status, World
+from reconciler.domain.state import Means, Membership, OrgInfo, OrgState, Pending, PendingKind, Status, World
 
 TODAY = dt.date(2026, 11, 21)
 KVK, OTHER = "99966564", "12345678"
@@ -221,6 +221,46 @@ def test_r19_second_factor_required(w: World) -> None:
     assert refused(w, op).code == "R19"
     op = rules.RequestMeans(KVK, "n1", "n@x.nl", "N", Role.GEBRUIKER, Level.EH3, second_factor=SecondFactorType.SMS)
     assert refused(w, op).code == "R19"
+
+
+def test_r16_first_admin_existing_means_is_checked_for_r1_r2_r13() -> None:
+    """The supplier registers an organisation with the means the admin's address already holds (R15): it must be
+    active (R1), EH2+ counting a pending downgrade (R2) and not a tax means (R13); messages name the address given."""
+    def refusal(existing: Means) -> rules.Refusal:
+        with pytest.raises(rules.Refusal) as info:
+            rules.check_first_admin("Uma@Acme.nl", existing, Level.EH3, None, None)
+        return info.value
+
+    r1 = refusal(person("uma", status=Status.WACHTEN_OP_ACTIVATIE))
+    assert (r1.code, r1.message) == ("R1", "Uma@Acme.nl holds a means that is wachten_op_activatie; "
+                                           "the first beheerder must be active")
+    downgrading = person("uma").with_(pending=Pending(PendingKind.LEVEL, level=Level.EH2))
+    r2 = refusal(downgrading)
+    assert (r2.code, r2.message) == ("R2", "a beheerder needs level EH2+ or higher; Uma@Acme.nl has EH2 "
+                                           "(pending or current)")
+    r13 = refusal(person("uma", type=MeansType.BELASTINGDIENST))
+    assert (r13.code, r13.message) == ("R13", "a belastingdienst means cannot be a beheerder")
+    rules.check_first_admin("uma@acme.nl", person("uma", Level.EH2PLUS), Level.EH2, None, None)  # its own level
+
+
+def test_r16_first_admin_new_means_is_checked_for_r2_and_r19() -> None:
+    with pytest.raises(rules.Refusal) as info:
+        rules.check_first_admin("o@x.nl", None, Level.EH2, None, None)
+    assert (info.value.code, info.value.message) == ("R2", "a beheerder needs level EH2+ or higher, not EH2")
+    with pytest.raises(rules.Refusal) as info:
+        rules.check_first_admin("o@x.nl", None, Level.EH3, SecondFactorType.SMS, None)
+    assert (info.value.code, info.value.message) == ("R19", "second factor sms needs a mobile number")
+    with pytest.raises(rules.Refusal) as info:                 # not given the default first: R19 still holds
+        rules.check_first_admin("o@x.nl", None, Level.EH3, None, None)
+    assert info.value.code == "R19"
+    rules.check_first_admin("o@x.nl", None, Level.EH3, SecondFactorType.OTP, None)
+
+
+def test_r19_a_first_admin_gets_a_second_factor_when_none_is_named() -> None:
+    assert rules.first_admin_second_factor(Level.EH3, None, None) is SecondFactorType.OTP
+    assert rules.first_admin_second_factor(Level.EH2PLUS, None, "+31612345678") is SecondFactorType.SMS
+    assert rules.first_admin_second_factor(Level.EH3, SecondFactorType.SMS, None) is SecondFactorType.SMS
+    assert rules.first_admin_second_factor(Level.EH4, None, None) is None
 
 
 def test_read_only_actor_and_strangers_are_forbidden(w: World) -> None:

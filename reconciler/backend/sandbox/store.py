@@ -924,31 +924,19 @@ class SandboxStore:
         """The supplier registers an organisation after the paper contract (R16) with one active admin: the
         existing means of that e-mail address if there is one (R15). Returns (means id, token).
 
-        A new admin at EH2+/EH3 without a second factor gets `otp` (sms when a phone is given): the CLI's
-        `sandbox init` names no factor, and a registered admin always has one (R19). A new admin's means has
+        The first admin is checked by the rules (`rules.check_first_admin`: R1, R2, R13, R19); a new admin at
+        EH2+/EH3 without a second factor gets one (`rules.first_admin_second_factor`). A new admin's means has
         `subscription` (what the config declares for that person, so a first plan does not find it different);
         an existing means keeps its own."""
         with self.transaction(write=True):
             if self.org(kvk) is not None:
                 raise Refusal("already-exists", f"organisation {kvk} already exists")
             existing = self.means_by_email(admin_email)
+            second_factor = rules.first_admin_second_factor(level, second_factor, phone)
+            rules.check_first_admin(admin_email, existing, level, second_factor, phone)
             if existing is not None:
-                if not existing.active:
-                    raise Refusal("R1", f"{admin_email} holds a means that is {existing.status.value}; "
-                                        "the first beheerder must be active")
-                if not rules.admin_level_ok(existing.effective_level):
-                    raise Refusal("R2", f"a beheerder needs level {rules.ADMIN_MIN_LEVEL} or higher; "
-                                        f"{admin_email} has {existing.effective_level} (pending or current)")
-                if existing.type is MeansType.BELASTINGDIENST:
-                    raise Refusal("R13", "a belastingdienst means cannot be a beheerder")
                 admin_id = existing.id
             else:
-                if not rules.admin_level_ok(level):
-                    raise Refusal("R2", f"a beheerder needs level {rules.ADMIN_MIN_LEVEL} or higher, not {level}")
-                if rules.needs_second_factor(level) and second_factor is None:
-                    second_factor = SecondFactorType.SMS if phone else SecondFactorType.OTP
-                if second_factor is SecondFactorType.SMS and not phone:
-                    raise Refusal("R19", "second factor sms needs a mobile number")
                 admin_id = str(uuid.uuid4())
                 self.conn.execute(_UPSERT_MEANS, _means_to_row(Means(
                     id=admin_id, email=admin_email, name=admin_name, level=level, second_factor=second_factor,

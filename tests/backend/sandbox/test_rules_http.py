@@ -159,6 +159,30 @@ async def test_r2_a_means_with_a_pending_downgrade_does_not_become_an_admin_by_r
         f"approve answered {approved.status_code}; {held['email']} is now {held['level']} and beheerder of {admin_of}")
 
 
+async def test_r16_the_supplier_refuses_a_first_admin_with_the_rules_own_messages(sc: Scenario) -> None:
+    """Registration checks the first admin through the rules module (R1, R2, R13, R19): a client sees the same
+    code and detail as before that move, and nothing is created."""
+    expired = await sc.new_means("eva@acme.nl", until="activatie_verlopen")
+    tax = await sc.new_means("tom@acme.nl", type="belastingdienst")
+    uma = await sc.new_means("uma@acme.nl")
+    await sc.ok("POST", means_path(uma, "level"), {"level": "EH2"}, status=202)     # a downgrade, pending
+    cases = [
+        ({"email": "EVA@acme.nl", "name": "Eva"}, "R1",
+         "EVA@acme.nl holds a means that is activatie_verlopen; the first beheerder must be active"),
+        ({"email": "uma@acme.nl", "name": "Uma"}, "R2",
+         "a beheerder needs level EH2+ or higher; uma@acme.nl has EH2 (pending or current)"),
+        ({"email": "tom@acme.nl", "name": "Tom"}, "R13", "a belastingdienst means cannot be a beheerder"),
+        ({"email": "o@other.nl", "name": "O", "level": "EH2"}, "R2", "a beheerder needs level EH2+ or higher, not EH2"),
+        ({"email": "o@other.nl", "name": "O", "second_factor": "sms"}, "R19",
+         "second factor sms needs a mobile number"),
+    ]
+    for admin, code, detail in cases:
+        r = await sc.client.post("/sandbox/organisations", json={"kvk": OTHER, "name": "Other", "admin": admin})
+        assert r.status_code == 409 and (r.json()["code"], r.json()["detail"]) == (code, detail), r.text
+    assert await sc.sandbox_means(kvk=OTHER) == [] and await sc.sandbox_means(email="o@other.nl") == []
+    assert {m["id"] for m in await sc.sandbox_means(kvk=KVK)} >= {expired, tax, uma}
+
+
 # =============================================================================================== R3
 async def test_r3_you_cannot_demote_yourself_even_with_another_admin(sc: Scenario) -> None:
     bea = await sc.new_means("bea@acme.nl", role="beheerder")
