@@ -5,6 +5,7 @@ backend, nothing below the command line imports it, and no two modules import ea
 from __future__ import annotations
 
 import ast
+import builtins
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,37 @@ def test_no_modules_import_each_other_round_a_circle() -> None:
         if module not in index:
             visit(module)
     assert circles == [], circles
+
+
+def _error_classes() -> dict[str, list[str]]:
+    """Exception classes defined in the package (a base is a builtin exception or one of these, by name), by name:
+    the modules that define each."""
+    classes: list[tuple[str, list[str], str]] = []
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                bases = [b.id if isinstance(b, ast.Name) else b.attr if isinstance(b, ast.Attribute) else ""
+                         for b in node.bases]
+                classes.append((node.name, bases, module))
+    errors = {name for name, obj in vars(builtins).items() if isinstance(obj, type) and issubclass(obj, BaseException)}
+    grown = True
+    while grown:
+        grown = False
+        for name, bases, _ in classes:
+            if name not in errors and any(base in errors for base in bases):
+                errors.add(name)
+                grown = True
+    where: dict[str, list[str]] = {}
+    for name, bases, module in classes:
+        if any(base in errors for base in bases):
+            where.setdefault(name, []).append(module)
+    return where
+
+
+def test_each_error_name_has_one_meaning() -> None:
+    """One name per meaning (issue 12): the rules' refusals (`NotPermitted`, `Missing`) are not the client's HTTP
+    errors (`backend.errors.Forbidden`, `NotFound`), so no two modules define an exception of the same name."""
+    where = _error_classes()
+    assert where["NotPermitted"] == ["reconciler.domain.rules"] and where["Missing"] == ["reconciler.domain.rules"]
+    assert where["Forbidden"] == ["reconciler.backend.errors"] and where["NotFound"] == ["reconciler.backend.errors"]
+    assert {name: modules for name, modules in where.items() if len(modules) > 1} == {}

@@ -125,7 +125,7 @@ class Forbidden(BackendError):
         return "Use the token of an active beheerder of this organisation that is not read-only."
 
 
-class NotFoundError(BackendError):
+class NotFound(BackendError):
     """404: the organisation, means or intermediary does not exist (any more)."""
 
     default_code = "not-found"
@@ -202,7 +202,7 @@ class ServerError(BackendError):
 
 
 _BY_STATUS: dict[int, type[BackendError]] = {
-    401: Unauthorized, 403: Forbidden, 404: NotFoundError, 409: RuleRefused, 412: PreconditionFailed,
+    401: Unauthorized, 403: Forbidden, 404: NotFound, 409: RuleRefused, 412: PreconditionFailed,
     422: InvalidRequest, 429: RateLimited, 502: Unavailable, 503: Unavailable, 504: Unavailable,
 }
 
@@ -220,6 +220,6 @@ def error_class_for(status: int, code: str | None) -> type[BackendError]:
 
 __all__ = [
     "BackendError", "BackendUnreachable", "ConfigurationError", "Forbidden", "IdempotencyMismatch",
-    "InvalidRequest", "NotFoundError", "PreconditionFailed", "RateLimited", "RuleRefused", "ServerError",
+    "InvalidRequest", "NotFound", "PreconditionFailed", "RateLimited", "RuleRefused", "ServerError",
     "Unauthorized", "Unavailable", "UnexpectedResponse", "error_class_for",
 ]

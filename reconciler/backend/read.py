@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 import anyio
 
 from reconciler.backend.client import BeheerClient
-from reconciler.backend.errors import Forbidden, NotFoundError
+from reconciler.backend.errors import Forbidden, NotFound
 from reconciler.domain.catalogue import Catalogue
 from reconciler.domain.state import OrgState, World
 
@@ -38,7 +38,7 @@ async def read_state(clients: Mapping[str, BeheerClient], kvks: Sequence[str], c
         async with limiter:
             try:
                 org = await client.get_organisation(kvk)
-            except (Forbidden, NotFoundError):
+            except (Forbidden, NotFound):
                 state.unknown.add(kvk)
                 return
             means = await client.list_all_means(kvk)

@@ -82,15 +82,23 @@ class Refusal(Exception):
         self.message = message
 
 
-class Forbidden(Refusal):
+class NotPermitted(Refusal):
+    """The actor may not perform the operation at all (not an active beheerder there, a read-only token): the
+    sandbox answers 403 `forbidden`, which the client raises as `backend.errors.Forbidden`."""
+
     status = 403
 
 
-class NotFound(Refusal):
+class Missing(Refusal):
+    """The object the operation names does not exist (a means, a membership, an authorisation, a chain): the
+    sandbox answers 404 `not-found`, which the client raises as `backend.errors.NotFound`."""
+
     status = 404
 
 
 class Invalid(Refusal):
+    """The operation itself is malformed (an unknown service, a bulk request too large): 422 `invalid`."""
+
     status = 422
 
 
@@ -269,9 +277,9 @@ def acting_admin(view: View, kvk: str, actor_id: str) -> Means:
     actor = view.get_means(actor_id)
     membership = view.membership(kvk, actor_id)
     if actor is None or membership is None or view.org(kvk) is None:
-        raise Forbidden("forbidden", f"you are not linked to organisation {kvk}")
+        raise NotPermitted("forbidden", f"you are not linked to organisation {kvk}")
     if not membership.is_admin or not actor.active:
-        raise Forbidden("forbidden", f"you are not an active beheerder of organisation {kvk}")
+        raise NotPermitted("forbidden", f"you are not an active beheerder of organisation {kvk}")
     return actor
 
 
@@ -279,7 +287,7 @@ def _member(view: View, kvk: str, means_id: str) -> tuple[Means, Membership]:
     means = view.get_means(means_id)
     membership = view.membership(kvk, means_id)
     if means is None or membership is None:
-        raise NotFound("not-found", f"means {means_id} is not linked to organisation {kvk}")
+        raise Missing("not-found", f"means {means_id} is not linked to organisation {kvk}")
     return means, membership
 
 
@@ -396,7 +404,7 @@ def _tax_means_ok(view: View, kvk: str, level: Level, role: Role, exclude: str |
 def _link_means(view: View, actor: Means, op: LinkMeans, today: dt.date) -> list[Effect]:
     means = view.get_means(op.means_id)
     if means is None:
-        raise NotFound("not-found", f"means {op.means_id} does not exist")
+        raise Missing("not-found", f"means {op.means_id} does not exist")
     actor_orgs = view.memberships_of(actor.id)
     means_orgs = view.memberships_of(means.id)
     shared = [kvk for kvk, ms in actor_orgs.items() if ms.is_admin and kvk in means_orgs]
@@ -422,7 +430,7 @@ def _execute_in_target(view: View, actor_id: str, op: LinkMeans, today: dt.date)
     """R4: links go only to organisations the acting admin is linked to (checked against the target)."""
     actor = view.get_means(actor_id)
     if actor is None or not actor.active:
-        raise Forbidden("forbidden", "your means is not active")
+        raise NotPermitted("forbidden", "your means is not active")
     if view.org(op.kvk) is None or view.membership(op.kvk, actor_id) is None:
         raise Refusal("R4", f"you are not linked to organisation {op.kvk}; links go only to your own organisations")
     return _link_means(view, actor, op, today)
@@ -598,7 +606,7 @@ def _existing_pairs(view: View, kvk: str, means_ids: Sequence[str], uuids: Seque
         means, _ = _member(view, kvk, means_id)
         for uuid in unique(uuids):
             if view.authorisation(kvk, means_id, uuid) is None:
-                raise NotFound("not-found", f"{means.email} has no authorisation for service {uuid}")
+                raise Missing("not-found", f"{means.email} has no authorisation for service {uuid}")
             pairs.append((means_id, uuid))
     return pairs
 
@@ -630,14 +638,14 @@ def _issue_chain(view: View, actor: Means, op: IssueChain, today: dt.date) -> li
 def _set_chain_end_date(view: View, actor: Means, op: SetChainEndDate, today: dt.date) -> list[Effect]:
     existing = view.chain(op.kvk, op.intermediary_kvk)
     if existing is None:
-        raise NotFound("not-found", f"no chain authorisations to intermediary {op.intermediary_kvk}")
+        raise Missing("not-found", f"no chain authorisations to intermediary {op.intermediary_kvk}")
     end = _end_date(today, op.end_date)
     return [PutChain(op.kvk, Chain(existing.intermediary_kvk, existing.name, existing.services, end))]
 
 
 def _remove_intermediary(view: View, actor: Means, op: RemoveIntermediary, today: dt.date) -> list[Effect]:
     if view.chain(op.kvk, op.intermediary_kvk) is None:
-        raise NotFound("not-found", f"no chain authorisations to intermediary {op.intermediary_kvk}")
+        raise Missing("not-found", f"no chain authorisations to intermediary {op.intermediary_kvk}")
     return [DeleteChain(op.kvk, op.intermediary_kvk)]
 
 
@@ -686,7 +694,7 @@ def approve(view: View, means_id: str, today: dt.date) -> list[Effect]:
     """The supplier approves a request (R5) or processes a pending mutation (R6)."""
     means = view.get_means(means_id)
     if means is None:
-        raise NotFound("not-found", f"means {means_id} does not exist")
+        raise Missing("not-found", f"means {means_id} does not exist")
     if means.status is Status.WACHTEN_OP_GOEDKEURING:
         return [PutMeans(means.with_(status=Status.WACHTEN_OP_ACTIVATIE,
                                      activation_deadline=today + dt.timedelta(days=ACTIVATION_DAYS)))]
@@ -709,7 +717,7 @@ def reject(view: View, means_id: str, today: dt.date) -> list[Effect]:
     """The supplier rejects: a rejected request disappears (R5); a rejected mutation is dropped."""
     means = view.get_means(means_id)
     if means is None:
-        raise NotFound("not-found", f"means {means_id} does not exist")
+        raise Missing("not-found", f"means {means_id} does not exist")
     if means.status is Status.WACHTEN_OP_GOEDKEURING:
         effects: list[Effect] = [DeleteMembership(kvk, means.id) for kvk in view.memberships_of(means.id)]
         return effects + [DeleteMeans(means.id)]
@@ -722,7 +730,7 @@ def activate(view: View, means_id: str, today: dt.date) -> list[Effect]:
     """The holder activates within 30 days of approval (R5)."""
     means = view.get_means(means_id)
     if means is None:
-        raise NotFound("not-found", f"means {means_id} does not exist")
+        raise Missing("not-found", f"means {means_id} does not exist")
     if means.status is not Status.WACHTEN_OP_ACTIVATIE:
         raise Refusal("R5", f"{means.email} is {means.status.value}; only a means awaiting activation can be activated")
     if means.activation_deadline is not None and today > means.activation_deadline:
@@ -734,7 +742,7 @@ def expire_activation(view: View, means_id: str, today: dt.date) -> list[Effect]
     """The 30 days pass without activation (R5)."""
     means = view.get_means(means_id)
     if means is None:
-        raise NotFound("not-found", f"means {means_id} does not exist")
+        raise Missing("not-found", f"means {means_id} does not exist")
     if means.status is not Status.WACHTEN_OP_ACTIVATIE:
         raise Refusal("R5", f"{means.email} is {means.status.value}, not awaiting activation")
     return [PutMeans(means.with_(status=Status.ACTIVATIE_VERLOPEN))]

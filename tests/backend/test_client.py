@@ -21,7 +21,7 @@ from reconciler.backend.client import BeheerClient, RetryPolicy, Timeouts, token
 from reconciler.backend.connect import DroppedConnectionTransport
 from reconciler.backend.errors import (
     BackendError, BackendUnreachable, ConfigurationError, Forbidden, IdempotencyMismatch, InvalidRequest,
-    NotFoundError, PreconditionFailed, RateLimited, RuleRefused, ServerError, Unauthorized, Unavailable,
+    NotFound, PreconditionFailed, RateLimited, RuleRefused, ServerError, Unauthorized, Unavailable,
     UnexpectedResponse,
 )
 from reconciler.backend.types import Secret, TerminationMode
@@ -277,7 +277,7 @@ def test_timeouts_are_configurable() -> None:
 # ------------------------------------------------------------------------------------------------ problems
 @pytest.mark.parametrize(("status", "code", "cls"), [
     (409, "R1", RuleRefused), (412, "precondition-failed", PreconditionFailed), (401, "unauthorized", Unauthorized),
-    (403, "forbidden", Forbidden), (404, "not-found", NotFoundError), (422, "invalid", InvalidRequest),
+    (403, "forbidden", Forbidden), (404, "not-found", NotFound), (422, "invalid", InvalidRequest),
     (422, "idempotency-mismatch", IdempotencyMismatch), (500, "internal", ServerError),
 ])
 async def test_problems_map_to_typed_errors_and_are_not_retried(script, sleeps, make_client, status, code, cls):
@@ -306,7 +306,7 @@ async def test_a_rule_refusal_reads_well(script, make_client):
 async def test_a_non_json_error_body_still_maps(script, make_client):
     script.on("GET", "/v1/me", Response("<html>Bad Gateway</html>", status_code=404, media_type="text/html"))
     async with make_client() as client:
-        with pytest.raises(NotFoundError) as info:
+        with pytest.raises(NotFound) as info:
             await client.me()
     assert info.value.code == "not-found" and "Bad Gateway" in info.value.detail
 

@@ -264,10 +264,20 @@ def test_r19_a_first_admin_gets_a_second_factor_when_none_is_named() -> None:
 
 
 def test_read_only_actor_and_strangers_are_forbidden(w: World) -> None:
-    with pytest.raises(rules.Forbidden):
+    with pytest.raises(rules.NotPermitted):
         rules.execute(w, "user", rules.ChangeRole(KVK, "admin", Role.GEBRUIKER), TODAY)
-    with pytest.raises(rules.Forbidden):
+    with pytest.raises(rules.NotPermitted):
         rules.execute(w, "nobody", rules.Grant(KVK, ("admin",), (UWV,)), TODAY)
+
+
+def test_an_unknown_object_is_missing_not_a_rule(w: World) -> None:
+    """`Missing` (404 `not-found`) is the domain's "no such object"; the client's HTTP error is another class."""
+    with pytest.raises(rules.Missing) as info:
+        rules.execute(w, "admin", rules.Revoke(KVK, ("user",), (UWV,)), TODAY)
+    assert (info.value.status, info.value.code) == (404, "not-found")
+    with pytest.raises(rules.Missing):
+        rules.approve(w, "nobody", TODAY)
+    assert (rules.NotPermitted.status, rules.Invalid.status, rules.Refusal.status) == (403, 422, 409)
 
 
 def test_add_years_handles_leap_day() -> None:

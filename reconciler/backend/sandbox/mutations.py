@@ -14,7 +14,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from reconciler.domain.rules import Forbidden, Refusal
+from reconciler.domain.rules import NotPermitted, Refusal
 
 from reconciler.backend.sandbox.context import Actor, MutationHeaders, etag, get_store, if_match_ok, require_admin
 from reconciler.backend.sandbox.problems import PROBLEM_MEDIA_TYPE, ApiError, problem_body
@@ -61,7 +61,7 @@ def _run(request: Request, actor: Actor, kvk: str, headers: MutationHeaders, bod
         out_status, out_headers, outcome, code, detail = status, {}, "ok", None, None
         try:
             if actor.read_only:
-                raise Forbidden("forbidden", "this token is read-only; it cannot change anything")
+                raise NotPermitted("forbidden", "this token is read-only; it cannot change anything")
             require_admin(store, kvk, actor)
             current = store.revision(kvk)
             if not if_match_ok(headers.if_match, current):

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from reconciler.domain import rules
 from reconciler.domain.catalogue import Service
 from reconciler.domain.levels import Level
-from reconciler.domain.rules import Invalid, NotFound
+from reconciler.domain.rules import Invalid, Missing
 from reconciler.domain.state import Effect
 
 from reconciler.backend.sandbox import models as m
@@ -53,7 +53,7 @@ _LIFECYCLE: dict[str, tuple[Callable[..., list[Effect]], str, str]] = {
 async def lifecycle(request: Request, means_id: str, step: str) -> Response:
     """The supplier approves/rejects a request or pending change, the holder activates, 30 days pass (R5, R6)."""
     if step not in _LIFECYCLE:
-        raise NotFound("not-found", f"unknown step {step!r}; allowed: {', '.join(_LIFECYCLE)}")
+        raise Missing("not-found", f"unknown step {step!r}; allowed: {', '.join(_LIFECYCLE)}")
     decide, actor, action = _LIFECYCLE[step]
     store = get_store(request)
     with store.transaction(write=True):

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from reconciler.domain import rules
 from reconciler.domain.levels import Level
-from reconciler.domain.rules import NotFound
+from reconciler.domain.rules import Missing
 from reconciler.domain.state import (
     DeleteAuthorisation, DeleteMeans, DeleteMembership, DeleteOrganisation, PutAuthorisation, PutMembership,
 )
@@ -74,7 +74,7 @@ async def get_me(request: Request, actor: CurrentActor) -> Response:
     with store.transaction():
         means = store.get_means(actor.means_id)
         if means is None:  # pragma: no cover - tokens end with their means
-            raise NotFound("not-found", "the means of this token no longer exists")
+            raise Missing("not-found", "the means of this token no longer exists")
         return json_response({"means_id": means.id, "email": means.email, "level": means.level.value,
                               "read_only": actor.read_only, "today": store.today.isoformat()})
 
@@ -129,7 +129,7 @@ async def get_means(request: Request, actor: CurrentActor, kvk: KvkPath, means_i
         require_admin(store, kvk, actor)
         entry = store.means_entry(kvk, means_id)
         if entry is None:
-            raise NotFound("not-found", f"means {means_id} is not linked to organisation {kvk}")
+            raise Missing("not-found", f"means {means_id} is not linked to organisation {kvk}")
         return json_response(means_dict(entry), revision=store.revision(kvk))
 
 
@@ -330,7 +330,7 @@ async def link_means(request: Request, actor: CurrentActor, kvk: KvkPath, means_
 
     def work(store: SandboxStore) -> Outcome:
         if store.membership(kvk, means_id) is None:
-            raise NotFound("not-found", f"means {means_id} is not linked to organisation {kvk}")
+            raise Missing("not-found", f"means {means_id} is not linked to organisation {kvk}")
         store.apply(rules.execute(store, actor.means_id, op, store.today), context_kvk=kvk)
         return _means_result(store, kvk, means_id)
 

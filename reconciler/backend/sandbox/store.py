@@ -26,7 +26,7 @@ from reconciler.config.models import MeansType, Role, SecondFactorType, Subscrip
 from reconciler.domain import rules
 from reconciler.domain.catalogue import Catalogue, Service, bundled_catalogue
 from reconciler.domain.levels import Level
-from reconciler.domain.rules import LATEST_TODAY, Invalid, NotFound, Refusal
+from reconciler.domain.rules import LATEST_TODAY, Invalid, Missing, Refusal
 from reconciler.domain.state import (
     Chain, DeleteAuthorisation, DeleteChain, DeleteMeans, DeleteMembership, DeleteOrganisation, Effect, Means,
     Membership, OrgInfo, Pending, PendingKind, PutAuthorisation, PutChain, PutMeans, PutMembership, Status,
@@ -1039,7 +1039,7 @@ class SandboxStore:
         """A fresh token for the means; only its hash is kept."""
         with self.transaction(write=True):
             if self.get_means(means_id) is None:
-                raise NotFound("not-found", f"means {means_id} does not exist")
+                raise Missing("not-found", f"means {means_id} does not exist")
             token = secrets.token_urlsafe(32)
             self.conn.execute("INSERT INTO tokens (hash, means_id, read_only, created_at) VALUES (?, ?, ?, ?)",
                               (hash_token(token), means_id, int(read_only), _now()))
