@@ -293,7 +293,7 @@ import datetime as dt, sys, time
 t0 = time.perf_counter()
 import anyio
 from reconciler.backend.session import open_session
-from reconciler.cli.plan import load_valid
+from reconciler.pipeline import load_valid
 from reconciler.domain.catalogue import Catalogue
 from reconciler.plan.desired import desired_org
 from reconciler.plan.planner import PlanInput, make_plan

@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import click
 
-from reconciler import __version__
 from reconciler.cli.options import DATE, backend_option, shard_option
-from reconciler.cli.plan import load_valid, use_colour
-from reconciler.cli.runner import run
+from reconciler.cli.plan import use_colour
+from reconciler.cli.runner import note, run
 from reconciler.render.safe import terminal
 
 if TYPE_CHECKING:
     from reconciler.config.shard import Shard
-    from reconciler.apply.report import ApplyReport
-    from reconciler.backend.session import Session
-    from reconciler.domain.state import World
     from reconciler.plan.model import Plan
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -61,156 +56,6 @@ async def _confirm(plan: Plan, auto_approve: bool) -> None:
         raise Refused("apply cancelled: nothing was changed")
 
 
-async def _execute(plan: Plan, world: World, session: Session, opts: dict[str, Any]) -> ApplyReport:
-    from reconciler.apply.audit import AuditError, AuditLog
-    from reconciler.apply.executor import Executor
-    from reconciler.apply.progress import choose
-    from reconciler.plan.model import UnsafePlan
-    from reconciler.apply.saved import plan_id
-
-    if session.read_only:
-        raise Refused("the API token is read-only: it can plan and report, not apply; nothing was changed. Use "
-                      "the token of a beheerder that may change things")
-    try:
-        plan.raise_if_unsafe(opts["force"])
-    except UnsafePlan as exc:
-        raise Refused(str(exc)) from None
-    audit_path = None if opts["audit_log"] == "-" else Path(opts["audit_log"])
-    try:                                 # before the question and before any request: an unwritable log refuses
-        audit = AuditLog(audit_path).open()
-    except AuditError as error:
-        raise Refused(f"{error}; nothing was changed. Give a writable file with --audit-log FILE (or "
-                      "--audit-log - for no audit log)") from None
-    try:
-        await _confirm(plan, opts["auto_approve"])
-        executor = Executor(plan, plan_id(plan), world, session.clients, session.actors, audit=audit,
-                            progress=choose(opts["quiet"]), concurrency=opts["concurrency"])
-        report = await executor.run()
-    finally:
-        failure = audit.close()          # never raises: the report below says what the log is missing
-    if failure is not None and report.audit_failure is None:
-        report.audit_failure = str(failure)
-    from reconciler.apply.report import what_next
-
-    report.next = what_next(plan, world)   # `world` now holds every step that succeeded (the executor's)
-    return report
-
-
-def _idle(plan: Plan, world: World) -> ApplyReport | None:
-    """A plan with only deferred and manual steps sends nothing, but says what waits on whom; None: converged."""
-    from reconciler.apply.report import ApplyReport, empty_result, what_next
-
-    if not any(o.deferred or o.manual for o in plan.organisations):
-        return None
-    return ApplyReport("", [empty_result(o) for o in plan.organisations], next=what_next(plan, world),
-                       attempted=False)
-
-
-async def apply_paths(paths: tuple[str, ...], opts: dict[str, Any]) -> ApplyReport | None:
-    from reconciler.backend.session import open_session
-    from reconciler.cli.plan import plan_in_session
-
-    today: dt.date | None = opts["today"]
-    result = load_valid(paths, today, opts["shard"])     # without --today, R9 waits for the backend's today
-    async with open_session(opts["backend"], result.orgs, today=today) as session:
-        planned = await plan_in_session(session, paths, result, today)
-        for note in planned.notes:
-            click.echo(f"note: {terminal(note)}", err=True)
-        _show_plan(planned.plan, opts["quiet"])
-        if not planned.plan.changes:
-            return _idle(planned.plan, planned.world)
-        return await _execute(planned.plan, planned.world, session, opts)
-
-
-async def apply_saved(path: str, paths: tuple[str, ...], opts: dict[str, Any]) -> ApplyReport | None:
-    """Apply a saved plan only when it is the plan that review saw: signed (with RECONCILER_PLAN_KEY set), made
-    from the config given (or recorded in it), still current for the backend, and re-derived identically."""
-    from reconciler.apply.preflight import stale_reasons
-    from reconciler.apply.saved import SavedPlanError, load_plan_data, plan_from_data
-    from reconciler.apply.signature import SignatureError, check_signature, plan_key
-    from reconciler.apply.verify import differences
-    from reconciler.backend.session import open_session
-    from reconciler.backend.connect import parse_backend_spec
-    from reconciler.cli.plan import config_digest, plan_in_session
-    from reconciler.config.loader import load_paths
-    from reconciler.config.shard import parse_shard, pick_orgs
-
-    try:
-        data = load_plan_data(Path(path))
-        key = plan_key()
-        if key is not None:
-            check_signature(Path(path), data, key)
-        saved = plan_from_data(data)
-    except (SavedPlanError, SignatureError) as exc:
-        raise Refused(f"{exc}; nothing was changed") from None
-    spec = str(parse_backend_spec(opts["backend"]))
-    if saved.backend != spec:                         # before the session: an embedded one would be set up
-        raise Refused(f"the plan was made against {terminal(saved.backend)}, not {spec}: apply it against the "
-                      "backend it was made for, or plan again; nothing was changed")
-    config = paths or _recorded_paths(path, saved.config_paths)
-    try:
-        shard = parse_shard(saved.shard) if saved.shard else None
-    except ValueError as exc:
-        raise Refused(f"{path}: not a valid plan: shard {terminal(str(exc))}; nothing was changed") from None
-    if paths:
-        result = load_valid(config, saved.today, shard)
-    else:                                             # paths from the file: never quote what they point at
-        result = load_paths(config, saved.today)
-        if not result.ok:
-            raise Refused(f"the config recorded in the plan ({terminal(', '.join(config))}) is not valid "
-                          f"({len(result.errors)} errors); check it with `reconciler validate`, or give the config: "
-                          f"`reconciler apply --plan {path} PATH...`; nothing was changed")
-        result = replace(result, orgs=pick_orgs(result.orgs, shard))
-    digest = config_digest(result)
-    if digest != saved.config_digest:
-        raise Refused(f"the config at {', '.join(config)} is not the config the plan was made from (config digest "
-                      f"{saved.config_digest or 'none'} in the plan, {digest} now): check out the commit the plan "
-                      "was made from, or plan again; nothing was changed")
-    async with open_session(opts["backend"], result.orgs) as session:
-        derived = await plan_in_session(session, config, result, saved.today)
-        revisions = {o.kvk: o.revision for o in derived.plan.organisations}
-        same_orgs = {o.kvk for o in saved.organisations} == revisions.keys()    # else: tampered, not stale
-        reasons = stale_reasons(saved, backend=session.backend, revisions=revisions, today=session.today,
-                                tool_version=__version__) if same_orgs else []
-        if reasons:
-            raise Refused("the saved plan is stale; nothing was changed. Plan again "
-                          "(`reconciler plan PATH... --out plan.json`):\n  " + "\n  ".join(reasons))
-        changed = differences(data, derived.plan)
-        if changed:
-            shown = changed[:_MAX_SHOWN] + ([f"... and {len(changed) - _MAX_SHOWN} more"]
-                                            if len(changed) > _MAX_SHOWN else [])
-            raise Refused(f"{path} is not the plan that the config and the backend give: it was edited after it was "
-                          "made; nothing was changed. Review a fresh plan (`reconciler plan PATH... --out "
-                          "plan.json`). What differs:\n  " + "\n  ".join(shown))
-        for note in derived.notes:
-            click.echo(f"note: {terminal(note)}", err=True)
-        derived.plan.compared_to = saved.compared_to
-        _show_plan(derived.plan, opts["quiet"])
-        if not derived.plan.changes:
-            return _idle(derived.plan, derived.world)
-        return await _execute(derived.plan, derived.world, session, opts)
-
-
-def _recorded_paths(plan_file: str, recorded: list[str]) -> tuple[str, ...]:
-    """The config paths a plan records, when they are safe to read: relative, inside the working directory, and
-    regular files or directories (a plan file is not trusted to point anywhere else)."""
-    if not recorded:
-        raise Refused(f"{plan_file}: the plan does not say which config it was made from; give it: `reconciler "
-                      f"apply --plan {plan_file} PATH...`; nothing was changed")
-    for raw in recorded:
-        shown, candidate = terminal(raw), Path(raw)
-        if candidate.is_absolute() or ".." in candidate.parts:
-            raise Refused(f"the plan records the config path {shown}, outside the working directory; give the "
-                          f"config: `reconciler apply --plan {plan_file} PATH...`; nothing was changed")
-        if not candidate.exists():
-            raise Refused(f"the config the plan was made from is not at {shown}: run apply where the plan was made, "
-                          f"or give the config: `reconciler apply --plan {plan_file} PATH...`; nothing was changed")
-        if not (candidate.is_dir() or candidate.is_file()):
-            raise Refused(f"the plan records the config path {shown}, which is not a file or a folder; give the "
-                          f"config: `reconciler apply --plan {plan_file} PATH...`; nothing was changed")
-    return tuple(recorded)
-
-
 def _append_summary(path: Path, text: str) -> None:
     """`--summary FILE`: appended, as GitHub's job summary file expects; a file that cannot be written is said in
     one line (the apply itself has run: exit codes stay those of the apply)."""
@@ -220,10 +65,6 @@ def _append_summary(path: Path, text: str) -> None:
     except OSError as exc:
         click.echo(f"warning: cannot write the summary to {terminal(str(path))}: {terminal(exc.strerror or exc)}",
                    err=True)
-
-
-#: Differences listed when a saved plan is refused (the rest are counted).
-_MAX_SHOWN = 40
 
 
 @click.command()
@@ -273,8 +114,15 @@ def apply(paths: tuple[str, ...], plan_file: str | None, auto_approve: bool, for
     if plan_file and shard:
         raise click.UsageError("--shard applies when planning; plan the shard with `reconciler plan --shard K/N "
                                "--out plan.json`")
-    opts = {"auto_approve": auto_approve, "force": force, "audit_log": audit_log, "concurrency": concurrency,
-            "quiet": quiet, "today": today, "backend": backend, "shard": shard}
+    from reconciler.apply.progress import choose
+    from reconciler.pipeline import ApplyOptions, apply_paths, apply_saved
+
+    async def confirm(plan: Plan) -> None:
+        await _confirm(plan, auto_approve)
+
+    opts = ApplyOptions(backend=backend, force=force, audit_log=None if audit_log == "-" else Path(audit_log),
+                        concurrency=concurrency, today=today, shard=shard, note=note,
+                        show=lambda plan: _show_plan(plan, quiet), confirm=confirm, progress=lambda: choose(quiet))
     report = run(lambda: apply_saved(plan_file, paths, opts) if plan_file else apply_paths(paths, opts))
     from reconciler.apply.report import render_json, render_summary, render_text
 

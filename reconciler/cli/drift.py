@@ -11,60 +11,14 @@ import click
 
 from reconciler.cli.options import DATE, backend_option, shard_option
 from reconciler.cli.output import check_output, write_output
-from reconciler.cli.plan import load_valid, plan_in_session
-from reconciler.cli.runner import run
-from reconciler.plan.cost import DEFAULT_TARIFFS, TariffError, Tariffs, load_tariffs
-from reconciler.render.safe import terminal
+from reconciler.cli.runner import note, run
+from reconciler.pipeline import build_drift
+from reconciler.plan.cost import DEFAULT_TARIFFS, TariffError, load_tariffs
 
 if TYPE_CHECKING:
-    from reconciler.backend.client import BeheerClient
     from reconciler.config.shard import Shard
-    from reconciler.domain.state import World
-    from reconciler.drift.report import DriftReport
-    from reconciler.drift.trail import Trail
 
 EXIT_IN_SYNC, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
-
-
-async def build_drift(paths: tuple[str, ...], backend: str | None, today: dt.date | None,
-                      shard: Shard | None, tariffs: Tariffs = DEFAULT_TARIFFS) -> tuple[DriftReport, list[str]]:
-    """Plan, report, and only for an organisation that needs it (drift, or a possibly idle means) read its
-    event trail once, page by page, to say who changed what and since when a means is idle."""
-    from reconciler.backend.session import open_session
-    from reconciler.drift.report import build_report
-
-    result = load_valid(paths, today, shard)
-    async with open_session(backend, result.orgs, today=today, read_only=True) as session:
-        planned = await plan_in_session(session, paths, result, today, tariffs=tariffs)
-        args = (planned.plan, planned.world, planned.desired, session.today)
-        report = build_report(*args, tariffs=tariffs)
-        notes = list(planned.notes)
-        trails: dict[str, Trail] = {}
-        for org in report.organisations:
-            client = session.clients.get(org.kvk)
-            if org.needs_trail and client is not None:
-                trail = await read_trail(client, org.kvk, planned.world, notes)
-                if trail is not None:
-                    trails[org.kvk] = trail
-        if trails:
-            report = build_report(*args, trails=trails, tariffs=tariffs)
-        return report, notes
-
-
-async def read_trail(client: BeheerClient, kvk: str, world: World, notes: list[str]) -> Trail | None:
-    """The organisation's event trail, indexed as it is paged in; a trail that cannot be read leaves who and
-    when "unknown" (with a note), it does not fail the report."""
-    from reconciler.backend.errors import BackendError
-    from reconciler.drift.trail import Trail
-
-    trail = Trail.of((), world)
-    try:
-        async for event in client.iter_events(kvk):
-            trail.add(event)
-    except BackendError as exc:
-        notes.append(f"{kvk}: the event trail could not be read ({exc}); who changed what is unknown")
-        return None
-    return trail
 
 
 @click.command()
@@ -106,9 +60,9 @@ def drift(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | No
         tariffs = load_tariffs(Path(tariff_file)) if tariff_file else DEFAULT_TARIFFS
     except TariffError as exc:
         raise click.ClickException(str(exc)) from None
-    report, notes = run(lambda: build_drift(paths, backend, today, shard, tariffs))
-    for note in notes:
-        click.echo(f"note: {terminal(note)}", err=True)
+    report, notes = run(lambda: build_drift(paths, backend, today, shard, tariffs, note))
+    for text in notes:
+        note(text)
     text = RENDERERS[fmt](report)
     if out:
         write_output(out, text)

@@ -9,11 +9,9 @@ import click
 
 from reconciler.cli.options import DATE, backend_option, shard_option
 from reconciler.cli.output import check_output, write_output
-from reconciler.render.safe import terminal
 
 if TYPE_CHECKING:
     from reconciler.config.shard import Shard
-    from reconciler.report.access import AccessReport
 
 EXIT_OK = 0
 
@@ -21,26 +19,6 @@ EXIT_OK = 0
 @click.group()
 def report() -> None:
     """Overviews for auditors and practitioners, read from the backend (nothing is changed)."""
-
-
-async def read_access(paths: tuple[str, ...], backend: str | None, today: dt.date | None,
-                      shard: Shard | None) -> tuple[AccessReport, list[str]]:
-    """Load the config, read its organisations from the backend, and build the access overview."""
-    from reconciler.backend.session import open_session
-    from reconciler.cli.plan import load_valid
-    from reconciler.domain.catalogue import Catalogue
-    from reconciler.plan.desired import desired_org
-    from reconciler.backend.read import read_state
-    from reconciler.report.access import access_report
-
-    result = load_valid(paths, None, shard)     # end dates in the config do not matter to what the backend has
-    kvks = [org.config.organisation.kvk for org in result.orgs]
-    catalogue = Catalogue([s for org in result.orgs for s in org.catalogue])
-    async with open_session(backend, result.orgs, today=today, read_only=True) as session:
-        actual = await read_state(session.clients, kvks, catalogue)
-        made = access_report(actual.world, [desired_org(org) for org in result.orgs], session.today,
-                             unreadable=sorted(actual.unknown), backend=session.backend)
-        return made, list(session.notes)
 
 
 @report.command("access")
@@ -67,13 +45,14 @@ def access(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | N
     access to is listed in the report and makes it exit 1 (the report is incomplete). Without --backend the
     embedded sandbox is used.
     """
-    from reconciler.cli.runner import run
+    from reconciler.cli.runner import note, run
+    from reconciler.pipeline import read_access
     from reconciler.report.render_access import render_bytes
 
     check_output(out)               # a folder that does not exist is found before the backend is read
-    made, notes = run(lambda: read_access(paths, backend, today, shard))
-    for note in notes:
-        click.echo(f"note: {terminal(note)}", err=True)
+    made, notes = run(lambda: read_access(paths, backend, today, shard, note))
+    for text in notes:
+        note(text)
     data = render_bytes(made, fmt, bom=out is not None)     # the BOM is for Excel opening a file, not for a pipe
     if out:
         write_output(out, data)

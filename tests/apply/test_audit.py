@@ -25,7 +25,7 @@ from reconciler.apply.executor import Executor, idempotency_key
 from reconciler.apply.report import ApplyReport, Outcome, render_json, render_text
 from reconciler.apply.saved import plan_id
 from reconciler.backend.session import open_session
-from reconciler.cli.plan import plan_in_session
+from reconciler.pipeline import plan_in_session
 from reconciler.config.loader import load_paths
 
 from tests.apply.served import (

@@ -17,7 +17,7 @@ from reconciler.apply.report import ApplyReport, Outcome
 from reconciler.apply.saved import plan_id
 from reconciler.backend.sandbox.controls import SandboxControls
 from reconciler.backend.session import Session, open_session
-from reconciler.cli.plan import Planned, plan_in_session
+from reconciler.pipeline import Planned, plan_in_session
 from reconciler.config.loader import load_paths
 from reconciler.domain.catalogue import bundled_catalogue
 from reconciler.plan.model import Action, Change, Stage

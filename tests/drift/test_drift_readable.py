@@ -17,7 +17,7 @@ import anyio
 from reconciler.backend.connect import open_backend
 from reconciler.backend.sandbox.controls import SandboxControls
 from reconciler.backend.types import RemoteEvent
-from reconciler.cli.drift import read_trail
+from reconciler.pipeline import read_trail
 from reconciler.domain.catalogue import bundled_catalogue
 from reconciler.domain.state import Status, World
 from reconciler.drift.report import build_report

@@ -13,7 +13,7 @@ import pytest
 from reconciler.backend.bootstrap import acting_admins
 from reconciler.backend.connect import open_backend
 from reconciler.backend.sandbox.controls import SandboxControls
-from reconciler.cli.plan import build_plan
+from reconciler.pipeline import build_plan
 from reconciler.config.loader import load_paths
 from reconciler.plan.model import Action, Plan
 
