@@ -183,7 +183,7 @@ def test_on_a_terminal_only_yes_goes_on(tmp_path: Path, monkeypatch: object) -> 
     path = repo.config(HEAD + "users:\n" + ADMIN + users(1))
     code, _, err = repo.run("apply", path, stdin="y\n")
     assert code == 1 and "apply cancelled: nothing was changed" in err
-    assert "\nApply this change to 1 organisation (12345678)? Type 'yes' to go on: " in err     # a question
+    assert "\nApply this change to 1 organisation (12345678)? Type 'yes' to go on:" in err     # a question
     assert repo.run("plan", path)[0] == 2
     code, out, _ = repo.run("apply", path, stdin="yes\n")
     assert code == 0 and "Apply: 1 done" in out

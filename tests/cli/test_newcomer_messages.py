@@ -148,7 +148,7 @@ def test_the_confirmation_is_a_question_and_only_yes_goes_on(tmp_path: Path, mon
     args = ("apply", str(EXAMPLE), "--backend", backend, "--audit-log", "-")
     code, _, err = invoke(*args, stdin="y\n")
     assert code == 1
-    assert "\nApply these 9 changes to 1 organisation (99966564)? Type 'yes' to go on: " in err
+    assert "\nApply these 9 changes to 1 organisation (99966564)? Type 'yes' to go on:" in err
     assert "apply cancelled: nothing was changed" in err
     code, out, err = invoke(*args, stdin="yes\n")
     assert code == 0 and "Apply: 9 done" in out, err
