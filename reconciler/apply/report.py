@@ -57,7 +57,7 @@ class OrgResult:
 #: Who does a manual step, by the rule that makes it manual (the reason says the specifics).
 MANUAL_BY = {"R1": "a beheerder whose API token the reconciler runs with",
              "R3": "another beheerder (run with that beheerder's token)",
-             "R4": "an admin with the level that is needed",
+             "R4": "a beheerder with the level that is needed (for a link: one of both organisations)",
              "R11": "the holder, in the Beheermodule's profile page",
              "R14": "the supplier, or a beheerder in the Beheermodule",
              "R16": "a legal representative, on a paper contract with the supplier",

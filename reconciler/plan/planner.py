@@ -312,9 +312,11 @@ class _OrgPlanner:
                            detail=f"{means.phone} -> {factor.phone}", person=user.email,
                            before={"phone": means.phone}, after={"phone": factor.phone})
         if means.status is Status.ACTIVATIE_VERLOPEN:
+            letter = self.tariffs.activation_letter        # None: the manual prints no price
             self._step(rules.ResendInvitation(self.kvk, means.id), Action.RESEND_INVITATION, user.email, Stage.ADD,
-                       {"means_id": means.id}, detail="the activation lapsed: a new activation letter (costs money)",
-                       person=user.email)
+                       {"means_id": means.id}, detail="the activation lapsed: a new activation letter ("
+                       + (f"EUR {letter:.2f}" if letter is not None else "costs money, amount not printed") + ")",
+                       person=user.email, cost_once=letter or 0.0)
         if user.subscription is not means.subscription and user.type is means.type:
             self.out.warnings.append(f"{user.email}: subscription is {means.subscription.value} in the backend, "
                                      f"{user.subscription.value} in the config; it changes at renewal, not through "

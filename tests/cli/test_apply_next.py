@@ -22,7 +22,7 @@ What happens next:
   Waiting for each holder to activate the means (R5):
     ann@acme.nl, by 2026-12-21
   Manual steps: a person must do them, the reconciler cannot:
-    request_means bob@acme.nl: an admin with the level that is needed (R4: a new means at EH4 is above the acting \
+    request_means bob@acme.nl: a beheerder with the level that is needed (for a link: one of both organisations) (R4: a new means at EH4 is above the acting \
 admin's own level EH3; an admin with that level must request it)
   Deferred until then (2):
     grant uwv/werkgeversportaal until 2030-01-01 for ann@acme.nl (R7)
@@ -56,7 +56,7 @@ def test_an_apply_with_deferred_and_manual_steps_says_what_happens_next(tmp_path
     for line in ("**Waiting for the supplier's approval (then each holder activates within 30 days, R5)**\n\n"
                  "- carl@acme.nl\n",
                  "**Waiting for each holder to activate the means (R5)**\n\n- ann@acme.nl, by 2026-12-21\n",
-                 "- request\\_means bob@acme.nl: an admin with the level that is needed (R4: ",
+                 "- request\\_means bob@acme.nl: a beheerder with the level that is needed (for a link: one of both organisations) (R4: ",
                  "- grant uwv/werkgeversportaal until 2030-01-01 for ann@acme.nl (R7)\n",
                  "- grant uwv/werkgeversportaal until 2031-11-21 for carl@acme.nl (R7)\n",
                  "Run `reconciler apply` again once those are done: it carries out the deferred steps"):
@@ -71,7 +71,7 @@ def test_the_json_report_says_what_happens_next(tmp_path: Path) -> None:
     assert [(w["who"], w["what"], w["deadline"]) for w in nxt["waiting"]] == [
         ("ann@acme.nl", "awaiting activation", "2026-12-21"), ("carl@acme.nl", "awaiting approval", None)]
     assert [(m["target"], m["rule"], m["by"]) for m in nxt["manual"]] == [
-        ("bob@acme.nl", "R4", "an admin with the level that is needed")]
+        ("bob@acme.nl", "R4", "a beheerder with the level that is needed (for a link: one of both organisations)")]
     assert [(d["person"], d["target"], d["detail"]) for d in nxt["deferred"]] == [
         ("ann@acme.nl", ["uwv/werkgeversportaal"], "until 2030-01-01"),
         ("carl@acme.nl", ["uwv/werkgeversportaal"], "until 2031-11-21")]
@@ -100,7 +100,7 @@ def test_after_the_holders_act_the_next_apply_finishes_and_says_nothing_waits(tm
     code, out, _ = repo.apply(path, "--summary", str(summary))
     assert code == 0 and "Apply: 2 done, 0 failed, 0 skipped; not attempted: 0 deferred, 1 manual." in out
     assert "Waiting for" not in out and "Deferred until then" not in out
-    assert "    request_means bob@acme.nl: an admin with the level that is needed" in out   # still manual
+    assert "    request_means bob@acme.nl: a beheerder with the level that is needed (for a link: one of both organisations)" in out   # still manual
     assert "the next plan shows what is left" in summary.read_text()
 
 
@@ -146,3 +146,21 @@ def test_a_termination_names_the_organisation_the_means_stays_linked_to_even_out
     assert "        stays linked to 87654321 (not in this config): the means is terminated only here (R14)" in out
     assert "linking the means here again costs EUR 21.00 a year" in out
 
+
+
+def test_a_new_activation_letter_is_priced_in_the_plan(tmp_path: Path) -> None:
+    from tests.cli.test_apply_cli import ADMIN, HEAD, Repo
+
+    repo = Repo(tmp_path)
+    config = repo.config(HEAD + "users:\n" + ADMIN + "  - {email: late@acme.nl, name: Late, role: gebruiker, "
+                                                     "level: EH2}\n")
+    assert repo.apply(config)[0] == 0
+    assert repo.run("sandbox", "approve", "--all")[0] == 0
+    assert repo.run("sandbox", "clock", "advance", "31d")[0] == 0        # the 30 days pass (R5)
+    tariffs = tmp_path / "tariffs.yaml"
+    tariffs.write_text("activation_letter: 12.50\n")
+    code, out, _ = repo.run("plan", config, "--tariffs", str(tariffs))
+    assert code == 2 and "~ resend_invitation  the activation lapsed: a new activation letter (EUR 12.50)" in out
+    assert "cost EUR 12.50 once" in out
+    code, out, _ = repo.run("plan", config)
+    assert "a new activation letter (costs money, amount not printed)" in out
