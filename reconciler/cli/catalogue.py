@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-from pathlib import Path
-from typing import Sequence
-
 import click
 
 from reconciler.cli.output import check_output, write_output
-from reconciler.config.loader import load_catalogue_file, load_paths, read_capped
-from reconciler.diagnostics import Diagnostic
-from reconciler.domain.catalogue import Catalogue, bundled_catalogue, dump_catalogue
-from reconciler.domain.etoegang import CatalogueImportError, parse_service_catalog
+from reconciler.config.catalogue_file import NotOneOrganisation, XmlUnreadable, catalogue_for, catalogue_from_xml
+from reconciler.domain.etoegang import CatalogueImportError
 from reconciler.render.safe import json_text, terminal
 
 
@@ -34,8 +27,14 @@ def list_services(fmt: str, catalogue_file: str | None, config_file: str | None)
     Without options this is the bundled catalogue; a catalogue file with errors is reported with line and
     column and nothing is listed (exit 1), since a config naming it would not validate either.
     """
-    services = _catalogue_for(catalogue_file, config_file)
-    if services is None:
+    try:
+        listing = catalogue_for(catalogue_file, config_file)
+    except NotOneOrganisation as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 1
+    for diagnostic in listing.diagnostics:
+        click.echo(terminal(diagnostic.render()), err=True)
+    if (services := listing.catalogue) is None:
         return 1
     if fmt == "json":
         click.echo(json_text([s.to_data() for s in services], indent=2))
@@ -46,10 +45,6 @@ def list_services(fmt: str, catalogue_file: str | None, config_file: str | None)
         click.echo(f"{s.key:<{width}}  {s.level.value:<4}  {terminal(s.provider)}: {terminal(s.name)}{flags}")
     click.echo(f"{len(services)} services")
     return 0
-
-
-#: The largest eToegang service-catalog XML read (the real one is a few MB).
-MAX_XML_BYTES = 64 * 1024 * 1024
 
 
 @catalogue.command("import")
@@ -64,65 +59,21 @@ def import_catalogue(xml_file: str, out: str | None) -> int:
     """
     check_output(out)               # before the XML is read and converted
     try:
-        raw = read_capped(Path(xml_file), MAX_XML_BYTES)     # /dev/zero or a pipe must not fill memory
-    except OSError as exc:
-        click.echo(f"error: {terminal(xml_file)}: cannot read the file: {exc.strerror or exc}", err=True)
+        made = catalogue_from_xml(xml_file)
+    except XmlUnreadable as exc:
+        click.echo(f"error: {terminal(xml_file)}: {exc}", err=True)
         return 1
-    if len(raw) > MAX_XML_BYTES:
-        click.echo(f"error: {terminal(xml_file)}: file is larger than {MAX_XML_BYTES:,} bytes; a service catalog "
-                   "of that size is not accepted", err=True)
-        return 1
-    try:
-        imported = parse_service_catalog(raw)
     except CatalogueImportError as exc:
         for problem in exc.problems:
             click.echo(f"error: {problem.where(xml_file)}: {problem.message}", err=True)
         return 1
-    for warning in imported.warnings:
-        where = f"{xml_file}:{warning.line}" if warning.line else xml_file
-        click.echo(f"warning: {where}: {warning.message}", err=True)
-    header = (f"Imported from {os.path.basename(xml_file)} on {dt.date.today().isoformat()} "
-              "by `reconciler catalogue import`.\n"
-              "Keys are derived from the provider and service names: review them before configs name them.")
-    text = dump_catalogue(sorted(imported.services, key=lambda s: s.key), header=header)
-    summary = f"{len(imported.services)} services from {imported.providers} providers"
+    for warning in made.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if out is None:
-        click.echo(text, nl=False)
-        click.echo(summary, err=True)
+        click.echo(made.text, nl=False)
+        click.echo(made.summary, err=True)
         return 0
-    write_output(out, text)
-    click.echo(f"{summary}, written to {out}")
+    write_output(out, made.text)
+    click.echo(f"{made.summary}, written to {out}")
     return 0
 
-
-def _catalogue_for(catalogue_file: str | None, config_file: str | None) -> Catalogue | None:
-    """The bundled catalogue, extended as the options say; None (problems printed) when a file is bad."""
-    result = bundled_catalogue()
-    if config_file is not None:
-        loaded = load_paths([config_file], dt.date.today())
-        if not loaded.orgs:
-            _report([d for d in loaded.diagnostics if d.is_error])
-            return None
-        if len(loaded.orgs) > 1:
-            click.echo(f"error: {config_file}: holds {len(loaded.orgs)} organisation files; name one", err=True)
-            return None
-        org = loaded.orgs[0]
-        # Only problems with the catalogue matter here; the rest is `reconciler validate`'s business.
-        problems = [d for d in loaded.diagnostics if d.is_error and
-                    (d.path != org.display or d.json_path.startswith("$.catalogue"))]
-        if problems:
-            _report(problems)
-            return None
-        result = org.catalogue
-    if catalogue_file is not None:
-        services, diagnostics = load_catalogue_file(Path(catalogue_file), catalogue_file)
-        _report(diagnostics)
-        if any(d.is_error for d in diagnostics):
-            return None
-        result = result.extended(services)
-    return result
-
-
-def _report(diagnostics: Sequence[Diagnostic]) -> None:
-    for diagnostic in diagnostics:
-        click.echo(terminal(diagnostic.render()), err=True)

@@ -3,22 +3,17 @@ CSV/XLSX export (exit 0 written, 1 error)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import os
 import re
-import tempfile
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from reconciler.cli.options import backend_option
+from reconciler.cli.runner import run
+from reconciler.importer.model import ImportFailure
+from reconciler.importer.run import read_backend, read_export
+from reconciler.importer.write import destination, write_import
 from reconciler.render.safe import terminal
 
-if TYPE_CHECKING:
-    from reconciler.importer.model import ImportedOrg
-
-EXIT_OK = 0
 _KVK = re.compile(r"^[0-9]{8}$")
 
 
@@ -54,129 +49,22 @@ def import_(kvk: str, from_csv: str | None, name: str | None, out: str | None, f
         raise click.UsageError("--backend is not used with --from-csv (the export is read, no backend)")
     if from_csv is None and name is not None:
         raise click.UsageError("--name is only for --from-csv; the backend names the organisation")
-    if out is not None:
-        _check_out(out)
-    if out is not None and Path(out).exists() and not Path(out).is_dir():
-        raise click.ClickException(f"cannot create the directory {out}: it is a file; give --out a folder "
-                                   "(it is created when missing)")
-    target = Path(out) / f"{kvk}.yaml" if out else None
-    new_folder = out is not None and not Path(out).exists()      # a config repository being started
-    if target is not None and not force:
-        _refuse_existing([target, _catalogue_path(target)])
-    when = dt.datetime.now(dt.timezone.utc)
-    if from_csv is not None:
-        org, source = _from_export(from_csv, kvk, name, when), None
-    else:
-        org, source = _from_backend(kvk, backend, target, when)
-    for warning in org.warnings:
-        click.echo(f"warning: {terminal(warning)}", err=True)
-    from reconciler.importer.render import render_catalogue, render_org
-
-    text = render_org(org)
-    catalogue_text = render_catalogue(org, source or "")
-    if target is None:
-        click.echo(text, nl=False)
-        return EXIT_OK
-    written = []
-    if catalogue_text is not None:              # first: the organisation file names it
-        written.append(_write(_catalogue_path(target), catalogue_text, force))
-    written.append(_write(target, text, force))
-    for path in written:
-        click.echo(f"wrote {path}", err=True)
-    click.echo(f"organisation {kvk}: {terminal(org.summary())}", err=True)
-    if new_folder:
-        from reconciler.importer.gitignore import ensure_ignored
-
-        said = ensure_ignored(Path("."))
-        if said:
-            click.echo(terminal(said), err=True)
-    return EXIT_OK
-
-
-def _check_out(out: str) -> None:
-    """A --out the system cannot even look up (a name too long, ENAMETOOLONG; no permission) is one line."""
     try:
-        os.stat(out)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    except OSError as exc:
-        raise click.ClickException(f"cannot use --out {out}: {exc.strerror or exc}; give --out a folder with a "
-                                   "shorter name you can write to") from None
-
-
-def _catalogue_path(target: Path) -> Path:
-    return target.with_name(f"{target.stem}.catalogue.yaml")
-
-
-def _refuse_existing(paths: list[Path]) -> None:
-    existing = [str(p) for p in paths if p.exists()]
-    if existing:
-        raise click.ClickException(f"{', '.join(existing)} already exists; nothing was written (--force overwrites)")
-
-
-def _from_backend(kvk: str, backend: str | None, target: Path | None,
-                  when: dt.datetime) -> tuple[ImportedOrg, str]:
-    from reconciler.cli.runner import run
-    from reconciler.importer.backend import Snapshot, build_org, read_snapshot
-    from reconciler.importer.model import ImportFailure
-
-    async def work() -> Snapshot | ImportFailure:
-        try:
-            return await read_snapshot(backend, kvk)
-        except ImportFailure as exc:        # returned, not raised: a task group would wrap it
-            return exc
-
-    snapshot = run(work)
-    if isinstance(snapshot, ImportFailure):
-        raise click.ClickException(str(snapshot))
-    catalogue_file = _catalogue_path(target).name if target is not None else None
-    return build_org(snapshot, catalogue_file=catalogue_file, when=when), snapshot.backend
-
-
-def _from_export(path: str, kvk: str, name: str | None, when: dt.datetime) -> ImportedOrg:
-    from reconciler.importer.export import build_from_export
-    from reconciler.importer.model import ImportFailure
-    from reconciler.importer.table import read_table
-
-    try:
-        return build_from_export(read_table(Path(path)), kvk, name, when)
+        where = destination(out, kvk, force) if out is not None else None
+        if from_csv is not None:
+            imported = read_export(from_csv, kvk, name)
+        else:
+            imported = run(lambda: read_backend(backend, kvk, where))
+        for warning in imported.org.warnings:
+            click.echo(f"warning: {terminal(warning)}", err=True)
+        if where is None:
+            click.echo(imported.text, nl=False)
+            return 0
+        written = write_import(where, imported.text, imported.catalogue_text)
     except ImportFailure as exc:
         raise click.ClickException(str(exc)) from None
-
-
-def _write(path: Path, text: str, force: bool) -> Path:
-    """Write `text` to `path` whole or not at all (a temporary file moved into place); without `force` an
-    existing file is never replaced, not even one that appeared since the check."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise click.ClickException(f"cannot create the directory {path.parent}: {exc.strerror or exc}") from None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            if force:
-                os.replace(tmp, path)
-            else:
-                _link(tmp, path, text)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    except FileExistsError:
-        raise click.ClickException(f"{path} already exists; it was not replaced (--force overwrites)") from None
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
-
-
-def _link(tmp: str, path: Path, text: str) -> None:
-    """Put the finished file in place unless `path` exists (a hard link refuses that atomically); where the file
-    system has no hard links, an exclusive create does the same."""
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise
-    except OSError:
-        with open(path, "x", encoding="utf-8") as handle:
-            handle.write(text)
+    wrote = "".join(f"wrote {path}\n" for path in written.paths)
+    click.echo(f"{wrote}organisation {kvk}: {terminal(imported.org.summary())}", err=True)
+    if written.gitignore_note:
+        click.echo(terminal(written.gitignore_note), err=True)
+    return 0
