@@ -18,11 +18,12 @@ def _expected() -> tuple[type[BaseException], ...]:
     # imported here: `validate` need not load the HTTP stack
     from reconciler.backend.bootstrap import BootstrapError
     from reconciler.backend.errors import BackendError, ConfigurationError
+    from reconciler.backend.sandbox.operations import UnknownHolders
     from reconciler.backend.sandbox.store import SandboxLocked, SandboxSetupError
     from reconciler.pipeline import Refused
 
-    return (BackendError, ConfigurationError, BootstrapError, SandboxLocked, SandboxSetupError, Refused,
-            click.ClickException)
+    return (BackendError, ConfigurationError, BootstrapError, SandboxLocked, SandboxSetupError, UnknownHolders,
+            Refused, click.ClickException)
 
 
 def _flat(exc: BaseException) -> list[BaseException]:

@@ -254,13 +254,13 @@ def test_a_served_sandbox_answers_a_held_lock_with_503_and_says_why(tmp_path: Pa
     import httpx
 
     from reconciler.backend.sandbox.app import create_app
-    from reconciler.cli.sandbox import _answer_locks_with_503
+    from reconciler.backend.sandbox.serve import answer_locks_with_503
 
     db = tmp_path / "sb.db"
     assert invoke("sandbox", "init", "--kvk", "12345678", "--name", "Acme", "--admin", "a@acme.nl",
                   "--backend", f"sandbox:{db}")[0] == 0
     app = create_app(db, control_token="c" * 32)
-    _answer_locks_with_503(app)
+    answer_locks_with_503(app)
     holder = _hold_lock(db)
     try:
         os.environ["RECONCILER_SANDBOX_LOCK_TIMEOUT"] = "0.5"
