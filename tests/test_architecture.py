@@ -18,6 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "diagnostics": set(),
     "config": {"domain", "diagnostics"},
     "plan": {"domain", "config", "diagnostics"},
+    "backend": {"domain", "config", "diagnostics"},
 }
 
 

@@ -40,10 +40,9 @@ class BackendError(Exception):
     # -- message
     def _what(self) -> str:
         """The backend's own words, or its title when it gave no detail: on one line (escaped), so a backend
-        cannot forge a line of its own under ours (the message may span lines only where we break it)."""
-        from reconciler.render.safe import terminal
-
-        return terminal(self.detail or self.title or "")
+        cannot forge a line of its own under ours (the message may span lines only where we break it; every other
+        control character is escaped where the message is shown)."""
+        return (self.detail or self.title or "").replace("\n", "\\n")
 
     def _message(self) -> str:
         text = self.headline
