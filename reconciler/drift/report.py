@@ -24,7 +24,7 @@ from reconciler.config.models import ROLLING
 from reconciler.domain.state import Status, World
 from reconciler.domain.waiting import ACTIVATION_LAPSED, Waiting as Waiting, waiting_in
 from reconciler.drift.trail import UNKNOWN, Match, Trail
-from reconciler.plan.cost import DEFAULT_TARIFFS, Tariffs
+from reconciler.plan.cost import DEFAULT_TARIFFS, Tariffs, money
 from reconciler.plan.desired import DesiredOrg
 from reconciler.plan.model import Action, Change, Deferred, Manual, Plan, Unmanaged, target_list, target_text
 
@@ -158,11 +158,6 @@ def _blocked_match(blocked: Deferred, world: World) -> Match:
     means = world.means_by_email(person)
     return Match(blocked.action.value, means_id=means.id if means else None, email=person,
                  intermediary=person if person.isdigit() else None)
-
-
-def money(amount: float | None) -> str:
-    """EUR with cents, or what RULES.md says when the manual prints no amount."""
-    return "costs money, amount not printed" if amount is None else f"EUR {amount:.2f}"
 
 
 #: A lapsed activation of a means the config does not declare: no letter is bought for it.

@@ -13,6 +13,11 @@ from reconciler.config.models import MeansType, SecondFactorType, Subscription
 from reconciler.domain.levels import Level
 
 
+def money(amount: float | None) -> str:
+    """EUR with cents, or what RULES.md says when the manual prints no amount (a tariff left unset)."""
+    return "costs money, amount not printed" if amount is None else f"EUR {amount:.2f}"
+
+
 @dataclass(frozen=True)
 class Tariffs:
     """Prices in EUR. `means` is per level and subscription: (first year, three years)."""

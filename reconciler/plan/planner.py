@@ -21,7 +21,7 @@ from reconciler.domain import rules
 from reconciler.domain.catalogue import Service
 from reconciler.domain.levels import Level
 from reconciler.domain.state import Chain, Means, Status, World
-from reconciler.plan.cost import DEFAULT_TARIFFS, Tariffs
+from reconciler.plan.cost import DEFAULT_TARIFFS, Tariffs, money
 from reconciler.plan.desired import DesiredChain, DesiredOrg, DesiredUser
 from reconciler.plan.lookahead import classify, look_ahead, needed
 from reconciler.plan.model import (
@@ -314,9 +314,8 @@ class _OrgPlanner:
         if means.status is Status.ACTIVATIE_VERLOPEN:
             letter = self.tariffs.activation_letter        # None: the manual prints no price
             self._step(rules.ResendInvitation(self.kvk, means.id), Action.RESEND_INVITATION, user.email, Stage.ADD,
-                       {"means_id": means.id}, detail="the activation lapsed: a new activation letter ("
-                       + (f"EUR {letter:.2f}" if letter is not None else "costs money, amount not printed") + ")",
-                       person=user.email, cost_once=letter or 0.0)
+                       {"means_id": means.id}, person=user.email, cost_once=letter or 0.0,
+                       detail=f"the activation lapsed: a new activation letter ({money(letter)})")
         if user.subscription is not means.subscription and user.type is means.type:
             self.out.warnings.append(f"{user.email}: subscription is {means.subscription.value} in the backend, "
                                      f"{user.subscription.value} in the config; it changes at renewal, not through "

@@ -12,7 +12,8 @@ import unicodedata
 from dataclasses import asdict
 from typing import Any, Callable, Sequence
 
-from reconciler.drift.report import DriftReport, OrgDrift, money
+from reconciler.drift.report import DriftReport, OrgDrift
+from reconciler.plan.cost import money
 from reconciler.plan.model import target_text
 from reconciler.render.safe import html_text, json_text, md, terminal
 
