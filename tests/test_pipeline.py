@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from reconciler.cli.runner import _flat
+from reconciler.cli.runner import leaves
 from reconciler.pipeline import ApplyOptions, ConfigInvalid, Refused, apply_paths, build_plan, load_valid
 from reconciler.plan.model import Plan
 
@@ -49,7 +49,7 @@ def test_apply_tells_what_happens_in_order_and_a_refusal_stops_it(tmp_path: Path
                          confirm=no)
     with pytest.raises(BaseException) as info:          # from inside the session's task group, maybe grouped
         anyio.run(lambda: apply_paths([str(EXAMPLE)], fresh))
-    assert any(isinstance(e, Refused) for e in _flat(info.value))
+    assert any(isinstance(e, Refused) for e in leaves(info.value))
     assert seen == ["show"]
     plan, _ = anyio.run(lambda: build_plan([str(EXAMPLE)], fresh.backend, None))
     assert plan.summary()["add"] == 9                          # nothing was sent

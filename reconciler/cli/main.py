@@ -64,13 +64,10 @@ def _interrupted() -> None:
 
 
 def _is_user_situation(exc: Exception) -> bool:
-    """Errors that a command outside `runner.run` (e.g. `sandbox serve`) may meet and that are no bug: another
-    process holds the sandbox database, or the path holds no sandbox database this version can use, or a
-    sandbox setting is out of range, or `sandbox serve` is refused (an address, a control token, a port)."""
-    from reconciler.backend.sandbox.serve import ServeRefused
-    from reconciler.backend.sandbox.store import SandboxLocked, SandboxSetupError
+    """Errors that a command outside `runner.run` (e.g. `sandbox serve`) may meet and that are no bug."""
+    from reconciler.cli.runner import user_errors
 
-    return isinstance(exc, (SandboxLocked, SandboxSetupError, ServeRefused))
+    return isinstance(exc, user_errors())
 
 
 @click.group(cls=ReconcilerGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -14,32 +14,27 @@ from reconciler.render.safe import terminal
 EXIT_ERROR = 1
 
 
-def _expected() -> tuple[type[BaseException], ...]:
+def user_errors() -> tuple[type[Exception], ...]:
+    """What a command may meet that is the user's situation, not a bug: said in one line (`error: ...`), exit 1.
+    The one list for `run` below and for the last line of defence in `cli.main` (`sandbox serve` runs outside
+    `run`)."""
     # imported here: `validate` need not load the HTTP stack
     from reconciler.backend.bootstrap import BootstrapError
     from reconciler.backend.errors import BackendError, ConfigurationError
     from reconciler.backend.sandbox.operations import UnknownHolders
+    from reconciler.backend.sandbox.serve import ServeRefused
     from reconciler.backend.sandbox.store import SandboxLocked, SandboxSetupError
     from reconciler.pipeline import Refused
 
     return (BackendError, ConfigurationError, BootstrapError, SandboxLocked, SandboxSetupError, UnknownHolders,
-            Refused, click.ClickException)
+            ServeRefused, Refused)
 
 
-def _flat(exc: BaseException) -> list[BaseException]:
-    """Every exception inside (nested) exception groups."""
+def leaves(exc: BaseException) -> list[BaseException]:
+    """Every exception inside (nested) exception groups, in order."""
     if isinstance(exc, BaseExceptionGroup):
-        return [leaf for inner in exc.exceptions for leaf in _flat(inner)]
+        return [leaf for inner in exc.exceptions for leaf in leaves(inner)]
     return [exc]
-
-
-def _leaf(exc: BaseException) -> BaseException:
-    """The first expected error inside (nested) exception groups that task groups wrap errors in."""
-    expected = _expected()
-    while isinstance(exc, BaseExceptionGroup):
-        inner = [e for e in exc.exceptions if isinstance(_leaf(e), expected)]
-        exc = _leaf(inner[0]) if inner else exc.exceptions[0]
-    return exc
 
 
 def note(text: str) -> None:
@@ -58,22 +53,21 @@ def invalid(exc: ConfigInvalid) -> SystemExit:
 def run(work: Callable[[], Awaitable[Any]]) -> Any:
     """Run `work` on an event loop; an invalid config prints its diagnostics (exit 1); backend, configuration
     and bootstrap errors, a refused apply, and an embedded sandbox whose database another process keeps locked,
-    become `error: ...` (exit 1), never an internal error."""
+    become `error: ...` (exit 1), never an internal error. Task groups wrap errors in exception groups: the
+    first one that says what happened is the one raised."""
     try:
         return anyio.run(work)
-    except ConfigInvalid as exc:
-        raise invalid(exc) from None
-    except BaseExceptionGroup as group:
-        configs = [e for e in _flat(group) if isinstance(e, ConfigInvalid)]
-        if configs:
-            raise invalid(configs[0]) from None
-        leaf = _leaf(group)
+    except BaseException as exc:
+        found = leaves(exc)
+        config = next((e for e in found if isinstance(e, ConfigInvalid)), None)
+        if config is not None:
+            raise invalid(config) from None
+        expected = (click.ClickException, *user_errors())
+        leaf = next((e for e in found if isinstance(e, expected)), found[0])
         if isinstance(leaf, click.ClickException):
             raise leaf from None
-        if isinstance(leaf, _expected()):
+        if isinstance(leaf, expected):
             raise click.ClickException(str(leaf)) from None
+        if leaf is exc:
+            raise
         raise leaf from None
-    except Exception as exc:
-        if isinstance(exc, _expected()[:-1]):
-            raise click.ClickException(str(exc)) from None
-        raise

@@ -10,6 +10,7 @@ import pytest
 
 from reconciler.backend.connect import open_backend
 from reconciler.backend.sandbox import operations
+from reconciler.cli.runner import leaves
 
 pytestmark = pytest.mark.anyio
 
@@ -38,13 +39,6 @@ async def test_lifecycle_says_each_step_as_taken_and_counts_them(tmp_path: Path,
     assert capsys.readouterr() == ("", "")                             # the library prints nothing
 
 
-def _leaf(exc: BaseException) -> BaseException:
-    """The error itself: the embedded sandbox's task group wraps it in an exception group (the runner unwraps)."""
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    return exc
-
-
 async def test_an_unknown_holder_is_refused_before_any_step(tmp_path: Path) -> None:
     backend = await _org_with_requests(tmp_path / "sb.db", "u1@acme.nl")
     said: list[str] = []
@@ -52,7 +46,7 @@ async def test_an_unknown_holder_is_refused_before_any_step(tmp_path: Path) -> N
                                  (("u1@acme.nl", "x@y.nl"), None, "no means for x@y.nl")]:
         with pytest.raises(BaseException) as caught:
             await operations.lifecycle(backend, "approve", emails, kvk=kvk, done=said.append)
-        leaf = _leaf(caught.value)
+        [leaf] = leaves(caught.value)          # the embedded sandbox's task group wraps it (the runner unwraps)
         assert isinstance(leaf, operations.UnknownHolders) and str(leaf) == message
     assert said == []
     assert await operations.lifecycle(backend, "approve", (), kvk=None, done=said.append) == 1   # still requested
