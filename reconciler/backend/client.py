@@ -213,6 +213,29 @@ def _segment(value: str) -> str:
     return text
 
 
+def _org_list(name: str, parse: Callable[[Any], T], resource: str | None = None) -> tuple[
+        Callable[..., Awaitable[Page[T]]], Callable[..., AsyncIterator[T]], Callable[..., Awaitable[list[T]]]]:
+    """The three ways to read one of an organisation's lists (`/v1/organisations/{kvk}/<resource>`), as client
+    methods: one page (`list_<name>(kvk, limit=, cursor=)`), every item streamed page by page (`iter_<name>(kvk,
+    limit=)`) and every item at once (`list_all_<name>(kvk, limit=)`). Declared once, so each list only names
+    its name, its parser and, where it differs from the name, its path."""
+    resource = resource or name
+
+    async def page(self: BeheerClient, kvk: str, *, limit: int = MAX_LIMIT, cursor: str | None = None) -> Page[T]:
+        return await self._page(f"{self._org(kvk)}/{resource}", parse, limit, cursor)
+
+    def stream(self: BeheerClient, kvk: str, *, limit: int = MAX_LIMIT) -> AsyncIterator[T]:
+        return self._iter(f"{self._org(kvk)}/{resource}", parse, limit)
+
+    async def every(self: BeheerClient, kvk: str, *, limit: int = MAX_LIMIT) -> list[T]:
+        return await self._all(f"{self._org(kvk)}/{resource}", parse, limit)
+
+    for method, prefix in ((page, "list_"), (stream, "iter_"), (every, "list_all_")):
+        method.__name__ = prefix + name
+        method.__qualname__ = f"BeheerClient.{method.__name__}"
+    return page, stream, every
+
+
 class BeheerClient:
     """An async client for the beheer API v1. Use as `async with BeheerClient(...) as client:`.
 
@@ -481,52 +504,21 @@ class BeheerClient:
         return self._parse(lambda d: RemoteOrganisation.parse(d, etag_revision=etag),
                            self._json(response, "GET", path), "GET", path, response.status_code)
 
-    async def list_means(self, kvk: str, *, limit: int = MAX_LIMIT, cursor: str | None = None
-                         ) -> Page[RemoteMeans]:
-        return await self._page(f"{self._org(kvk)}/means", RemoteMeans.parse, limit, cursor)
-
-    def iter_means(self, kvk: str, *, limit: int = MAX_LIMIT) -> AsyncIterator[RemoteMeans]:
-        return self._iter(f"{self._org(kvk)}/means", RemoteMeans.parse, limit)
-
-    async def list_all_means(self, kvk: str, *, limit: int = MAX_LIMIT) -> list[RemoteMeans]:
-        return await self._all(f"{self._org(kvk)}/means", RemoteMeans.parse, limit)
+    list_means, iter_means, list_all_means = _org_list("means", RemoteMeans.parse)
 
     async def get_means(self, kvk: str, means_id: str) -> RemoteMeans:
         return await self._get(f"{self._org(kvk)}/means/{_segment(means_id)}", RemoteMeans.parse)
 
-    async def list_authorisations(self, kvk: str, *, limit: int = MAX_LIMIT, cursor: str | None = None
-                                  ) -> Page[RemoteAuthorisation]:
-        return await self._page(f"{self._org(kvk)}/authorisations", RemoteAuthorisation.parse, limit, cursor)
-
-    def iter_authorisations(self, kvk: str, *, limit: int = MAX_LIMIT) -> AsyncIterator[RemoteAuthorisation]:
-        return self._iter(f"{self._org(kvk)}/authorisations", RemoteAuthorisation.parse, limit)
-
-    async def list_all_authorisations(self, kvk: str, *, limit: int = MAX_LIMIT) -> list[RemoteAuthorisation]:
-        return await self._all(f"{self._org(kvk)}/authorisations", RemoteAuthorisation.parse, limit)
-
-    async def list_chains(self, kvk: str, *, limit: int = MAX_LIMIT, cursor: str | None = None
-                          ) -> Page[RemoteChain]:
-        return await self._page(f"{self._org(kvk)}/chain-authorisations", RemoteChain.parse, limit, cursor)
-
-    def iter_chains(self, kvk: str, *, limit: int = MAX_LIMIT) -> AsyncIterator[RemoteChain]:
-        return self._iter(f"{self._org(kvk)}/chain-authorisations", RemoteChain.parse, limit)
-
-    async def list_all_chains(self, kvk: str, *, limit: int = MAX_LIMIT) -> list[RemoteChain]:
-        return await self._all(f"{self._org(kvk)}/chain-authorisations", RemoteChain.parse, limit)
+    list_authorisations, iter_authorisations, list_all_authorisations = _org_list(
+        "authorisations", RemoteAuthorisation.parse)
+    list_chains, iter_chains, list_all_chains = _org_list("chains", RemoteChain.parse,
+                                                             "chain-authorisations")
 
     async def list_services(self, *, limit: int = MAX_LIMIT) -> list[RemoteService]:
         """The backend's catalogue (follows cursors if the backend pages it)."""
         return await self._all("/v1/services", RemoteService.parse, limit)
 
-    async def list_events(self, kvk: str, *, limit: int = MAX_LIMIT, cursor: str | None = None
-                          ) -> Page[RemoteEvent]:
-        return await self._page(f"{self._org(kvk)}/events", RemoteEvent.parse, limit, cursor)
-
-    def iter_events(self, kvk: str, *, limit: int = MAX_LIMIT) -> AsyncIterator[RemoteEvent]:
-        return self._iter(f"{self._org(kvk)}/events", RemoteEvent.parse, limit)
-
-    async def list_all_events(self, kvk: str, *, limit: int = MAX_LIMIT) -> list[RemoteEvent]:
-        return await self._all(f"{self._org(kvk)}/events", RemoteEvent.parse, limit)
+    list_events, iter_events, list_all_events = _org_list("events", RemoteEvent.parse)
 
     # ---------------------------------------------------------------------------------------- mutations
     async def request_means(self, kvk: str, *, email: str, name: str, role: Role | str, level: Level | str,

@@ -23,6 +23,23 @@ class BackendError(Exception):
     default_code: str | None = None
     #: What went wrong, in words a beheerder reads; `{detail}` is the backend's explanation.
     headline: str = "The beheer backend reported an error"
+    #: The advice when it needs nothing from the error itself (else the class overrides `advice()`).
+    fixed_advice: str = ""
+    #: Whether the message names the code and HTTP status (not for failures that had no problem answer).
+    tagged: bool = True
+
+    def __init_subclass__(cls, *, code: str | None = None, headline: str | None = None, advice: str | None = None,
+                          tagged: bool | None = None, **kwargs: Any) -> None:
+        """A subclass declares only what differs: its problem code, headline, fixed advice and tagging."""
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.default_code = code
+        if headline is not None:
+            cls.headline = headline
+        if advice is not None:
+            cls.fixed_advice = advice
+        if tagged is not None:
+            cls.tagged = tagged
 
     def __init__(self, detail: str = "", *, status: int | None = None, code: str | None = None,
                  title: str | None = None, method: str | None = None, path: str | None = None,
@@ -60,6 +77,8 @@ class BackendError(Exception):
         return text
 
     def _tag(self) -> str:
+        if not self.tagged:
+            return ""
         bits = []
         if self.code:
             bits.append(f"rule {self.code}" if _is_rule(self.code) else self.code)
@@ -69,7 +88,7 @@ class BackendError(Exception):
 
     def advice(self) -> str:
         """What the beheerder can do about it; empty when nothing general applies."""
-        return ""
+        return self.fixed_advice
 
     def __reduce__(self) -> Any:
         # keep keyword attributes across pickling (pytest-xdist, multiprocessing)
@@ -87,117 +106,71 @@ def _is_rule(code: str) -> bool:
     return len(code) >= 2 and code[0] == "R" and code[1:].isdigit()
 
 
-class RuleRefused(BackendError):
+class RuleRefused(BackendError, headline="The backend refused the change"):
     """409: the change would break a backend rule (R1..R20); the plan should not have contained it."""
 
-    default_code = None
-    headline = "The backend refused the change"
 
-
-class PreconditionFailed(BackendError):
+class PreconditionFailed(BackendError, code="precondition-failed",
+                         headline="The organisation changed in the backend since the plan was made",
+                         advice="Make a new plan and apply that."):
     """412: the organisation changed since it was read (If-Match)."""
 
-    default_code = "precondition-failed"
-    headline = "The organisation changed in the backend since the plan was made"
 
-    def advice(self) -> str:
-        return "Make a new plan and apply that."
-
-
-class Unauthorized(BackendError):
+class Unauthorized(BackendError, code="unauthorized", headline="The backend did not accept the API token",
+                   advice="Check that BEHEER_API_TOKEN holds a valid token of an admin."):
     """401: no valid token."""
 
-    default_code = "unauthorized"
-    headline = "The backend did not accept the API token"
 
-    def advice(self) -> str:
-        return "Check that BEHEER_API_TOKEN holds a valid token of an admin."
-
-
-class Forbidden(BackendError):
+class Forbidden(BackendError, code="forbidden", headline="The acting admin is not allowed to do this",
+                advice="Use the token of an active beheerder of this organisation that is not read-only."):
     """403: the acting admin may not do this (not an active beheerder there, or a read-only token)."""
 
-    default_code = "forbidden"
-    headline = "The acting admin is not allowed to do this"
 
-    def advice(self) -> str:
-        return "Use the token of an active beheerder of this organisation that is not read-only."
-
-
-class NotFound(BackendError):
+class NotFound(BackendError, code="not-found", headline="The backend does not know this"):
     """404: the organisation, means or intermediary does not exist (any more)."""
 
-    default_code = "not-found"
-    headline = "The backend does not know this"
 
-
-class InvalidRequest(BackendError):
+class InvalidRequest(BackendError, code="invalid", headline="The backend rejected the request as invalid"):
     """422: the backend rejected the request body (a bug here, or a value the backend does not accept)."""
 
-    default_code = "invalid"
-    headline = "The backend rejected the request as invalid"
 
-
-class IdempotencyMismatch(InvalidRequest):
+class IdempotencyMismatch(InvalidRequest, code="idempotency-mismatch",
+                          headline="The backend already saw this step with different content",
+                          advice="The plan was probably edited or is stale: make a new plan."):
     """422 `idempotency-mismatch`: a key was reused for a different request (a stale or edited plan)."""
 
-    default_code = "idempotency-mismatch"
-    headline = "The backend already saw this step with different content"
 
-    def advice(self) -> str:
-        return "The plan was probably edited or is stale: make a new plan."
-
-
-class RateLimited(BackendError):
+class RateLimited(BackendError, code="rate-limited", headline="The backend's rate limit for this token is exhausted"):
     """429 that outlasted the retries: the token's request budget is spent."""
-
-    default_code = "rate-limited"
-    headline = "The backend's rate limit for this token is exhausted"
 
     def advice(self) -> str:
         wait = f" in {self.retry_after:g} seconds" if self.retry_after is not None else " later"
         return f"Gave up after {self.attempts} attempt(s); try again{wait}."
 
 
-class Unavailable(BackendError):
+class Unavailable(BackendError, code="unavailable", headline="The backend is temporarily unavailable"):
     """503 (or 502/504) that outlasted the retries."""
-
-    default_code = "unavailable"
-    headline = "The backend is temporarily unavailable"
 
     def advice(self) -> str:
         return f"It stayed unavailable over {self.attempts} attempt(s); try again later."
 
 
-class BackendUnreachable(BackendError):
+class BackendUnreachable(BackendError, code="unreachable", headline="Could not reach the beheer backend",
+                         tagged=False):
     """No response at all (connection refused, timeout, dropped connection) after the retries."""
-
-    default_code = "unreachable"
-    headline = "Could not reach the beheer backend"
-
-    def _tag(self) -> str:
-        return ""
 
     def advice(self) -> str:
         return (f"Gave up after {self.attempts} attempt(s); check the --backend address and the network, "
                 "then try again (applying again is safe: steps already done are not repeated).")
 
 
-class UnexpectedResponse(BackendError):
+class UnexpectedResponse(BackendError, code="unexpected-response",
+                         headline="The backend sent a response the reconciler does not understand", tagged=False):
     """A 2xx answer the client cannot read (off-contract JSON): a backend bug or a version mismatch."""
 
-    default_code = "unexpected-response"
-    headline = "The backend sent a response the reconciler does not understand"
 
-    def _tag(self) -> str:
-        return ""
-
-
-class ServerError(BackendError):
+class ServerError(BackendError, code="server-error", headline="The backend failed while handling the request"):
     """5xx other than 502/503/504: the backend failed; not retried, as it is unlikely to heal by itself."""
-
-    default_code = "server-error"
-    headline = "The backend failed while handling the request"
 
 
 _BY_STATUS: dict[int, type[BackendError]] = {
