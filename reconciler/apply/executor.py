@@ -39,7 +39,6 @@ from reconciler.config.models import Role
 from reconciler.domain import rules
 from reconciler.domain.state import World
 from reconciler.plan.model import Action, Change, OrgPlan, Plan
-from reconciler.plan.ops import operation_for
 
 #: Organisations applied at the same time.
 APPLY_CONCURRENCY = 4
@@ -186,7 +185,7 @@ class Executor:
             return StepResult(change, Outcome.FAILED, guard[0], guard[1])
         placeholder = f"pending:{change.id}"
         try:
-            effects = rules.execute(self.world, actor, operation_for(change, placeholder), self.plan.today)
+            effects = rules.execute(self.world, actor, change.operation(placeholder), self.plan.today)
         except rules.Refusal as refusal:
             cause = _cause(change, failed)
             if cause is not None:
@@ -217,7 +216,7 @@ class Executor:
         seconds = time.perf_counter() - started
         self.revisions[where] = answer.revision
         if change.action is Action.REQUEST_MEANS:       # the effects again, with the id the backend gave
-            effects = rules.execute(self.world, actor, operation_for(change, answer.means().id), self.plan.today)
+            effects = rules.execute(self.world, actor, change.operation(answer.means().id), self.plan.today)
         self.world.apply(effects)
         return StepResult(change, Outcome.DONE, attempts=answer.attempts, seconds=seconds, replayed=answer.replayed,
                           key=key)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 from reconciler.domain.means import MeansType, Role, SecondFactorType, Subscription
@@ -17,6 +16,10 @@ from reconciler.domain.state import (
 )
 
 from reconciler.domain.levels import MEANS_LEVELS, Level
+from reconciler.domain.operations import (  # noqa: F401 (the operations are the rules' vocabulary: rules.Grant)
+    AdminOperation, ChangeEmail, ChangeLevel, ChangePhone, ChangeRole, ChangeType, Grant, IssueChain, LinkMeans,
+    RemoveIntermediary, RequestMeans, ResendInvitation, Revoke, SetChainEndDate, SetEndDate, Terminate,
+)
 
 #: R2: an admin's means is at least EH2+.
 ADMIN_MIN_LEVEL = Level.EH2PLUS
@@ -122,81 +125,6 @@ class View(Protocol):
     def chain(self, kvk: str, intermediary_kvk: str) -> Chain | None: ...
 
 
-# ------------------------------------------------------------------------------------------- operations
-@dataclass(frozen=True)
-class RequestMeans:
-    kvk: str
-    means_id: str                         # chosen by the caller (the store), so effects are deterministic
-    email: str
-    name: str
-    role: Role
-    level: Level
-    type: MeansType = MeansType.REGULIER
-    second_factor: SecondFactorType | None = None
-    phone: str | None = None
-    subscription: Subscription = Subscription.ONE_YEAR
-
-
-@dataclass(frozen=True)
-class LinkMeans:
-    kvk: str                              # the organisation to link the means to
-    means_id: str
-    role: Role
-    subscription: Subscription = Subscription.ONE_YEAR
-
-
-@dataclass(frozen=True)
-class ChangeRole:
-    kvk: str
-    means_id: str
-    role: Role
-
-
-@dataclass(frozen=True)
-class ChangeLevel:
-    kvk: str
-    means_id: str
-    level: Level
-    second_factor: SecondFactorType | None = None
-    phone: str | None = None
-
-
-@dataclass(frozen=True)
-class ChangeType:
-    kvk: str
-    means_id: str
-    type: MeansType
-    subscription: Subscription = Subscription.ONE_YEAR
-
-
-@dataclass(frozen=True)
-class ChangePhone:
-    kvk: str
-    means_id: str
-    phone: str
-
-
-@dataclass(frozen=True)
-class ChangeEmail:
-    kvk: str
-    means_id: str
-    email: str
-
-
-@dataclass(frozen=True)
-class ResendInvitation:
-    kvk: str
-    means_id: str
-
-
-@dataclass(frozen=True)
-class Terminate:
-    kvk: str
-    means_id: str
-    mode: str = "now"                     # now | date | end_of_contract
-    date: dt.date | None = None
-
-
 #: The latest "today" the rules reason about: end dates lie up to five years ahead (R9) and contracts run on from
 #: there, which must stay inside the calendar (year 9999); a later today is refused, not overflowed.
 LATEST_TODAY = dt.date(9000, 12, 31)
@@ -218,56 +146,6 @@ def check_bulk_size(means_ids: Sequence[str], services: Sequence[str]) -> None:
     if n_means * n_services > MAX_BULK_PAIRS:
         raise Invalid("invalid", f"{n_means} means x {n_services} services is {n_means * n_services} pairs; one "
                                  f"bulk request covers at most {MAX_BULK_PAIRS} pairs: split it into several")
-
-
-@dataclass(frozen=True)
-class Grant:
-    kvk: str
-    means_ids: tuple[str, ...]
-    services: tuple[str, ...]             # UUIDs
-    end_date: dt.date | None = None       # default: 5 years (R9)
-
-
-@dataclass(frozen=True)
-class SetEndDate:
-    kvk: str
-    means_ids: tuple[str, ...]
-    services: tuple[str, ...]
-    end_date: dt.date
-
-
-@dataclass(frozen=True)
-class Revoke:
-    kvk: str
-    means_ids: tuple[str, ...]
-    services: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class IssueChain:
-    kvk: str
-    intermediary_kvk: str
-    services: tuple[str, ...]
-    end_date: dt.date | None = None
-    name: str | None = None
-
-
-@dataclass(frozen=True)
-class SetChainEndDate:
-    kvk: str
-    intermediary_kvk: str
-    end_date: dt.date
-
-
-@dataclass(frozen=True)
-class RemoveIntermediary:
-    kvk: str
-    intermediary_kvk: str
-
-
-AdminOperation = (RequestMeans | LinkMeans | ChangeRole | ChangeLevel | ChangeType | ChangePhone | ChangeEmail
-                  | ResendInvitation | Terminate | Grant | SetEndDate | Revoke | IssueChain | SetChainEndDate
-                  | RemoveIntermediary)
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -8,10 +8,13 @@ lists `deferred` steps (cannot happen yet) and `manual` steps (no admin can do t
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+
+from reconciler.domain.operations import AdminOperation, RequestMeans, decode
 
 
 class Action(str, Enum):
@@ -77,7 +80,7 @@ class Change:
     action: Action
     target: str | list[str]
     stage: Stage
-    params: dict[str, Any]               # what apply sends: means ids, service UUIDs, dates, role, ...
+    params: dict[str, Any]               # its operation, serialised (domain/operations.encode): what apply sends
     detail: str = ""                     # what a reviewer reads: "EH2+ -> EH3", "until 2031-11-21"
     person: str | None = None            # the e-mail it is about, to group the text output by person
     removal: bool = False                # counts against policy.max_removals
@@ -96,6 +99,12 @@ class Change:
     @property
     def symbol(self) -> str:
         return SYMBOL[self.action]
+
+    def operation(self, new_means_id: str = "") -> AdminOperation:
+        """The rules operation this change performs (its `params` are that operation serialised); a request's
+        `new_means_id` names the means it creates (the backend's choice, or a placeholder in a simulation)."""
+        op = decode(self.action.value, self.kvk, self.params)
+        return dataclasses.replace(op, means_id=new_means_id) if isinstance(op, RequestMeans) else op
 
     @property
     def removal_count(self) -> int:

@@ -20,6 +20,7 @@ from reconciler.config.models import ROLLING, MeansType, Role, SecondFactorType,
 from reconciler.domain import rules
 from reconciler.domain.catalogue import Service
 from reconciler.domain.levels import Level
+from reconciler.domain.operations import AdminOperation, encode
 from reconciler.domain.state import Chain, Means, Status, World
 from reconciler.plan.cost import DEFAULT_TARIFFS, Tariffs, money
 from reconciler.plan.desired import DesiredChain, DesiredOrg, DesiredUser
@@ -200,10 +201,13 @@ class _OrgPlanner:
         self.sim.apply(effects)
         return None
 
-    def _add(self, action: Action, target: str | list[str], stage: Stage, params: dict[str, Any], *,
+    def _add(self, op: AdminOperation, target: str | list[str], stage: Stage, *, service_keys: list[str] | None = None,
              detail: str = "", person: str | None = None, removal: bool = False, escalation: bool = False,
              cost_once: float = 0.0, cost_yearly: float = 0.0, time_driven: bool = False,
              before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> Change:
+        """The change that performs `op`; its params are `op` serialised, with the services' catalogue keys."""
+        action = Action(op.action)
+        params = encode(op, None if service_keys is None else {"service_keys": service_keys})
         change = Change(id=step_id(self.kvk, action, target, params), kvk=self.kvk, action=action, target=target,
                         stage=stage, params=params, detail=detail, person=person, removal=removal,
                         escalation=escalation, cost_once=cost_once, cost_yearly=cost_yearly, time_driven=time_driven,
@@ -211,14 +215,14 @@ class _OrgPlanner:
         self.out.changes.append(change)
         return change
 
-    def _step(self, op: Any, action: Action, target: str, stage: Stage, params: dict[str, Any], *,
-              detail: str = "", person: str | None = None, hint: str = "", **flags: Any) -> bool:
+    def _step(self, op: AdminOperation, target: str, stage: Stage, *, detail: str = "", person: str | None = None,
+              hint: str = "", **flags: Any) -> bool:
         """Simulate one person-level step: a change when accepted, else deferred or manual."""
         refusal = self._try(op)
         if refusal is None:
-            self._add(action, target, stage, params, detail=detail, person=person, **flags)
+            self._add(op, target, stage, detail=detail, person=person, **flags)
             return True
-        self._refused(refusal, action, target, person, detail, hint)
+        self._refused(refusal, Action(op.action), target, person, detail, hint)
         return False
 
     def _refused(self, refusal: rules.Refusal, action: Action, target: str | list[str], person: str | None,
@@ -243,8 +247,7 @@ class _OrgPlanner:
             self.waiting[user.key] = f"{means.email} must first change the e-mail to {user.email} (R11)"
             self.wait_rule[user.key] = "R11"
             return
-        self._step(rules.ChangeEmail(self.kvk, means.id, user.email), Action.CHANGE_EMAIL, means.email, Stage.ADD,
-                   {"means_id": means.id, "email": user.email}, detail=detail, person=user.email,
+        self._step(rules.ChangeEmail(self.kvk, means.id, user.email), means.email, Stage.ADD, detail=detail, person=user.email,
                    before={"email": means.email}, after={"email": user.email})
 
     def _person_additions(self, wanted: DesiredUser) -> None:
@@ -281,16 +284,14 @@ class _OrgPlanner:
                          f"its termination on {membership.terminates_on} is scheduled and cannot be withdrawn or "
                          f"moved through the backend{wants}; ask the supplier", person=user.email)
         if user.is_admin and not membership.is_admin:
-            self._step(rules.ChangeRole(self.kvk, means.id, Role.BEHEERDER), Action.CHANGE_ROLE, user.email,
-                       Stage.ADD, {"means_id": means.id, "role": "beheerder"}, detail="gebruiker -> beheerder",
+            self._step(rules.ChangeRole(self.kvk, means.id, Role.BEHEERDER), user.email,
+                       Stage.ADD, detail="gebruiker -> beheerder",
                        person=user.email, escalation=True, before={"role": "gebruiker"}, after={"role": "beheerder"})
         if user.level > means.level:
             self._level(user, means, Stage.ADD)
         if user.type is not means.type:
             one, yearly = self.tariffs.means_cost(means.level, user.type, user.subscription)
-            if self._step(rules.ChangeType(self.kvk, means.id, user.type, user.subscription), Action.CHANGE_TYPE,
-                          user.email, Stage.ADD, {"means_id": means.id, "type": user.type.value,
-                                                  "subscription": user.subscription.value},
+            if self._step(rules.ChangeType(self.kvk, means.id, user.type, user.subscription), user.email, Stage.ADD,
                           detail=f"{means.type.value} -> {user.type.value} (a new subscription; its authorisations "
                                  "are dropped and granted again, R13)", person=user.email,
                           cost_once=one, cost_yearly=yearly, before={"type": means.type.value},
@@ -307,14 +308,12 @@ class _OrgPlanner:
                 self._manual(Action.CHANGE_PHONE, user.email, "R3", "you cannot change your own mobile number; "
                              "another beheerder must do it", user.email, f"{means.phone} -> {factor.phone}")
             else:
-                self._step(rules.ChangePhone(self.kvk, means.id, factor.phone or ""), Action.CHANGE_PHONE,
-                           user.email, Stage.ADD, {"means_id": means.id, "phone": factor.phone},
+                self._step(rules.ChangePhone(self.kvk, means.id, factor.phone or ""), user.email, Stage.ADD,
                            detail=f"{means.phone} -> {factor.phone}", person=user.email,
                            before={"phone": means.phone}, after={"phone": factor.phone})
         if means.status is Status.ACTIVATIE_VERLOPEN:
             letter = self.tariffs.activation_letter        # None: the manual prints no price
-            self._step(rules.ResendInvitation(self.kvk, means.id), Action.RESEND_INVITATION, user.email, Stage.ADD,
-                       {"means_id": means.id}, person=user.email, cost_once=letter or 0.0,
+            self._step(rules.ResendInvitation(self.kvk, means.id), user.email, Stage.ADD, person=user.email, cost_once=letter or 0.0,
                        detail=f"the activation lapsed: a new activation letter ({money(letter)})")
         if user.subscription is not means.subscription and user.type is means.type:
             self.out.warnings.append(f"{user.email}: subscription is {means.subscription.value} in the backend, "
@@ -334,12 +333,9 @@ class _OrgPlanner:
         op = rules.RequestMeans(self.kvk, new_id, user.email, user.name, user.role, user.level, user.type,
                                 factor.type if factor else None, factor.phone if factor else None, user.subscription)
         one, yearly = self.tariffs.means_cost(user.level, user.type, user.subscription)
-        params = {"email": user.email, "name": user.name, "role": user.role.value, "level": user.level.value,
-                  "type": user.type.value, "second_factor": factor.type.value if factor else None,
-                  "phone": factor.phone if factor else None, "subscription": user.subscription.value}
         detail = f"{user.role.value}, {user.level}" + (", belastingdienst" if user.type is MeansType.BELASTINGDIENST
                                                        else "")
-        accepted = self._step(op, Action.REQUEST_MEANS, user.email, Stage.ADD, params, detail=detail,
+        accepted = self._step(op, user.email, Stage.ADD, detail=detail,
                               person=user.email, escalation=user.is_admin,
                               cost_once=self.tariffs.second_factor_cost(factor.type if factor else None),
                               cost_yearly=yearly + one)
@@ -351,14 +347,11 @@ class _OrgPlanner:
         if pending is not None and pending.kind.value == "link" and pending.kvk == self.kvk:
             self.waiting[user.key] = "its link to this organisation awaits the supplier (R15)"
             return  # asked for already: it is being processed
-        op = rules.LinkMeans(self.kvk, means.id, user.role, user.subscription)
         # the request is made in an organisation both the means and the acting admin (as beheerder) are in (R4)
         source = next((kvk for kvk, ms in sorted(self.sim.memberships_of(self.actor_id).items())
                        if ms.is_admin and self.sim.membership(kvk, means.id) is not None), None)
-        accepted = self._step(op, Action.LINK_MEANS, user.email, Stage.ADD,
-                              {"means_id": means.id, "role": user.role.value, "subscription": user.subscription.value,
-                               "from_kvk": source},
-                              detail=f"the existing means ({means.level}) as {user.role.value} (R15)",
+        op = rules.LinkMeans(self.kvk, means.id, user.role, user.subscription, source)
+        accepted = self._step(op, user.email, Stage.ADD, detail=f"the existing means ({means.level}) as {user.role.value} (R15)",
                               person=user.email, escalation=user.is_admin,
                               cost_yearly=self.tariffs.link_cost(user.subscription),
                               hint=_unblock(means))
@@ -380,9 +373,7 @@ class _OrgPlanner:
             return
         factor = user.second_factor
         self._step(rules.ChangeLevel(self.kvk, means.id, user.level, factor.type if factor else None,
-                                     factor.phone if factor else None), Action.CHANGE_LEVEL, user.email, stage,
-                   {"means_id": means.id, "level": user.level.value,
-                    "second_factor": factor.type.value if factor else None, "phone": factor.phone if factor else None},
+                                     factor.phone if factor else None), user.email, stage,
                    detail=f"{means.level} -> {user.level} (the supplier processes it, R6)", person=user.email,
                    escalation=user.level > means.level, hint=_unblock(means),
                    before={"level": means.level.value}, after={"level": user.level.value})
@@ -404,8 +395,8 @@ class _OrgPlanner:
                              "beheerder must do it (run with that beheerder's token)", user.email,
                              "beheerder -> gebruiker")
             else:
-                self._step(rules.ChangeRole(self.kvk, means.id, Role.GEBRUIKER), Action.CHANGE_ROLE, user.email,
-                           Stage.REMOVE, {"means_id": means.id, "role": "gebruiker"}, detail="beheerder -> gebruiker",
+                self._step(rules.ChangeRole(self.kvk, means.id, Role.GEBRUIKER), user.email,
+                           Stage.REMOVE, detail="beheerder -> gebruiker",
                            person=user.email, removal=True, hint=self._admin_hint(), before={"role": "beheerder"},
                            after={"role": "gebruiker"})
         if user.level < means.level:
@@ -426,8 +417,7 @@ class _OrgPlanner:
                                               "the end is scheduled once the backend holds the means (it is "
                                               "requested now)", means.email, detail))
             return
-        self._step(rules.Terminate(self.kvk, means.id, "date", until), Action.TERMINATE_MEANS, means.email,
-                   Stage.REMOVE, {"means_id": means.id, "mode": "date", "date": until.isoformat()},
+        self._step(rules.Terminate(self.kvk, means.id, "date", until), means.email, Stage.REMOVE,
                    **self._loss(means, f"ends on {until} (the person's until), with what it holds then"),
                    person=means.email, removal=True, hint=self._admin_hint())
 
@@ -455,8 +445,7 @@ class _OrgPlanner:
                              "organisation; do that in the Beheermodule if you mean it", means.email)
                 continue
             why = f"its until {self.d.users[means.key].until} has come" if ended else "not in the config"
-            self._step(rules.Terminate(self.kvk, means_id), Action.TERMINATE_MEANS, means.email, Stage.REMOVE,
-                       {"means_id": means_id, "mode": "now"}, **self._loss(means, why), person=means.email,
+            self._step(rules.Terminate(self.kvk, means_id), means.email, Stage.REMOVE, **self._loss(means, why), person=means.email,
                        removal=True, hint=self._admin_hint(), time_driven=ended)
 
     def _loss(self, means: Means, why: str) -> dict[str, Any]:
@@ -624,7 +613,7 @@ class _OrgPlanner:
                               _unblock(means))
         return ok
 
-    def _op(self, what: str, end: dt.date | None, ids: list[str], services: list[Service]) -> Any:
+    def _op(self, what: str, end: dt.date | None, ids: list[str], services: list[Service]) -> AdminOperation:
         uuids = tuple(s.uuid for s in services)
         if what == "grant":
             return rules.Grant(self.kvk, tuple(ids), uuids, end)
@@ -637,14 +626,11 @@ class _OrgPlanner:
         """One API call for users that get the same services with the same end date (R10)."""
         services = group[0][1]
         emails = [m.email for m, _ in group]
-        params: dict[str, Any] = {"means_ids": [m.id for m, _ in group], "services": [s.uuid for s in services],
-                                  "service_keys": [s.key for s in services]}
-        if end is not None:
-            params["end_date"] = end.isoformat()
         keys = ", ".join(s.key for s in services)
         stage = Stage.GRANT if what in ("grant", "extend") else Stage.SHORTEN
         target: str | list[str] = emails[0] if len(emails) == 1 else emails
-        change = self._add(_ACTION[what], target, stage, params, detail=self._dates_detail(what, end, keys, group),
+        op = self._op(what, end, [m.id for m, _ in group], services)
+        change = self._add(op, target, stage, service_keys=[s.key for s in services], detail=self._dates_detail(what, end, keys, group),
                            person=emails[0] if len(emails) == 1 else None, removal=what == "revoke",
                            escalation=what == "grant" and any(s.general for s in services))
         change.time_driven = all((m.id, s.uuid) in self.by_time for m, ok in group for s in ok)
@@ -663,8 +649,7 @@ class _OrgPlanner:
             if ikvk in self.d.chains:
                 continue
             if self.d.policy.prune:
-                self._step(rules.RemoveIntermediary(self.kvk, ikvk), Action.REMOVE_INTERMEDIARY, ikvk, Stage.REMOVE,
-                           {"intermediary_kvk": ikvk}, detail=f"{have.name or ''} not in the config; removing it "
+                self._step(rules.RemoveIntermediary(self.kvk, ikvk), ikvk, Stage.REMOVE, detail=f"{have.name or ''} not in the config; removing it "
                            f"removes all its chain authorisations ({self._chain_text(have)}) and cannot be undone "
                            "(R18)".strip(), removal=True, **self._chain_ends(have, None))
             else:
@@ -686,8 +671,7 @@ class _OrgPlanner:
         self._horizon(want.until, have.end_date if have else None, f"the chain authorisation of {label}")
         what, end = target_end(want.until, have.end_date if have else None, self.today, self.renew)
         if what == "revoke":
-            self._step(rules.RemoveIntermediary(self.kvk, want.kvk), Action.REMOVE_INTERMEDIARY, want.kvk,
-                       Stage.REMOVE, {"intermediary_kvk": want.kvk}, detail=f"{label}: its end date has passed; "
+            self._step(rules.RemoveIntermediary(self.kvk, want.kvk), want.kvk, Stage.REMOVE, detail=f"{label}: its end date has passed; "
                        f"removes {self._chain_text(have)} (R18)", removal=True, time_driven=True,
                        **self._chain_ends(have, None))
             return
@@ -695,22 +679,16 @@ class _OrgPlanner:
             if what is None:
                 return
             uuids = sorted(want.services)
-            self._step(rules.IssueChain(self.kvk, want.kvk, tuple(uuids), end, want.name), Action.ISSUE_CHAIN,
-                       want.kvk, Stage.GRANT, {"intermediary_kvk": want.kvk, "name": want.name, "services": uuids,
-                                               "service_keys": [want.services[u].key for u in uuids],
-                                               "end_date": end.isoformat() if end else None},
-                       detail=f"{label}: {', '.join(want.services[u].key for u in uuids)} until {end}",
+            self._step(rules.IssueChain(self.kvk, want.kvk, tuple(uuids), end, want.name), want.kvk, Stage.GRANT,
+                       service_keys=[want.services[u].key for u in uuids], detail=f"{label}: {', '.join(want.services[u].key for u in uuids)} until {end}",
                        escalation=True, cost_yearly=self.tariffs.intermediary_yearly)
             return
         missing = sorted(set(want.services) - set(have.services))
         extra = sorted(set(have.services) - set(want.services))
         if missing:
             new_end = end or have.end_date
-            self._step(rules.IssueChain(self.kvk, want.kvk, tuple(missing), new_end, want.name), Action.ISSUE_CHAIN,
-                       want.kvk, Stage.GRANT, {"intermediary_kvk": want.kvk, "name": want.name, "services": missing,
-                                               "service_keys": [want.services[u].key for u in missing],
-                                               "end_date": new_end.isoformat()},
-                       detail=f"{label}: add {', '.join(want.services[u].key for u in missing)}", escalation=True)
+            self._step(rules.IssueChain(self.kvk, want.kvk, tuple(missing), new_end, want.name), want.kvk,
+                       Stage.GRANT, service_keys=[want.services[u].key for u in missing], detail=f"{label}: add {', '.join(want.services[u].key for u in missing)}", escalation=True)
             end = None if new_end == end else end
         if extra:
             keys = [(s.key if (s := self.sim.catalogue.by_uuid(u)) else u) for u in extra]
@@ -720,9 +698,7 @@ class _OrgPlanner:
                          "again in the Beheermodule if you mean it")
         if what == "set" and end is not None and end != have.end_date:
             stage = Stage.GRANT if end > have.end_date else Stage.SHORTEN
-            self._step(rules.SetChainEndDate(self.kvk, want.kvk, end), Action.SET_CHAIN_END_DATE, want.kvk, stage,
-                       {"intermediary_kvk": want.kvk, "end_date": end.isoformat()},
-                       detail=f"{label}: {have.end_date} -> {end}", time_driven=want.until == ROLLING,
+            self._step(rules.SetChainEndDate(self.kvk, want.kvk, end), want.kvk, stage, detail=f"{label}: {have.end_date} -> {end}", time_driven=want.until == ROLLING,
                        **self._chain_ends(have, end))
 
 

@@ -29,7 +29,6 @@ from reconciler.domain import rules
 from reconciler.domain.state import Status, World
 from reconciler.plan.desired import DesiredOrg
 from reconciler.plan.model import Action, Plan
-from reconciler.plan.ops import operation_for
 from reconciler.plan.lookahead import change_keys, item_keys, the_dates
 from reconciler.plan.planner import PlanInput, make_plan
 
@@ -135,7 +134,7 @@ def apply_plan(world: World, plan: Plan, actors: dict[str, str], ids: Ids) -> No
     """Carry out every change in plan order as its organisation's acting admin; checks invariants after each."""
     for org in plan.organisations:
         for i, change in enumerate(org.changes):
-            op = operation_for(change, ids() if change.action is Action.REQUEST_MEANS else "")
+            op = change.operation(ids() if change.action is Action.REQUEST_MEANS else "")
             try:
                 effects = rules.execute(world, actors[change.kvk], op, TODAY)
             except rules.Refusal as refusal:
