@@ -568,11 +568,17 @@ def check_first_admin(email: str, existing: Means | None, level: Level, factor: 
     _second_factor_ok(level, factor, phone)
 
 
-def approve(view: View, means_id: str, today: dt.date) -> list[Effect]:
-    """The supplier approves a request (R5) or processes a pending mutation (R6)."""
+def _existing(view: View, means_id: str) -> Means:
+    """The means the supplier, the holder or time acts on (404 `not-found` when there is none)."""
     means = view.get_means(means_id)
     if means is None:
         raise Missing("not-found", f"means {means_id} does not exist")
+    return means
+
+
+def approve(view: View, means_id: str, today: dt.date) -> list[Effect]:
+    """The supplier approves a request (R5) or processes a pending mutation (R6)."""
+    means = _existing(view, means_id)
     if means.status is Status.WACHTEN_OP_GOEDKEURING:
         return [PutMeans(means.with_(status=Status.WACHTEN_OP_ACTIVATIE,
                                      activation_deadline=today + dt.timedelta(days=ACTIVATION_DAYS)))]
@@ -593,9 +599,7 @@ def approve(view: View, means_id: str, today: dt.date) -> list[Effect]:
 
 def reject(view: View, means_id: str, today: dt.date) -> list[Effect]:
     """The supplier rejects: a rejected request disappears (R5); a rejected mutation is dropped."""
-    means = view.get_means(means_id)
-    if means is None:
-        raise Missing("not-found", f"means {means_id} does not exist")
+    means = _existing(view, means_id)
     if means.status is Status.WACHTEN_OP_GOEDKEURING:
         effects: list[Effect] = [DeleteMembership(kvk, means.id) for kvk in view.memberships_of(means.id)]
         return effects + [DeleteMeans(means.id)]
@@ -606,9 +610,7 @@ def reject(view: View, means_id: str, today: dt.date) -> list[Effect]:
 
 def activate(view: View, means_id: str, today: dt.date) -> list[Effect]:
     """The holder activates within 30 days of approval (R5)."""
-    means = view.get_means(means_id)
-    if means is None:
-        raise Missing("not-found", f"means {means_id} does not exist")
+    means = _existing(view, means_id)
     if means.status is not Status.WACHTEN_OP_ACTIVATIE:
         raise Refusal("R5", f"{means.email} is {means.status.value}; only a means awaiting activation can be activated")
     if means.activation_deadline is not None and today > means.activation_deadline:
@@ -618,9 +620,7 @@ def activate(view: View, means_id: str, today: dt.date) -> list[Effect]:
 
 def expire_activation(view: View, means_id: str, today: dt.date) -> list[Effect]:
     """The 30 days pass without activation (R5)."""
-    means = view.get_means(means_id)
-    if means is None:
-        raise Missing("not-found", f"means {means_id} does not exist")
+    means = _existing(view, means_id)
     if means.status is not Status.WACHTEN_OP_ACTIVATIE:
         raise Refusal("R5", f"{means.email} is {means.status.value}, not awaiting activation")
     return [PutMeans(means.with_(status=Status.ACTIVATIE_VERLOPEN))]

@@ -120,50 +120,57 @@ class DeleteMeans:
 
 
 @dataclass(frozen=True, slots=True)
-class PutMembership:
+class _InOrg:
     kvk: str
+
+
+@dataclass(frozen=True, slots=True)
+class _OfMember(_InOrg):
+    """About one means' membership of organisation `kvk`."""
+
     means_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _OfPair(_OfMember):
+    """About one authorisation: a means and a service in organisation `kvk`."""
+
+    service: str                        # UUID
+
+
+@dataclass(frozen=True, slots=True)
+class PutMembership(_OfMember):
     membership: Membership
 
 
 @dataclass(frozen=True, slots=True)
-class DeleteMembership:
-    kvk: str
-    means_id: str
+class DeleteMembership(_OfMember):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
-class PutAuthorisation:
-    kvk: str
-    means_id: str
-    service: str                        # UUID
+class PutAuthorisation(_OfPair):
     end_date: dt.date
 
 
 @dataclass(frozen=True, slots=True)
-class DeleteAuthorisation:
-    kvk: str
-    means_id: str
-    service: str
+class DeleteAuthorisation(_OfPair):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
-class PutChain:
-    kvk: str
+class PutChain(_InOrg):
     chain: Chain
 
 
 @dataclass(frozen=True, slots=True)
-class DeleteChain:
-    kvk: str
+class DeleteChain(_InOrg):
     intermediary_kvk: str
 
 
 @dataclass(frozen=True, slots=True)
-class DeleteOrganisation:
+class DeleteOrganisation(_InOrg):
     """R14 (3.4.1): terminating the last means ends eHerkenning for the whole organisation."""
-
-    kvk: str
 
 
 Effect = (PutMeans | DeleteMeans | PutMembership | DeleteMembership | PutAuthorisation | DeleteAuthorisation
