@@ -32,14 +32,10 @@ class BackendError(Exception):
                           tagged: bool | None = None, **kwargs: Any) -> None:
         """A subclass declares only what differs: its problem code, headline, fixed advice and tagging."""
         super().__init_subclass__(**kwargs)
-        if code is not None:
-            cls.default_code = code
-        if headline is not None:
-            cls.headline = headline
-        if advice is not None:
-            cls.fixed_advice = advice
-        if tagged is not None:
-            cls.tagged = tagged
+        declared = {"default_code": code, "headline": headline, "fixed_advice": advice, "tagged": tagged}
+        for name, value in declared.items():
+            if value is not None:
+                setattr(cls, name, value)
 
     def __init__(self, detail: str = "", *, status: int | None = None, code: str | None = None,
                  title: str | None = None, method: str | None = None, path: str | None = None,

@@ -353,9 +353,9 @@ class MutationResult:
         return RemoteMeans.parse(self.result)
 
 
+#: `POST .../terminate` modes (R14); the sandbox's API model uses this enum too, whose schema in the published
+#: contract has no description (so no docstring here).
 class TerminationMode(str, Enum):
-    """`POST .../terminate` modes (R14)."""
-
     NOW = "now"
     DATE = "date"
     END_OF_CONTRACT = "end_of_contract"

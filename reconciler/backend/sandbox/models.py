@@ -6,16 +6,23 @@ the tests check that real responses validate against them.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
+import typing
 from enum import Enum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Mapping, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from reconciler.config.models import MeansType, Role, SecondFactorType, Subscription
-from reconciler.domain.levels import Level
+from reconciler.domain import catalogue, rules
+from reconciler.domain.levels import MEANS_LEVELS, Level
+from reconciler.domain.means import MeansType, Role, SecondFactorType, Subscription
 from reconciler.domain.state import PendingKind, Status
+
+from reconciler.backend.types import RemoteService, TerminationMode
+
+Op = TypeVar("Op")
 
 Kvk = Annotated[str, Field(pattern=r"^[0-9]{8}$", description="KvK number: 8 digits.", examples=["99966564"])]
 BranchNumber = Annotated[str, Field(pattern=r"^[0-9]{12}$", description="Vestigingsnummer: 12 digits (R17).")]
@@ -41,19 +48,10 @@ Date = Annotated[dt.date, BeforeValidator(_calendar_date), Field(description="YY
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-class MeansLevel(str, Enum):
-    """Levels a means can have (EH1 is a service level only)."""
-
-    EH2 = "EH2"
-    EH2PLUS = "EH2+"
-    EH3 = "EH3"
-    EH4 = "EH4"
-
-
-class TerminationMode(str, Enum):
-    NOW = "now"
-    DATE = "date"
-    END_OF_CONTRACT = "end_of_contract"
+#: The domain's `MEANS_LEVELS` as the API's enum (a means level is a `Level`, less EH1).
+MeansLevel = Enum("MeansLevel", [(level.name, level.value) for level in MEANS_LEVELS],  # type: ignore[misc]
+                  type=str, module=__name__)
+MeansLevel.__doc__ = "Levels a means can have (EH1 is a service level only)."
 
 
 class _In(BaseModel):
@@ -62,6 +60,20 @@ class _In(BaseModel):
 
 class _Out(BaseModel):
     model_config = ConfigDict(extra="allow")
+
+
+def _model_of(shape: type, name: str, base: type[BaseModel], doc: str | None = None, *,
+              wire: Mapping[str, Any] | None = None, omit: tuple[str, ...] = (),
+              defaults: Mapping[str, Any] | None = None) -> Any:
+    """A pydantic model with the fields of the dataclass `shape` (names, order, types, defaults), less `omit`,
+    typed as `wire` says where the API is stricter than the shape (and defaulting as `defaults` says where it
+    differs): one declaration of a shape that the client, the domain and the API share."""
+    hints = typing.get_type_hints(shape)
+    wire, defaults = wire or {}, defaults or {}
+    fields = {f.name: (wire.get(f.name, hints[f.name]),
+                       defaults.get(f.name, ... if f.default is dataclasses.MISSING else f.default))
+              for f in dataclasses.fields(shape) if f.name not in omit}
+    return create_model(name, __base__=base, __doc__=doc, __module__=__name__, **fields)
 
 
 # ------------------------------------------------------------------------------------------------ errors
@@ -154,16 +166,9 @@ class ChainAuthorisation(_Out):
     end_date: dt.date
 
 
-class Service(_Out):
-    """A catalogue service: `level` is its minimum level (R8); `general`: a general authority level N."""
-
-    uuid: str
-    key: str
-    provider: str
-    name: str
-    level: Level
-    belastingdienst: bool
-    general: bool
+#: A catalogue service as the client reads it (`RemoteService`).
+Service = _model_of(RemoteService, "Service", _Out,
+                    "A catalogue service: `level` is its minimum level (R8); `general`: a general authority level N.")
 
 
 class Event(_Out):
@@ -216,56 +221,42 @@ class SecondFactorIn(_In):
     phone: Phone | None = None
 
 
-class RequestMeansIn(_In):
-    """A new means for a new holder (R2, R4, R5, R13, R15, R19)."""
+class _Body(_In):
+    """A change of one means: the fields of its rules operation but those the URL gives (the organisation,
+    the means) and `phone`, which travels inside `second_factor`; `operation` turns it back into that operation."""
 
-    email: Email
-    name: Name
-    role: Role
-    level: MeansLevel
-    type: MeansType = MeansType.REGULIER
-    second_factor: SecondFactorIn | None = None
-    subscription: Subscription = Subscription.ONE_YEAR
-
-
-class RoleIn(_In):
-    """The role in the organisation of the URL (R1, R2, R3, R13, R20)."""
-
-    role: Role
+    def operation(self, op: type[Op], **url: str) -> Op:
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        if "level" in values:
+            values["level"] = Level(values["level"].value)
+        if "second_factor" in values:
+            factor = values["second_factor"]
+            values["second_factor"], values["phone"] = (factor.type, factor.phone) if factor else (None, None)
+        return op(**url, **values)
 
 
-class LevelIn(_In):
-    """The new level, pending until the supplier processes it (R2, R4, R6, R8, R19)."""
-
-    level: MeansLevel
-    second_factor: SecondFactorIn | None = Field(None, description="R19: needed when going from EH2 to EH2+/EH3.")
-
-
-class TypeIn(_In):
-    """The new type; drops the means' authorisations (R13)."""
-
-    type: MeansType
-    subscription: Subscription = Subscription.ONE_YEAR
+def _body(op: type, name: str, doc: str, *, url: tuple[str, ...] = ("kvk", "means_id"), **wire: Any) -> Any:
+    """The body model of the rules operation `op`: its fields but `url` (and `phone` beside `second_factor`),
+    typed for the wire where the API is stricter than the rules (`wire` adds to the common ones)."""
+    fields = {f.name for f in dataclasses.fields(op)}
+    omit = (*url, "phone") if "second_factor" in fields else url
+    return _model_of(op, name, _Body, doc, omit=omit, wire={
+        "email": Email, "name": Name, "level": MeansLevel, "phone": Phone, "second_factor": SecondFactorIn | None,
+        **wire})
 
 
-class PhoneIn(_In):
-    """The new SMS number (R3, R12)."""
-
-    phone: Phone
-
-
-class EmailIn(_In):
-    """The new e-mail, before activation only (R11)."""
-
-    email: Email
-
-
-class LinkIn(_In):
-    """Link the means to another organisation of the acting admin (R4, R6, R15)."""
-
-    kvk: Kvk = Field(description="The organisation to link the means to.")
-    role: Role
-    subscription: Subscription = Subscription.ONE_YEAR
+RequestMeansIn = _body(rules.RequestMeans, "RequestMeansIn",
+                       "A new means for a new holder (R2, R4, R5, R13, R15, R19).")
+RoleIn = _body(rules.ChangeRole, "RoleIn", "The role in the organisation of the URL (R1, R2, R3, R13, R20).")
+LevelIn = _body(rules.ChangeLevel, "LevelIn", "The new level, pending until the supplier processes it (R2, R4, R6, R8, "
+                "R19).", second_factor=Annotated[SecondFactorIn | None,
+                                                 Field(description="R19: needed when going from EH2 to EH2+/EH3.")])
+TypeIn = _body(rules.ChangeType, "TypeIn", "The new type; drops the means' authorisations (R13).")
+PhoneIn = _body(rules.ChangePhone, "PhoneIn", "The new SMS number (R3, R12).")
+EmailIn = _body(rules.ChangeEmail, "EmailIn", "The new e-mail, before activation only (R11).")
+LinkIn = _body(rules.LinkMeans, "LinkIn", "Link the means to another organisation of the acting admin (R4, R6, R15).",
+               url=("means_id", "from_kvk"),
+               kvk=Annotated[Kvk, Field(description="The organisation to link the means to.")])
 
 
 class TerminateIn(_In):
@@ -377,13 +368,11 @@ class RemoveIntermediaryMutation(_Mutation):
 
 
 # ------------------------------------------------------------------------------------------ sandbox controls
-class AdminIn(_In):
-    email: Email
-    name: Name
-    level: MeansLevel = MeansLevel.EH3
-    second_factor: SecondFactorType | None = None
-    phone: Phone | None = None
-    subscription: Subscription = Subscription.ONE_YEAR
+#: The organisation's first admin (the sandbox plays the supplier): a means request whose role (beheerder) and
+#: type (regulier) go without saying, EH3 unless said otherwise, its second factor given flat.
+AdminIn = _model_of(rules.RequestMeans, "AdminIn", _In, omit=("kvk", "means_id", "role", "type"),
+                    wire={"email": Email, "name": Name, "level": MeansLevel, "phone": Phone | None},
+                    defaults={"level": MeansLevel.EH3})
 
 
 class OrganisationIn(_In):
@@ -419,15 +408,10 @@ class ClockOut(_Out):
     swept: dict[str, int] | None = None
 
 
-class ServiceIn(_In):
-    key: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
-    uuid: ServiceUuid
-    provider: Name
-    name: Name
-    level: Level
-    belastingdienst: bool = False
-    general: bool = False
-    example: bool = False
+#: A service for the catalogue, as the domain declares it (`catalogue.Service`).
+ServiceIn = _model_of(catalogue.Service, "ServiceIn", _In, wire={
+    "key": Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")], "uuid": ServiceUuid,
+    "provider": Name, "name": Name})
 
 
 class CatalogueIn(_In):

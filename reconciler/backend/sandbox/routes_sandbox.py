@@ -99,9 +99,7 @@ async def set_clock(request: Request, body: m.ClockIn) -> Response:
 
 @router.post("/catalogue")
 async def add_catalogue(request: Request, body: m.CatalogueIn) -> Response:
-    services = [Service(key=s.key, uuid=s.uuid.lower(), provider=s.provider, name=s.name, level=s.level,
-                        belastingdienst=s.belastingdienst, general=s.general, example=s.example)
-                for s in body.services]
+    services = [Service.from_data(s.model_dump()) for s in body.services]  # `ServiceIn` has `Service`'s fields
     added = get_store(request).add_services(services)
     return json_response({"added": added})
 

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import inspect
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from reconciler.domain import rules
-from reconciler.domain.levels import Level
 from reconciler.domain.rules import Missing
 from reconciler.domain.state import (
     DeleteAuthorisation, DeleteMeans, DeleteMembership, DeleteOrganisation, PutAuthorisation, PutMembership,
@@ -18,13 +20,14 @@ from reconciler.domain.state import (
 
 from reconciler.backend.sandbox import models as m
 from reconciler.backend.sandbox.context import (
-    Conditional, CurrentActor, Cursor, KvkPath, Limit, MeansIdPath, get_store, json_response, require_admin,
+    Actor, Conditional, CurrentActor, Cursor, KvkPath, Limit, MeansIdPath, MutationHeaders, get_store, json_response,
+    require_admin,
 )
 from reconciler.backend.sandbox.mutations import Outcome, Work, mutate
 from reconciler.backend.sandbox.serialise import (
     authorisation_dicts, chain_dict, event_dict, means_dict, organisation_dict, service_dict,
 )
-from reconciler.backend.sandbox.store import SandboxStore
+from reconciler.backend.sandbox.store import Page, SandboxStore
 
 router = APIRouter(prefix="/v1", generate_unique_id_function=lambda route: route.name)
 
@@ -64,6 +67,22 @@ def _page(items: list[Any], next_cursor: str | None) -> dict[str, Any]:
     return {"items": items, "next_cursor": next_cursor}
 
 
+def _listed(page: Page, to_dict: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    return _page([to_dict(item) for item in page.items], page.next_cursor)
+
+
+def _read(request: Request, actor: Actor, kvk: str | None, answer: Callable[[SandboxStore], Any]) -> Response:
+    """A read in one transaction. In an organisation (`kvk`) only for its active beheerders, and the answer
+    carries the organisation's revision as `ETag`."""
+    store = get_store(request)
+    with store.transaction():
+        if kvk is None:
+            return json_response(answer(store))
+        require_admin(store, kvk, actor)
+        data = answer(store)
+        return json_response(data, revision=store.revision(kvk))
+
+
 # ------------------------------------------------------------------------------------------------- reads
 @router.get("/me", response_description=_FOUND, tags=["me"], response_model=m.Me, summary="The acting admin",
             description="The admin means the bearer token belongs to: rules about yourself (R3) and your own "
@@ -85,10 +104,8 @@ async def get_me(request: Request, actor: CurrentActor) -> Response:
             responses=_responses(None, etag=False))
 async def list_organisations(request: Request, actor: CurrentActor, limit: Limit = 100,
                              cursor: Cursor = None) -> Response:
-    store = get_store(request)
-    with store.transaction():
-        page = store.organisations_of(actor.means_id, limit, cursor)
-        return json_response(_page([organisation_dict(r) for r in page.items], page.next_cursor))
+    return _read(request, actor, None,
+                 lambda store: _listed(store.organisations_of(actor.means_id, limit, cursor), organisation_dict))
 
 
 @router.get("/organisations/{kvk}", response_description=_FOUND, tags=["organisations"], response_model=m.Organisation,
@@ -96,12 +113,12 @@ async def list_organisations(request: Request, actor: CurrentActor, limit: Limit
             description="The organisation and its `revision` (also the `ETag`), to send as `If-Match` with changes.",
             responses=_responses(200, *_READ))
 async def get_organisation(request: Request, actor: CurrentActor, kvk: KvkPath) -> Response:
-    store = get_store(request)
-    with store.transaction():
-        require_admin(store, kvk, actor)
+    def answer(store: SandboxStore) -> dict[str, Any]:
         row = store.organisation_row(kvk)
         assert row is not None
-        return json_response(organisation_dict(row), revision=row[3])
+        return organisation_dict(row)
+
+    return _read(request, actor, kvk, answer)
 
 
 @router.get("/organisations/{kvk}/means", response_description=_FOUND, tags=["means"], response_model=m.MeansPage,
@@ -112,25 +129,20 @@ async def get_organisation(request: Request, actor: CurrentActor, kvk: KvkPath) 
             responses=_responses(200, *_READ))
 async def list_means(request: Request, actor: CurrentActor, kvk: KvkPath, limit: Limit = 100,
                      cursor: Cursor = None) -> Response:
-    store = get_store(request)
-    with store.transaction():
-        require_admin(store, kvk, actor)
-        page = store.list_means(kvk, limit, cursor)
-        return json_response(_page([means_dict(e) for e in page.items], page.next_cursor),
-                             revision=store.revision(kvk))
+    return _read(request, actor, kvk, lambda store: _listed(store.list_means(kvk, limit, cursor), means_dict))
 
 
 @router.get("/organisations/{kvk}/means/{means_id}", response_description=_FOUND,
             tags=["means"], response_model=m.Means,
             summary="One means", responses=_responses(200, *_READ))
 async def get_means(request: Request, actor: CurrentActor, kvk: KvkPath, means_id: MeansIdPath) -> Response:
-    store = get_store(request)
-    with store.transaction():
-        require_admin(store, kvk, actor)
+    def answer(store: SandboxStore) -> dict[str, Any]:
         entry = store.means_entry(kvk, means_id)
         if entry is None:
             raise Missing("not-found", f"means {means_id} is not linked to organisation {kvk}")
-        return json_response(means_dict(entry), revision=store.revision(kvk))
+        return means_dict(entry)
+
+    return _read(request, actor, kvk, answer)
 
 
 @router.get("/organisations/{kvk}/authorisations", response_description=_FOUND,
@@ -143,12 +155,11 @@ async def list_authorisations(request: Request, actor: CurrentActor, kvk: KvkPat
                               means_id: str | None = Query(None, max_length=64,
                                                            description="Only this means' authorisations.")
                               ) -> Response:
-    store = get_store(request)
-    with store.transaction():
-        require_admin(store, kvk, actor)
+    def answer(store: SandboxStore) -> dict[str, Any]:
         page = store.list_authorisations(kvk, limit, cursor, means_id)
-        return json_response(_page(authorisation_dicts(page.items, store), page.next_cursor),
-                             revision=store.revision(kvk))
+        return _page(authorisation_dicts(page.items, store), page.next_cursor)
+
+    return _read(request, actor, kvk, answer)
 
 
 @router.get("/organisations/{kvk}/chain-authorisations", response_description=_FOUND, tags=["chain authorisations"],
@@ -156,12 +167,7 @@ async def list_authorisations(request: Request, actor: CurrentActor, kvk: KvkPat
             description="One item per intermediary (R18), by its KvK number.", responses=_responses(200, *_READ))
 async def list_chains(request: Request, actor: CurrentActor, kvk: KvkPath, limit: Limit = 100,
                       cursor: Cursor = None) -> Response:
-    store = get_store(request)
-    with store.transaction():
-        require_admin(store, kvk, actor)
-        page = store.list_chains(kvk, limit, cursor)
-        return json_response(_page([chain_dict(c) for c in page.items], page.next_cursor),
-                             revision=store.revision(kvk))
+    return _read(request, actor, kvk, lambda store: _listed(store.list_chains(kvk, limit, cursor), chain_dict))
 
 
 @router.get("/services", response_description=_FOUND,
@@ -170,10 +176,7 @@ async def list_chains(request: Request, actor: CurrentActor, kvk: KvkPath, limit
                         "minimum level (R8) and whether it is a Belastingdienst service (R13).",
             responses=_responses(None, etag=False))
 async def list_services(request: Request, actor: CurrentActor, limit: Limit = 100, cursor: Cursor = None) -> Response:
-    store = get_store(request)
-    with store.transaction():
-        page = store.list_services(limit, cursor)
-        return json_response(_page([service_dict(s) for s in page.items], page.next_cursor))
+    return _read(request, actor, None, lambda store: _listed(store.list_services(limit, cursor), service_dict))
 
 
 @router.get("/organisations/{kvk}/events", response_description=_FOUND,
@@ -183,30 +186,40 @@ async def list_services(request: Request, actor: CurrentActor, limit: Limit = 10
             responses=_responses(200, *_READ))
 async def list_events(request: Request, actor: CurrentActor, kvk: KvkPath, limit: Limit = 100,
                       cursor: Cursor = None) -> Response:
-    store = get_store(request)
-    with store.transaction():
-        require_admin(store, kvk, actor)
-        page = store.list_events(kvk, limit, cursor)
-        return json_response(_page([event_dict(r) for r in page.items], page.next_cursor),
-                             revision=store.revision(kvk))
+    return _read(request, actor, kvk, lambda store: _listed(store.list_events(kvk, limit, cursor), event_dict))
 
 
-# ------------------------------------------------------------------------------------------------- means
-def _means_result(store: SandboxStore, kvk: str, means_id: str) -> Outcome:
-    entry = store.means_entry(kvk, means_id)
-    return Outcome(means_dict(entry) if entry else None)
+# ----------------------------------------------------------------------------------------------- changes
+def _change(summary: str, description: str, tag: str = "means", model: type = m.MeansMutation,
+            status: int = 200) -> dict[str, Any]:
+    """The documentation every change route shares; a route gives its summary, description, tag, answer model
+    and success status."""
+    doc: dict[str, Any] = {"response_description": _DONE, "tags": [tag], "response_model": model, "summary": summary,
+                           "description": description, "responses": _responses(status, *_CHANGE)}
+    if status != 200:
+        doc["status_code"] = status
+    return doc
 
 
-def _means_change(kvk: str, means_id: str, actor_id: str, op: rules.AdminOperation) -> Work:
-    """Work for a change of one means: the rules decide, the store writes, the answer is the means."""
+def _decided(kvk: str, actor_id: str, op: Any, answer: Callable[[SandboxStore], Outcome]) -> Work:
+    """Work for a change: the rules decide, the store writes their effects, `answer` reads the result."""
 
     def work(store: SandboxStore) -> Outcome:
         store.apply(rules.execute(store, actor_id, op, store.today), context_kvk=kvk)
-        return _means_result(store, kvk, means_id)
+        return answer(store)
 
     return work
 
 
+def _means_result(kvk: str, means_id: str) -> Callable[[SandboxStore], Outcome]:
+    def answer(store: SandboxStore) -> Outcome:
+        entry = store.means_entry(kvk, means_id)
+        return Outcome(means_dict(entry) if entry else None)
+
+    return answer
+
+
+# ------------------------------------------------------------------------------------------------- means
 @router.post("/organisations/{kvk}/means", response_description=_DONE,
              tags=["means"], status_code=201, response_model=m.MeansMutation,
              summary="Request a new means",
@@ -221,131 +234,109 @@ def _means_change(kvk: str, means_id: str, actor_id: str, op: rules.AdminOperati
 async def request_means(request: Request, actor: CurrentActor, kvk: KvkPath, body: m.RequestMeansIn,
                         conditional: Conditional) -> Response:
     means_id = str(uuid.uuid4())
-    factor = body.second_factor
-    op = rules.RequestMeans(kvk=kvk, means_id=means_id, email=body.email, name=body.name, role=body.role,
-                            level=Level(body.level.value), type=body.type,
-                            second_factor=factor.type if factor else None, phone=factor.phone if factor else None,
-                            subscription=body.subscription)
+    op = body.operation(rules.RequestMeans, kvk=kvk, means_id=means_id)
+    means = _means_result(kvk, means_id)
 
     def work(store: SandboxStore) -> Outcome:
         store.apply(rules.execute(store, actor.means_id, op, store.today), context_kvk=kvk)
         store.increment("means_created")
-        return _means_result(store, kvk, means_id)
+        return means(store)
 
     return await mutate(request, actor, kvk, conditional, action="request_means", target=body.email, work=work,
                         status=201, location=f"/v1/organisations/{kvk}/means/{means_id}")
 
 
-@router.post("/organisations/{kvk}/means/{means_id}/role", response_description=_DONE,
-             tags=["means"], response_model=m.MeansMutation,
-             summary="Change the role in this organisation",
-             description="gebruiker <-> beheerder, at once (R20). Refused when it leaves no active beheerder (R1), "
-                         "for yourself (R3), for a beheerder below EH2+ (R2) or a belastingdienst means (R13).",
-             responses=_responses(200, *_CHANGE))
-async def change_role(request: Request, actor: CurrentActor, kvk: KvkPath, means_id: MeansIdPath, body: m.RoleIn,
-                      conditional: Conditional) -> Response:
-    op = rules.ChangeRole(kvk=kvk, means_id=means_id, role=body.role)
-    return await mutate(request, actor, kvk, conditional, action="change_role", target=means_id,
-                        work=_means_change(kvk, means_id, actor.means_id, op))
+@dataclass(frozen=True, slots=True)
+class _MeansChange:
+    """A change of one means that answers with the means: a route that declares only what differs."""
+
+    path: str                             # below /organisations/{kvk}/means/{means_id}/
+    action: str                           # the route's name (its operationId) and the audit event's action
+    op: type                              # the rules operation
+    body: type | None                     # its body model (`models._Body`); None: the operation has no fields
+    summary: str
+    description: str
+    status: int = 200
 
 
-@router.post("/organisations/{kvk}/means/{means_id}/level", response_description=_DONE, tags=["means"], status_code=202,
-             response_model=m.MeansMutation, summary="Change the level",
-             description="The change is pending until the supplier processes it (R6: no other change meanwhile). "
-                         "Only for an active means (R5), up to your own level (R4), not below EH2+ for a beheerder "
-                         "(R2), not below a held authorisation's level (R8); EH2+/EH3 need a second factor, an "
-                         "upgrade from EH2+ keeps it (R19).",
-             responses=_responses(202, *_CHANGE))
-async def change_level(request: Request, actor: CurrentActor, kvk: KvkPath, means_id: MeansIdPath, body: m.LevelIn,
-                       conditional: Conditional) -> Response:
-    factor = body.second_factor
-    op = rules.ChangeLevel(kvk=kvk, means_id=means_id, level=Level(body.level.value),
-                           second_factor=factor.type if factor else None, phone=factor.phone if factor else None)
-    return await mutate(request, actor, kvk, conditional, action="change_level", target=means_id, status=202,
-                        work=_means_change(kvk, means_id, actor.means_id, op))
+_MEANS_CHANGES = (
+    _MeansChange("role", "change_role", rules.ChangeRole, m.RoleIn, "Change the role in this organisation",
+                 "gebruiker <-> beheerder, at once (R20). Refused when it leaves no active beheerder (R1), "
+                 "for yourself (R3), for a beheerder below EH2+ (R2) or a belastingdienst means (R13)."),
+    _MeansChange("level", "change_level", rules.ChangeLevel, m.LevelIn, "Change the level",
+                 "The change is pending until the supplier processes it (R6: no other change meanwhile). "
+                 "Only for an active means (R5), up to your own level (R4), not below EH2+ for a beheerder "
+                 "(R2), not below a held authorisation's level (R8); EH2+/EH3 need a second factor, an "
+                 "upgrade from EH2+ keeps it (R19).", status=202),
+    _MeansChange("type", "change_type", rules.ChangeType, m.TypeIn, "Change the type (regulier / belastingdienst)",
+                 "Starts a new subscription and drops the means' authorisations in every organisation: "
+                 "grant them again (R13). A belastingdienst means is EH3, never a beheerder, and at most "
+                 "one per organisation (R13)."),
+    _MeansChange("phone", "change_phone", rules.ChangePhone, m.PhoneIn, "Change the SMS number",
+                 "Another holder's number, while awaiting activation or active, for sms as second factor "
+                 "(R12); never your own (R3)."),
+    _MeansChange("email", "change_email", rules.ChangeEmail, m.EmailIn, "Change the e-mail before activation",
+                 "An admin can change a holder's e-mail only before activation; after that only the "
+                 "holder can (R11). The address must not hold another means (R15)."),
+    _MeansChange("invitation", "resend_invitation", rules.ResendInvitation, None, "Send a new activation letter",
+                 "Only after the 30 days to activate have passed (`activatie_verlopen`); the holder "
+                 "gets 30 new days (R5). Costs money."),
+)
 
 
-@router.post("/organisations/{kvk}/means/{means_id}/type", response_description=_DONE,
-             tags=["means"], response_model=m.MeansMutation,
-             summary="Change the type (regulier / belastingdienst)",
-             description="Starts a new subscription and drops the means' authorisations in every organisation: "
-                         "grant them again (R13). A belastingdienst means is EH3, never a beheerder, and at most "
-                         "one per organisation (R13).",
-             responses=_responses(200, *_CHANGE))
-async def change_type(request: Request, actor: CurrentActor, kvk: KvkPath, means_id: MeansIdPath, body: m.TypeIn,
-                      conditional: Conditional) -> Response:
-    op = rules.ChangeType(kvk=kvk, means_id=means_id, type=body.type, subscription=body.subscription)
-    return await mutate(request, actor, kvk, conditional, action="change_type", target=means_id,
-                        work=_means_change(kvk, means_id, actor.means_id, op))
+def _means_route(change: _MeansChange) -> None:
+    """Registers `change` as `POST .../means/{means_id}/<path>`: the body becomes the rules operation, which
+    runs as one mutation whose answer is the means."""
+
+    async def endpoint(request: Request, actor: Actor, kvk: str, means_id: str, conditional: MutationHeaders,
+                       body: Any = None) -> Response:
+        url = {"kvk": kvk, "means_id": means_id}
+        op = body.operation(change.op, **url) if body is not None else change.op(**url)
+        return await mutate(request, actor, kvk, conditional, action=change.action, target=means_id,
+                            status=change.status,
+                            work=_decided(kvk, actor.means_id, op, _means_result(kvk, means_id)))
+
+    # FastAPI reads the parameters from the signature: the body model is the change's own.
+    parameters = [("request", Request), ("actor", CurrentActor), ("kvk", KvkPath), ("means_id", MeansIdPath),
+                  *([("body", change.body)] if change.body is not None else []), ("conditional", Conditional)]
+    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=kind)
+         for name, kind in parameters], return_annotation=Response)
+    endpoint.__name__ = endpoint.__qualname__ = change.action
+    router.add_api_route(f"/organisations/{{kvk}}/means/{{means_id}}/{change.path}", endpoint, methods=["POST"],
+                         name=change.action, **_change(change.summary, change.description, status=change.status))
 
 
-@router.post("/organisations/{kvk}/means/{means_id}/phone", response_description=_DONE,
-             tags=["means"], response_model=m.MeansMutation,
-             summary="Change the SMS number",
-             description="Another holder's number, while awaiting activation or active, for sms as second factor "
-                         "(R12); never your own (R3).",
-             responses=_responses(200, *_CHANGE))
-async def change_phone(request: Request, actor: CurrentActor, kvk: KvkPath, means_id: MeansIdPath, body: m.PhoneIn,
-                       conditional: Conditional) -> Response:
-    op = rules.ChangePhone(kvk=kvk, means_id=means_id, phone=body.phone)
-    return await mutate(request, actor, kvk, conditional, action="change_phone", target=means_id,
-                        work=_means_change(kvk, means_id, actor.means_id, op))
+for _declared in _MEANS_CHANGES:
+    _means_route(_declared)
 
 
-@router.post("/organisations/{kvk}/means/{means_id}/email", response_description=_DONE,
-             tags=["means"], response_model=m.MeansMutation,
-             summary="Change the e-mail before activation",
-             description="An admin can change a holder's e-mail only before activation; after that only the "
-                         "holder can (R11). The address must not hold another means (R15).",
-             responses=_responses(200, *_CHANGE))
-async def change_email(request: Request, actor: CurrentActor, kvk: KvkPath, means_id: MeansIdPath, body: m.EmailIn,
-                       conditional: Conditional) -> Response:
-    op = rules.ChangeEmail(kvk=kvk, means_id=means_id, email=body.email)
-    return await mutate(request, actor, kvk, conditional, action="change_email", target=means_id,
-                        work=_means_change(kvk, means_id, actor.means_id, op))
-
-
-@router.post("/organisations/{kvk}/means/{means_id}/invitation", response_description=_DONE,
-             tags=["means"], response_model=m.MeansMutation,
-             summary="Send a new activation letter",
-             description="Only after the 30 days to activate have passed (`activatie_verlopen`); the holder "
-                         "gets 30 new days (R5). Costs money.",
-             responses=_responses(200, *_CHANGE))
-async def resend_invitation(request: Request, actor: CurrentActor, kvk: KvkPath, means_id: MeansIdPath,
-                            conditional: Conditional) -> Response:
-    op = rules.ResendInvitation(kvk=kvk, means_id=means_id)
-    return await mutate(request, actor, kvk, conditional, action="resend_invitation", target=means_id,
-                        work=_means_change(kvk, means_id, actor.means_id, op))
-
-
-@router.post("/organisations/{kvk}/means/{means_id}/links", response_description=_DONE, tags=["means"], status_code=202,
-             response_model=m.MeansMutation, summary="Link the means to another organisation",
-             description="Pending until the supplier processes it (R6). The level stays the means' own, the role "
-                         "is chosen for the other organisation (R15); only to organisations you are linked to and "
-                         "up to your own level (R4); not before approval (R5). Costs an extra KvK link.",
-             responses=_responses(202, *_CHANGE))
+@router.post("/organisations/{kvk}/means/{means_id}/links", **_change(
+    "Link the means to another organisation",
+    "Pending until the supplier processes it (R6). The level stays the means' own, the role "
+    "is chosen for the other organisation (R15); only to organisations you are linked to and "
+    "up to your own level (R4); not before approval (R5). Costs an extra KvK link.", status=202))
 async def link_means(request: Request, actor: CurrentActor, kvk: KvkPath, means_id: MeansIdPath, body: m.LinkIn,
                      conditional: Conditional) -> Response:
-    op = rules.LinkMeans(kvk=body.kvk, means_id=means_id, role=body.role, subscription=body.subscription)
+    op = body.operation(rules.LinkMeans, means_id=means_id)
+    means = _means_result(kvk, means_id)
 
     def work(store: SandboxStore) -> Outcome:
         if store.membership(kvk, means_id) is None:
             raise Missing("not-found", f"means {means_id} is not linked to organisation {kvk}")
         store.apply(rules.execute(store, actor.means_id, op, store.today), context_kvk=kvk)
-        return _means_result(store, kvk, means_id)
+        return means(store)
 
     return await mutate(request, actor, kvk, conditional, action="link_means", target=f"{means_id}->{body.kvk}",
                         status=202, work=work)
 
 
-@router.post("/organisations/{kvk}/means/{means_id}/terminate", response_description=_DONE,
-             tags=["means"], response_model=m.TerminateMutation,
-             summary="Terminate the means in this organisation",
-             description="Now (gone at once), on a future date, or at the end of its contract period; per "
-                         "organisation for a means linked to several (R14). Never the last active beheerder while "
-                         "others remain (R1), nor yourself as the only one (R3). Terminating the last means ends "
-                         "eHerkenning for the whole organisation (R14).",
-             responses=_responses(200, *_CHANGE))
+@router.post("/organisations/{kvk}/means/{means_id}/terminate", **_change(
+    "Terminate the means in this organisation",
+    "Now (gone at once), on a future date, or at the end of its contract period; per "
+    "organisation for a means linked to several (R14). Never the last active beheerder while "
+    "others remain (R1), nor yourself as the only one (R3). Terminating the last means ends "
+    "eHerkenning for the whole organisation (R14).", model=m.TerminateMutation))
 async def terminate(request: Request, actor: CurrentActor, kvk: KvkPath, means_id: MeansIdPath,
                     body: m.TerminateIn, conditional: Conditional) -> Response:
     op = rules.Terminate(kvk=kvk, means_id=means_id, mode=body.mode.value, date=body.date)
@@ -391,127 +382,123 @@ def _bulk_ids(means_ids: list[str], services: list[str]) -> tuple[list[str], lis
 _BULK_LIMIT = (f" Repeated ids count once; at most {rules.MAX_BULK_PAIRS} distinct means x services pairs per "
                "request (422 `invalid` above it): split a larger change into several requests.")
 
+#: What a bulk change answers, from the store and the rules' effects (read before the effects are written).
+_BulkAnswer = Callable[[SandboxStore, list[str], list[str], list[Any]], dict[str, Any]]
 
-@router.post("/organisations/{kvk}/authorisations", response_description=_DONE,
-             tags=["authorisations"], response_model=m.GrantMutation,
-             summary="Grant services to users (bulk)",
-             description="Adds every service to every listed means with one end date, overwriting the end date "
-                         "of those that exist (R10). Only active users (R7) whose level covers the highest service "
-                         "level (R8, R10); a belastingdienst means only Belastingdienst services (R13); no UWV or "
-                         "Belastingdienst for an organisation with a branch number (R17). The end date defaults "
-                         "to five years and lies between tomorrow and five years ahead (R9)." + _BULK_LIMIT,
-             responses=_responses(200, *_CHANGE))
+
+async def _bulk(request: Request, actor: Actor, kvk: str, conditional: MutationHeaders, action: str,
+                body: Any, make_op: Callable[[tuple[str, ...], tuple[str, ...]], Any], answer: _BulkAnswer,
+                *, authorisations: bool = True) -> Response:
+    """A bulk change of means x services pairs (R10): the ids once each and within the limit, the members
+    (and, unless granting, their authorisations) loaded in bulk, then the rules decide."""
+    means_ids, services = _bulk_ids(body.means_ids, body.services)
+    op = make_op(tuple(means_ids), tuple(services))
+
+    def work(store: SandboxStore) -> Outcome:
+        store.prefetch_members(kvk, means_ids, authorisations=authorisations)
+        effects = rules.execute(store, actor.means_id, op, store.today)
+        result = answer(store, means_ids, services, effects)
+        store.apply(effects, context_kvk=kvk)
+        return Outcome(result)
+
+    return await mutate(request, actor, kvk, conditional, action=action, target=_bulk_target(means_ids, services),
+                        work=work)
+
+
+def _pairs(effects: list[Any], kind: type) -> set[tuple[str, str]]:
+    return {(e.means_id, e.service) for e in effects if isinstance(e, kind)}
+
+
+@router.post("/organisations/{kvk}/authorisations", **_change(
+    "Grant services to users (bulk)",
+    "Adds every service to every listed means with one end date, overwriting the end date "
+    "of those that exist (R10). Only active users (R7) whose level covers the highest service "
+    "level (R8, R10); a belastingdienst means only Belastingdienst services (R13); no UWV or "
+    "Belastingdienst for an organisation with a branch number (R17). The end date defaults "
+    "to five years and lies between tomorrow and five years ahead (R9)." + _BULK_LIMIT,
+    tag="authorisations", model=m.GrantMutation))
 async def grant(request: Request, actor: CurrentActor, kvk: KvkPath, body: m.GrantIn,
                 conditional: Conditional) -> Response:
-    means_ids, services = _bulk_ids(body.means_ids, body.services)
-    op = rules.Grant(kvk=kvk, means_ids=tuple(means_ids), services=tuple(services), end_date=body.end_date)
-
-    def work(store: SandboxStore) -> Outcome:
-        store.prefetch_members(kvk, means_ids)
-        effects = rules.execute(store, actor.means_id, op, store.today)
+    def granted(store: SandboxStore, means_ids: list[str], services: list[str], effects: list[Any]) -> dict[str, Any]:
         existing = store.count_existing_authorisations(kvk, means_ids, services)
-        store.apply(effects, context_kvk=kvk)
-        pairs = {(e.means_id, e.service) for e in effects if isinstance(e, PutAuthorisation)}
+        pairs = _pairs(effects, PutAuthorisation)
         end = next(e.end_date for e in effects if isinstance(e, PutAuthorisation))
-        return Outcome({"authorisations": len(pairs), "created": len(pairs) - existing, "updated": existing,
-                        "end_date": end.isoformat()})
+        return {"authorisations": len(pairs), "created": len(pairs) - existing, "updated": existing,
+                "end_date": end.isoformat()}
 
-    return await mutate(request, actor, kvk, conditional, action="grant",
-                        target=_bulk_target(means_ids, services), work=work)
+    return await _bulk(request, actor, kvk, conditional, "grant", body,
+                       lambda ids, uuids: rules.Grant(kvk=kvk, means_ids=ids, services=uuids, end_date=body.end_date),
+                       granted, authorisations=False)
 
 
-@router.post("/organisations/{kvk}/authorisations/end-date", response_description=_DONE, tags=["authorisations"],
-             response_model=m.EndDateMutation, summary="Re-date existing authorisations (bulk)",
-             description="Sets one end date on every listed means x service pair; each must exist (404 otherwise). "
-                         "The date lies between tomorrow and five years ahead (R9, R10)." + _BULK_LIMIT,
-             responses=_responses(200, *_CHANGE))
+@router.post("/organisations/{kvk}/authorisations/end-date", **_change(
+    "Re-date existing authorisations (bulk)",
+    "Sets one end date on every listed means x service pair; each must exist (404 otherwise). "
+    "The date lies between tomorrow and five years ahead (R9, R10)." + _BULK_LIMIT,
+    tag="authorisations", model=m.EndDateMutation))
 async def set_end_date(request: Request, actor: CurrentActor, kvk: KvkPath, body: m.SetEndDateIn,
                        conditional: Conditional) -> Response:
-    means_ids, services = _bulk_ids(body.means_ids, body.services)
-    op = rules.SetEndDate(kvk=kvk, means_ids=tuple(means_ids), services=tuple(services), end_date=body.end_date)
-
-    def work(store: SandboxStore) -> Outcome:
-        store.prefetch_members(kvk, means_ids, authorisations=True)
-        effects = rules.execute(store, actor.means_id, op, store.today)
-        store.apply(effects, context_kvk=kvk)
-        pairs = {(e.means_id, e.service) for e in effects if isinstance(e, PutAuthorisation)}
-        return Outcome({"authorisations": len(pairs), "end_date": body.end_date.isoformat()})
-
-    return await mutate(request, actor, kvk, conditional, action="set_end_date",
-                        target=_bulk_target(means_ids, services), work=work)
+    return await _bulk(request, actor, kvk, conditional, "set_end_date", body,
+                       lambda ids, uuids: rules.SetEndDate(kvk=kvk, means_ids=ids, services=uuids,
+                                                           end_date=body.end_date),
+                       lambda store, ids, uuids, effects: {"authorisations": len(_pairs(effects, PutAuthorisation)),
+                                                           "end_date": body.end_date.isoformat()})
 
 
-@router.post("/organisations/{kvk}/authorisations/revoke", response_description=_DONE,
-             tags=["authorisations"], response_model=m.RevokeMutation,
-             summary="Revoke authorisations (bulk)",
-             description="Ends every listed means x service pair now: immediate and final; it can be granted "
-                         "again as a new authorisation (R9). Each pair must exist (404 otherwise)." + _BULK_LIMIT,
-             responses=_responses(200, *_CHANGE))
+@router.post("/organisations/{kvk}/authorisations/revoke", **_change(
+    "Revoke authorisations (bulk)",
+    "Ends every listed means x service pair now: immediate and final; it can be granted "
+    "again as a new authorisation (R9). Each pair must exist (404 otherwise)." + _BULK_LIMIT,
+    tag="authorisations", model=m.RevokeMutation))
 async def revoke(request: Request, actor: CurrentActor, kvk: KvkPath, body: m.RevokeIn,
                  conditional: Conditional) -> Response:
-    means_ids, services = _bulk_ids(body.means_ids, body.services)
-    op = rules.Revoke(kvk=kvk, means_ids=tuple(means_ids), services=tuple(services))
-
-    def work(store: SandboxStore) -> Outcome:
-        store.prefetch_members(kvk, means_ids, authorisations=True)
-        effects = rules.execute(store, actor.means_id, op, store.today)
-        store.apply(effects, context_kvk=kvk)
-        return Outcome({"revoked": len({(e.means_id, e.service) for e in effects
-                                             if isinstance(e, DeleteAuthorisation)})})
-
-    return await mutate(request, actor, kvk, conditional, action="revoke",
-                        target=_bulk_target(means_ids, services), work=work)
+    return await _bulk(request, actor, kvk, conditional, "revoke", body,
+                       lambda ids, uuids: rules.Revoke(kvk=kvk, means_ids=ids, services=uuids),
+                       lambda store, ids, uuids, effects: {"revoked": len(_pairs(effects, DeleteAuthorisation))})
 
 
 # ---------------------------------------------------------------------------------- chain authorisations
-def _chain_result(store: SandboxStore, kvk: str, ikvk: str) -> Outcome:
-    chain = store.chain(kvk, ikvk)
-    return Outcome(chain_dict(chain) if chain else None)
+def _chain_result(kvk: str, ikvk: str) -> Callable[[SandboxStore], Outcome]:
+    def answer(store: SandboxStore) -> Outcome:
+        chain = store.chain(kvk, ikvk)
+        return Outcome(chain_dict(chain) if chain else None)
+
+    return answer
 
 
-@router.post("/organisations/{kvk}/chain-authorisations", response_description=_DONE, tags=["chain authorisations"],
-             response_model=m.ChainMutation, summary="Issue chain authorisations to an intermediary",
-             description="Authorises the intermediary organisation (by KvK) for the services, adding them to "
-                         "those it already has, with one end date for all: default five years, at most five years "
-                         "ahead (R9, R18). A new intermediary costs a yearly fee.",
-             responses=_responses(200, *_CHANGE))
+_CHAINS = "chain authorisations"
+
+
+@router.post("/organisations/{kvk}/chain-authorisations", **_change(
+    "Issue chain authorisations to an intermediary",
+    "Authorises the intermediary organisation (by KvK) for the services, adding them to "
+    "those it already has, with one end date for all: default five years, at most five years "
+    "ahead (R9, R18). A new intermediary costs a yearly fee.", tag=_CHAINS, model=m.ChainMutation))
 async def issue_chain(request: Request, actor: CurrentActor, kvk: KvkPath, body: m.ChainIn,
                       conditional: Conditional) -> Response:
     op = rules.IssueChain(kvk=kvk, intermediary_kvk=body.intermediary_kvk,
                           services=tuple(s.lower() for s in body.services), end_date=body.end_date, name=body.name)
-
-    def work(store: SandboxStore) -> Outcome:
-        store.apply(rules.execute(store, actor.means_id, op, store.today), context_kvk=kvk)
-        return _chain_result(store, kvk, body.intermediary_kvk)
-
     return await mutate(request, actor, kvk, conditional, action="issue_chain", target=body.intermediary_kvk,
-                        work=work)
+                        work=_decided(kvk, actor.means_id, op, _chain_result(kvk, body.intermediary_kvk)))
 
 
 IkvkPath = Annotated[str, Path(pattern=r"^[0-9]{8}$", description="The intermediary's KvK number.")]
 
 
-@router.post("/organisations/{kvk}/chain-authorisations/{intermediary_kvk}/end-date", response_description=_DONE,
-             tags=["chain authorisations"], response_model=m.ChainMutation,
-             summary="Change the end date of an intermediary's chain authorisations",
-             description="Between tomorrow and five years ahead (R9, R18).", responses=_responses(200, *_CHANGE))
+@router.post("/organisations/{kvk}/chain-authorisations/{intermediary_kvk}/end-date", **_change(
+    "Change the end date of an intermediary's chain authorisations",
+    "Between tomorrow and five years ahead (R9, R18).", tag=_CHAINS, model=m.ChainMutation))
 async def set_chain_end_date(request: Request, actor: CurrentActor, kvk: KvkPath, intermediary_kvk: IkvkPath,
                              body: m.ChainEndDateIn, conditional: Conditional) -> Response:
     op = rules.SetChainEndDate(kvk=kvk, intermediary_kvk=intermediary_kvk, end_date=body.end_date)
-
-    def work(store: SandboxStore) -> Outcome:
-        store.apply(rules.execute(store, actor.means_id, op, store.today), context_kvk=kvk)
-        return _chain_result(store, kvk, intermediary_kvk)
-
     return await mutate(request, actor, kvk, conditional, action="set_chain_end_date", target=intermediary_kvk,
-                        work=work)
+                        work=_decided(kvk, actor.means_id, op, _chain_result(kvk, intermediary_kvk)))
 
 
-@router.delete("/organisations/{kvk}/chain-authorisations/{intermediary_kvk}", response_description=_DONE,
-               tags=["chain authorisations"],
-               response_model=m.RemoveIntermediaryMutation, summary="Remove an intermediary",
-               description="Removes the intermediary and all its chain authorisations; this cannot be undone (R18).",
-               responses=_responses(200, *_CHANGE))
+@router.delete("/organisations/{kvk}/chain-authorisations/{intermediary_kvk}", **_change(
+    "Remove an intermediary",
+    "Removes the intermediary and all its chain authorisations; this cannot be undone (R18).",
+    tag=_CHAINS, model=m.RemoveIntermediaryMutation))
 async def remove_intermediary(request: Request, actor: CurrentActor, kvk: KvkPath, intermediary_kvk: IkvkPath,
                               conditional: Conditional) -> Response:
     op = rules.RemoveIntermediary(kvk=kvk, intermediary_kvk=intermediary_kvk)
