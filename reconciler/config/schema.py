@@ -228,22 +228,14 @@ _TYPE_WORDS = {"string": "a string", "integer": "a whole number", "number": "a n
                "array": "a list", "object": "a mapping", "null": "nothing"}
 
 
+#: What a YAML value is, in words; the first class that fits (a bool is an int too, so it comes first).
+_VALUE_WORDS: tuple[tuple[type, str], ...] = (
+    (type(None), "nothing"), (bool, "a boolean"), (int, "a whole number"), (float, "a number"), (str, "a string"),
+    (list, "a list"), (dict, "a mapping"))
+
+
 def _what(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "a whole number"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
+    return next((word for kind, word in _VALUE_WORDS if isinstance(value, kind)), type(value).__name__)
 
 
 def _name(path: JsonPath) -> str:
