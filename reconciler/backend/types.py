@@ -361,24 +361,7 @@ class TerminationMode(str, Enum):
     END_OF_CONTRACT = "end_of_contract"
 
 
-@dataclass(frozen=True, slots=True)
-class SandboxOrganisation:
-    """`POST /sandbox/organisations`: the new organisation, its admin's means and that admin's token."""
-
-    kvk: str
-    means_id: str
-    token: Secret
-
-    def __repr__(self) -> str:
-        return f"SandboxOrganisation(kvk={self.kvk!r}, means_id={self.means_id!r}, token=***)"
-
-    @classmethod
-    def parse(cls, data: Any) -> "SandboxOrganisation":
-        d = _mapping(data, "sandbox organisation")
-        return cls(kvk=_str(d, "kvk"), means_id=str(d["means_id"]), token=Secret(_str(d, "token")))
-
-
 __all__ = [
     "Me", "MutationResult", "Page", "RemoteAuthorisation", "RemoteChain", "RemoteEvent", "RemoteMeans",
-    "RemoteOrganisation", "RemoteService", "SandboxOrganisation", "Secret", "TerminationMode",
+    "RemoteOrganisation", "RemoteService", "Secret", "TerminationMode",
 ]

@@ -12,9 +12,6 @@ import yaml
 
 from reconciler.domain.levels import Level
 
-GENERAL_AUTHORITY_PREFIX = "algemene-bevoegdheid-"
-
-
 @dataclass(frozen=True, slots=True)
 class Service:
     """One service a user or an intermediary can be authorised for."""

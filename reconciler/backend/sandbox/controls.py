@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from reconciler.backend.client import BeheerClient
-from reconciler.backend.types import SandboxOrganisation, Secret
+from reconciler.backend.types import Secret, _mapping, _str
 from reconciler.domain.catalogue import Service
 
 LIFECYCLE_STEPS = ("approve", "reject", "activate", "expire")
@@ -42,6 +42,23 @@ class SandboxMeans:
         roles = {str(m["kvk"]): str(m["role"]) for m in data.get("memberships") or []}
         return cls(id=str(data["id"]), email=str(data["email"]), status=str(data["status"]),
                    pending=data.get("pending"), roles=roles, activation_deadline=data.get("activation_deadline"))
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxOrganisation:
+    """`POST /sandbox/organisations`: the new organisation, its admin's means and that admin's token."""
+
+    kvk: str
+    means_id: str
+    token: Secret
+
+    def __repr__(self) -> str:
+        return f"SandboxOrganisation(kvk={self.kvk!r}, means_id={self.means_id!r}, token=***)"
+
+    @classmethod
+    def parse(cls, data: Any) -> "SandboxOrganisation":
+        d = _mapping(data, "sandbox organisation")
+        return cls(kvk=_str(d, "kvk"), means_id=str(d["means_id"]), token=Secret(_str(d, "token")))
 
 
 class SandboxControls:

@@ -14,8 +14,7 @@ from reconciler.backend.errors import BackendError, ConfigurationError
 from reconciler.domain.levels import MEANS_LEVELS
 
 if TYPE_CHECKING:
-    from reconciler.backend.sandbox.controls import SandboxControls, SandboxMeans
-    from reconciler.backend.types import SandboxOrganisation
+    from reconciler.backend.sandbox.controls import SandboxControls, SandboxMeans, SandboxOrganisation
 
 #: The levels a first admin may have: EH2+ or higher (R2).
 ADMIN_LEVELS = [level.value for level in MEANS_LEVELS[1:]]
