@@ -192,7 +192,7 @@ def _check_users(org: LoadedOrg, today: dt.date | None) -> None:
 
 
 def _check_second_factor(r: Reporter, at: JsonPath, user: User) -> None:
-    """R19: EH2+ and EH3 need a second factor; SMS needs a phone number."""
+    """R19: EH2+, EH3 and EH4 need a second factor; SMS needs a phone number."""
     factor = user.second_factor
     if factor is None:
         if rules.needs_second_factor(user.level):

@@ -28,7 +28,7 @@ MAX_YEARS = 5
 #: R13: the tax means (type belastingdienst) exists at level EH3 only.
 TAX_MEANS_LEVEL = Level.EH3
 #: R19: levels whose means need a second factor (SMS or OTP).
-SECOND_FACTOR_LEVELS = frozenset({Level.EH2PLUS, Level.EH3})
+SECOND_FACTOR_LEVELS = frozenset({Level.EH2PLUS, Level.EH3, Level.EH4})
 #: R5: days the holder has to activate an approved means.
 ACTIVATION_DAYS = 30
 
@@ -305,12 +305,19 @@ def _link_means(view: View, actor: Means, op: LinkMeans, today: dt.date) -> list
 
 
 def _execute_in_target(view: View, actor_id: str, op: LinkMeans, today: dt.date) -> list[Effect]:
-    """R4: links go only to organisations the acting admin is linked to (checked against the target)."""
+    """R4 (manual 3.8.1): links go only into organisations where the acting admin is itself registered as
+    beheerder; being a gebruiker there is not enough (else an admin elsewhere could place an admin of its choosing
+    into an organisation it only uses)."""
     actor = view.get_means(actor_id)
     if actor is None or not actor.active:
         raise NotPermitted("forbidden", "your means is not active")
-    if view.org(op.kvk) is None or view.membership(op.kvk, actor_id) is None:
-        raise Refusal("R4", f"you are not linked to organisation {op.kvk}; links go only to your own organisations")
+    there = view.membership(op.kvk, actor_id) if view.org(op.kvk) is not None else None
+    if there is None:
+        raise Refusal("R4", f"you are not linked to organisation {op.kvk}; links go only to organisations where you "
+                            "are beheerder")
+    if not there.is_admin:
+        raise Refusal("R4", f"you are a gebruiker of organisation {op.kvk}; links go only to organisations where you "
+                            "are beheerder")
     return _link_means(view, actor, op, today)
 
 

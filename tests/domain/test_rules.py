@@ -260,7 +260,7 @@ def test_r19_a_first_admin_gets_a_second_factor_when_none_is_named() -> None:
     assert rules.first_admin_second_factor(Level.EH3, None, None) is SecondFactorType.OTP
     assert rules.first_admin_second_factor(Level.EH2PLUS, None, "+31612345678") is SecondFactorType.SMS
     assert rules.first_admin_second_factor(Level.EH3, SecondFactorType.SMS, None) is SecondFactorType.SMS
-    assert rules.first_admin_second_factor(Level.EH4, None, None) is None
+    assert rules.first_admin_second_factor(Level.EH4, None, None) is SecondFactorType.OTP     # R19: EH4 too (#13)
 
 
 def test_read_only_actor_and_strangers_are_forbidden(w: World) -> None:

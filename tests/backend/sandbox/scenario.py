@@ -110,7 +110,7 @@ class Scenario:
                    phone: str | None = PHONE, type: str | None = None, subscription: str | None = None
                    ) -> dict[str, Any]:
         body: dict[str, Any] = {"email": email, "name": email.split("@")[0], "role": role, "level": level}
-        if factor is not None and level in ("EH2+", "EH3"):
+        if factor is not None and level in ("EH2+", "EH3", "EH4"):
             body["second_factor"] = {"type": factor, **({"phone": phone} if factor == "sms" and phone else {})}
         if type is not None:
             body["type"] = type

@@ -246,6 +246,28 @@ async def test_r4_links_only_to_your_own_organisations(sc: Scenario) -> None:
     await sc.ok("POST", means_path(user, "links"), {"kvk": THIRD, "role": "gebruiker"}, status=202)
 
 
+async def test_r4_links_only_into_organisations_where_you_are_beheerder(sc: Scenario) -> None:
+    """Issue #13, the escalation path: an admin of acme who is only a gebruiker in OTHER links a colleague into
+    OTHER as beheerder; once the supplier approved, that colleague would demote OTHER's own admin. Manual 3.8.1:
+    links go only into organisations "waarvoor u als beheerder staat geregistreerd"."""
+    _, acting_in_other = await sc.create_org(OTHER, email=ADMIN)       # the acting admin is beheerder in OTHER ...
+    eve = await sc.new_means("eve@other.nl", kvk=OTHER, role="beheerder", token=acting_in_other)
+    eve_token = await sc.token_of(eve)
+    me = (await sc.sandbox_means(email=ADMIN))[0]["id"]
+    await sc.ok("POST", means_path(me, "role", OTHER), {"role": "gebruiker"}, token=eve_token)   # ... then a gebruiker
+    colleague = await sc.new_means("col@acme.nl", role="gebruiker")
+    for role in ("beheerder", "gebruiker"):
+        problem = await sc.refused("POST", means_path(colleague, "links"), {"kvk": OTHER, "role": role}, code="R4",
+                                   kvks=(KVK, OTHER))
+        assert "gebruiker of organisation" in problem["detail"], problem
+    # nothing pending, so nothing for the supplier to approve: the colleague never reaches OTHER
+    held = await sc.means(colleague)
+    assert held is not None and held["pending"] is None
+    assert [m["email"] for m in await sc.sandbox_means(kvk=OTHER)] == sorted([ADMIN, "eve@other.nl"])
+    # Eve, beheerder in OTHER, keeps her role: nobody came in to demote her
+    assert await active_admins(sc, OTHER) == ["eve@other.nl"]
+
+
 async def test_r4_links_only_up_to_your_own_level(sc: Scenario) -> None:
     lea = await sc.new_means("lea@acme.nl", level="EH2+", role="beheerder")
     _, _ = await sc.create_org(OTHER, email="lea@acme.nl")             # Lea (EH2+) is admin of both
@@ -784,6 +806,23 @@ async def test_r19_eh2plus_and_eh3_need_a_second_factor(sc: Scenario) -> None:
     assert data["result"]["second_factor"] == {"type": "sms", "phone": PHONE}
     data = await sc.ok("POST", M, sc.means_body("eh2@acme.nl", level="EH2"), status=201)
     assert data["result"]["second_factor"] is None
+
+
+async def test_r19_eh4_needs_a_second_factor_too(sc: Scenario) -> None:
+    """Issue #13: "every level from EH2+ up" (Begrippenlijst); an EH4 means without one was accepted (201)."""
+    four, four_token = await sc.create_org(OTHER, email="vier@other.nl", level="EH4", second_factor="otp")
+    path = f"/v1/organisations/{OTHER}/means"
+    await sc.refused("POST", path, sc.means_body("x4@other.nl", level="EH4", factor=None), code="R19",
+                     token=four_token, kvks=(OTHER,))
+    await sc.refused("POST", path, sc.means_body("y4@other.nl", level="EH4", factor="sms", phone=None), code="R19",
+                     token=four_token, kvks=(OTHER,))
+    data = await sc.ok("POST", path, sc.means_body("z4@other.nl", level="EH4", factor="otp"), status=201,
+                       token=four_token)
+    assert (data["result"]["level"], data["result"]["second_factor"]) == ("EH4", {"type": "otp", "phone": None})
+    # an upgrade from EH2 to EH4 chooses one too
+    eh2 = await sc.new_means("twee@other.nl", kvk=OTHER, level="EH2", token=four_token)
+    await sc.refused("POST", means_path(eh2, "level", OTHER), {"level": "EH4"}, code="R19", token=four_token,
+                     kvks=(OTHER,))
 
 
 async def test_r19_an_upgrade_from_eh2_chooses_a_factor_one_from_eh2plus_keeps_it(sc: Scenario) -> None:
