@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -242,7 +242,7 @@ async def request_means(request: Request, actor: CurrentActor, kvk: KvkPath, bod
         store.increment("means_created")
         return means(store)
 
-    return await mutate(request, actor, kvk, conditional, action="request_means", target=body.email, work=work,
+    return await mutate(request, actor, kvk, conditional, action=op.action, target=body.email, work=work,
                         status=201, location=f"/v1/organisations/{kvk}/means/{means_id}")
 
 
@@ -251,8 +251,7 @@ class _MeansChange:
     """A change of one means that answers with the means: a route that declares only what differs."""
 
     path: str                             # below /organisations/{kvk}/means/{means_id}/
-    action: str                           # the route's name (its operationId) and the audit event's action
-    op: type                              # the rules operation
+    op: type                              # the rules operation; its `action` names the route and the audit event
     body: type | None                     # its body model (`models._Body`); None: the operation has no fields
     summary: str
     description: str
@@ -260,28 +259,39 @@ class _MeansChange:
 
 
 _MEANS_CHANGES = (
-    _MeansChange("role", "change_role", rules.ChangeRole, m.RoleIn, "Change the role in this organisation",
+    _MeansChange("role", rules.ChangeRole, m.RoleIn, "Change the role in this organisation",
                  "gebruiker <-> beheerder, at once (R20). Refused when it leaves no active beheerder (R1), "
                  "for yourself (R3), for a beheerder below EH2+ (R2) or a belastingdienst means (R13)."),
-    _MeansChange("level", "change_level", rules.ChangeLevel, m.LevelIn, "Change the level",
+    _MeansChange("level", rules.ChangeLevel, m.LevelIn, "Change the level",
                  "The change is pending until the supplier processes it (R6: no other change meanwhile). "
                  "Only for an active means (R5), up to your own level (R4), not below EH2+ for a beheerder "
                  "(R2), not below a held authorisation's level (R8); EH2+/EH3 need a second factor, an "
                  "upgrade from EH2+ keeps it (R19).", status=202),
-    _MeansChange("type", "change_type", rules.ChangeType, m.TypeIn, "Change the type (regulier / belastingdienst)",
+    _MeansChange("type", rules.ChangeType, m.TypeIn, "Change the type (regulier / belastingdienst)",
                  "Starts a new subscription and drops the means' authorisations in every organisation: "
                  "grant them again (R13). A belastingdienst means is EH3, never a beheerder, and at most "
                  "one per organisation (R13)."),
-    _MeansChange("phone", "change_phone", rules.ChangePhone, m.PhoneIn, "Change the SMS number",
+    _MeansChange("phone", rules.ChangePhone, m.PhoneIn, "Change the SMS number",
                  "Another holder's number, while awaiting activation or active, for sms as second factor "
                  "(R12); never your own (R3)."),
-    _MeansChange("email", "change_email", rules.ChangeEmail, m.EmailIn, "Change the e-mail before activation",
+    _MeansChange("email", rules.ChangeEmail, m.EmailIn, "Change the e-mail before activation",
                  "An admin can change a holder's e-mail only before activation; after that only the "
                  "holder can (R11). The address must not hold another means (R15)."),
-    _MeansChange("invitation", "resend_invitation", rules.ResendInvitation, None, "Send a new activation letter",
+    _MeansChange("invitation", rules.ResendInvitation, None, "Send a new activation letter",
                  "Only after the 30 days to activate have passed (`activatie_verlopen`); the holder "
                  "gets 30 new days (R5). Costs money."),
 )
+
+
+def _post(path: str, name: str, endpoint: Callable[..., Awaitable[Response]], parameters: list[tuple[str, Any]],
+          doc: dict[str, Any]) -> None:
+    """Registers `endpoint` as `POST path` named `name` (its operationId). FastAPI reads the parameters from the
+    signature, so it gets one with the route's own: `parameters` (name, annotation) in their order."""
+    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(each, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=kind)
+         for each, kind in parameters], return_annotation=Response)
+    endpoint.__name__ = endpoint.__qualname__ = name
+    router.add_api_route(path, endpoint, methods=["POST"], name=name, **doc)
 
 
 def _means_route(change: _MeansChange) -> None:
@@ -292,19 +302,14 @@ def _means_route(change: _MeansChange) -> None:
                        body: Any = None) -> Response:
         url = {"kvk": kvk, "means_id": means_id}
         op = body.operation(change.op, **url) if body is not None else change.op(**url)
-        return await mutate(request, actor, kvk, conditional, action=change.action, target=means_id,
+        return await mutate(request, actor, kvk, conditional, action=op.action, target=means_id,
                             status=change.status,
                             work=_decided(kvk, actor.means_id, op, _means_result(kvk, means_id)))
 
-    # FastAPI reads the parameters from the signature: the body model is the change's own.
     parameters = [("request", Request), ("actor", CurrentActor), ("kvk", KvkPath), ("means_id", MeansIdPath),
                   *([("body", change.body)] if change.body is not None else []), ("conditional", Conditional)]
-    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=kind)
-         for name, kind in parameters], return_annotation=Response)
-    endpoint.__name__ = endpoint.__qualname__ = change.action
-    router.add_api_route(f"/organisations/{{kvk}}/means/{{means_id}}/{change.path}", endpoint, methods=["POST"],
-                         name=change.action, **_change(change.summary, change.description, status=change.status))
+    _post(f"/organisations/{{kvk}}/means/{{means_id}}/{change.path}", change.op.action, endpoint, parameters,
+          _change(change.summary, change.description, status=change.status))
 
 
 for _declared in _MEANS_CHANGES:
@@ -327,7 +332,7 @@ async def link_means(request: Request, actor: CurrentActor, kvk: KvkPath, means_
         store.apply(rules.execute(store, actor.means_id, op, store.today), context_kvk=kvk)
         return means(store)
 
-    return await mutate(request, actor, kvk, conditional, action="link_means", target=f"{means_id}->{body.kvk}",
+    return await mutate(request, actor, kvk, conditional, action=op.action, target=f"{means_id}->{body.kvk}",
                         status=202, work=work)
 
 
@@ -354,7 +359,7 @@ async def terminate(request: Request, actor: CurrentActor, kvk: KvkPath, means_i
                   "organisation_deleted": org_deleted}
         return Outcome(result, before + 1 if org_deleted else None)
 
-    return await mutate(request, actor, kvk, conditional, action="terminate_means", target=means_id, work=work)
+    return await mutate(request, actor, kvk, conditional, action=op.action, target=means_id, work=work)
 
 
 # ---------------------------------------------------------------------------------------- authorisations
@@ -382,79 +387,91 @@ def _bulk_ids(means_ids: list[str], services: list[str]) -> tuple[list[str], lis
 _BULK_LIMIT = (f" Repeated ids count once; at most {rules.MAX_BULK_PAIRS} distinct means x services pairs per "
                "request (422 `invalid` above it): split a larger change into several requests.")
 
-#: What a bulk change answers, from the store and the rules' effects (read before the effects are written).
-_BulkAnswer = Callable[[SandboxStore, list[str], list[str], list[Any]], dict[str, Any]]
-
-
-async def _bulk(request: Request, actor: Actor, kvk: str, conditional: MutationHeaders, action: str,
-                body: Any, make_op: Callable[[tuple[str, ...], tuple[str, ...]], Any], answer: _BulkAnswer,
-                *, authorisations: bool = True) -> Response:
-    """A bulk change of means x services pairs (R10): the ids once each and within the limit, the members
-    (and, unless granting, their authorisations) loaded in bulk, then the rules decide."""
-    means_ids, services = _bulk_ids(body.means_ids, body.services)
-    op = make_op(tuple(means_ids), tuple(services))
-
-    def work(store: SandboxStore) -> Outcome:
-        store.prefetch_members(kvk, means_ids, authorisations=authorisations)
-        effects = rules.execute(store, actor.means_id, op, store.today)
-        result = answer(store, means_ids, services, effects)
-        store.apply(effects, context_kvk=kvk)
-        return Outcome(result)
-
-    return await mutate(request, actor, kvk, conditional, action=action, target=_bulk_target(means_ids, services),
-                        work=work)
+#: What a bulk change answers, from the store, its operation and the rules' effects (read before they are written).
+_BulkAnswer = Callable[[SandboxStore, Any, list[Any]], dict[str, Any]]
 
 
 def _pairs(effects: list[Any], kind: type) -> set[tuple[str, str]]:
     return {(e.means_id, e.service) for e in effects if isinstance(e, kind)}
 
 
-@router.post("/organisations/{kvk}/authorisations", **_change(
-    "Grant services to users (bulk)",
-    "Adds every service to every listed means with one end date, overwriting the end date "
-    "of those that exist (R10). Only active users (R7) whose level covers the highest service "
-    "level (R8, R10); a belastingdienst means only Belastingdienst services (R13); no UWV or "
-    "Belastingdienst for an organisation with a branch number (R17). The end date defaults "
-    "to five years and lies between tomorrow and five years ahead (R9)." + _BULK_LIMIT,
-    tag="authorisations", model=m.GrantMutation))
-async def grant(request: Request, actor: CurrentActor, kvk: KvkPath, body: m.GrantIn,
-                conditional: Conditional) -> Response:
-    def granted(store: SandboxStore, means_ids: list[str], services: list[str], effects: list[Any]) -> dict[str, Any]:
-        existing = store.count_existing_authorisations(kvk, means_ids, services)
-        pairs = _pairs(effects, PutAuthorisation)
-        end = next(e.end_date for e in effects if isinstance(e, PutAuthorisation))
-        return {"authorisations": len(pairs), "created": len(pairs) - existing, "updated": existing,
-                "end_date": end.isoformat()}
-
-    return await _bulk(request, actor, kvk, conditional, "grant", body,
-                       lambda ids, uuids: rules.Grant(kvk=kvk, means_ids=ids, services=uuids, end_date=body.end_date),
-                       granted, authorisations=False)
+def _granted(store: SandboxStore, op: rules.Grant, effects: list[Any]) -> dict[str, Any]:
+    existing = store.count_existing_authorisations(op.kvk, list(op.means_ids), list(op.services))
+    pairs = _pairs(effects, PutAuthorisation)
+    end = next(e.end_date for e in effects if isinstance(e, PutAuthorisation))
+    return {"authorisations": len(pairs), "created": len(pairs) - existing, "updated": existing,
+            "end_date": end.isoformat()}
 
 
-@router.post("/organisations/{kvk}/authorisations/end-date", **_change(
-    "Re-date existing authorisations (bulk)",
-    "Sets one end date on every listed means x service pair; each must exist (404 otherwise). "
-    "The date lies between tomorrow and five years ahead (R9, R10)." + _BULK_LIMIT,
-    tag="authorisations", model=m.EndDateMutation))
-async def set_end_date(request: Request, actor: CurrentActor, kvk: KvkPath, body: m.SetEndDateIn,
-                       conditional: Conditional) -> Response:
-    return await _bulk(request, actor, kvk, conditional, "set_end_date", body,
-                       lambda ids, uuids: rules.SetEndDate(kvk=kvk, means_ids=ids, services=uuids,
-                                                           end_date=body.end_date),
-                       lambda store, ids, uuids, effects: {"authorisations": len(_pairs(effects, PutAuthorisation)),
-                                                           "end_date": body.end_date.isoformat()})
+def _redated(store: SandboxStore, op: rules.SetEndDate, effects: list[Any]) -> dict[str, Any]:
+    return {"authorisations": len(_pairs(effects, PutAuthorisation)), "end_date": op.end_date.isoformat()}
 
 
-@router.post("/organisations/{kvk}/authorisations/revoke", **_change(
-    "Revoke authorisations (bulk)",
-    "Ends every listed means x service pair now: immediate and final; it can be granted "
-    "again as a new authorisation (R9). Each pair must exist (404 otherwise)." + _BULK_LIMIT,
-    tag="authorisations", model=m.RevokeMutation))
-async def revoke(request: Request, actor: CurrentActor, kvk: KvkPath, body: m.RevokeIn,
-                 conditional: Conditional) -> Response:
-    return await _bulk(request, actor, kvk, conditional, "revoke", body,
-                       lambda ids, uuids: rules.Revoke(kvk=kvk, means_ids=ids, services=uuids),
-                       lambda store, ids, uuids, effects: {"revoked": len(_pairs(effects, DeleteAuthorisation))})
+def _revoked(store: SandboxStore, op: rules.Revoke, effects: list[Any]) -> dict[str, Any]:
+    return {"revoked": len(_pairs(effects, DeleteAuthorisation))}
+
+
+@dataclass(frozen=True, slots=True)
+class _BulkChange:
+    """A change of means x services pairs (R10): a route that declares only what differs."""
+
+    path: str                             # after /organisations/{kvk}/authorisations
+    op: type                              # the rules operation (its `action` names the route and the audit event):
+                                          # the body's fields, with the ids once each
+    body: type
+    answer: _BulkAnswer
+    model: type
+    summary: str
+    description: str
+    authorisations: bool = True           # load the pairs' authorisations with the members (a grant makes them)
+
+
+_BULK_CHANGES = (
+    _BulkChange("", rules.Grant, m.GrantIn, _granted, m.GrantMutation, "Grant services to users (bulk)",
+                "Adds every service to every listed means with one end date, overwriting the end date "
+                "of those that exist (R10). Only active users (R7) whose level covers the highest service "
+                "level (R8, R10); a belastingdienst means only Belastingdienst services (R13); no UWV or "
+                "Belastingdienst for an organisation with a branch number (R17). The end date defaults "
+                "to five years and lies between tomorrow and five years ahead (R9)." + _BULK_LIMIT,
+                authorisations=False),
+    _BulkChange("/end-date", rules.SetEndDate, m.SetEndDateIn, _redated, m.EndDateMutation,
+                "Re-date existing authorisations (bulk)",
+                "Sets one end date on every listed means x service pair; each must exist (404 otherwise). "
+                "The date lies between tomorrow and five years ahead (R9, R10)." + _BULK_LIMIT),
+    _BulkChange("/revoke", rules.Revoke, m.RevokeIn, _revoked, m.RevokeMutation,
+                "Revoke authorisations (bulk)",
+                "Ends every listed means x service pair now: immediate and final; it can be granted "
+                "again as a new authorisation (R9). Each pair must exist (404 otherwise)." + _BULK_LIMIT),
+)
+
+
+def _bulk_route(change: _BulkChange) -> None:
+    """Registers `change` as `POST .../authorisations<path>`: the ids once each and within the limit, the
+    members (and their authorisations) loaded in bulk, then the rules decide and the store writes."""
+
+    async def endpoint(request: Request, actor: Actor, kvk: str, body: Any, conditional: MutationHeaders) -> Response:
+        means_ids, services = _bulk_ids(body.means_ids, body.services)
+        rest = {name: getattr(body, name) for name in type(body).model_fields if name not in ("means_ids", "services")}
+        op = change.op(kvk=kvk, means_ids=tuple(means_ids), services=tuple(services), **rest)
+
+        def work(store: SandboxStore) -> Outcome:
+            store.prefetch_members(kvk, means_ids, authorisations=change.authorisations)
+            effects = rules.execute(store, actor.means_id, op, store.today)
+            result = change.answer(store, op, effects)
+            store.apply(effects, context_kvk=kvk)
+            return Outcome(result)
+
+        return await mutate(request, actor, kvk, conditional, action=op.action,
+                            target=_bulk_target(means_ids, services), work=work)
+
+    parameters = [("request", Request), ("actor", CurrentActor), ("kvk", KvkPath), ("body", change.body),
+                  ("conditional", Conditional)]
+    _post(f"/organisations/{{kvk}}/authorisations{change.path}", change.op.action, endpoint, parameters,
+          _change(change.summary, change.description, tag="authorisations", model=change.model))
+
+
+for _declared in _BULK_CHANGES:
+    _bulk_route(_declared)
 
 
 # ---------------------------------------------------------------------------------- chain authorisations
@@ -478,7 +495,7 @@ async def issue_chain(request: Request, actor: CurrentActor, kvk: KvkPath, body:
                       conditional: Conditional) -> Response:
     op = rules.IssueChain(kvk=kvk, intermediary_kvk=body.intermediary_kvk,
                           services=tuple(s.lower() for s in body.services), end_date=body.end_date, name=body.name)
-    return await mutate(request, actor, kvk, conditional, action="issue_chain", target=body.intermediary_kvk,
+    return await mutate(request, actor, kvk, conditional, action=op.action, target=body.intermediary_kvk,
                         work=_decided(kvk, actor.means_id, op, _chain_result(kvk, body.intermediary_kvk)))
 
 
@@ -491,7 +508,7 @@ IkvkPath = Annotated[str, Path(pattern=r"^[0-9]{8}$", description="The intermedi
 async def set_chain_end_date(request: Request, actor: CurrentActor, kvk: KvkPath, intermediary_kvk: IkvkPath,
                              body: m.ChainEndDateIn, conditional: Conditional) -> Response:
     op = rules.SetChainEndDate(kvk=kvk, intermediary_kvk=intermediary_kvk, end_date=body.end_date)
-    return await mutate(request, actor, kvk, conditional, action="set_chain_end_date", target=intermediary_kvk,
+    return await mutate(request, actor, kvk, conditional, action=op.action, target=intermediary_kvk,
                         work=_decided(kvk, actor.means_id, op, _chain_result(kvk, intermediary_kvk)))
 
 
@@ -508,5 +525,5 @@ async def remove_intermediary(request: Request, actor: CurrentActor, kvk: KvkPat
         store.apply(rules.execute(store, actor.means_id, op, store.today), context_kvk=kvk)
         return Outcome({"intermediary_kvk": intermediary_kvk, "removed_services": len(chain.services) if chain else 0})
 
-    return await mutate(request, actor, kvk, conditional, action="remove_intermediary", target=intermediary_kvk,
+    return await mutate(request, actor, kvk, conditional, action=op.action, target=intermediary_kvk,
                         work=work)
