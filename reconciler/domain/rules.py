@@ -191,7 +191,7 @@ def _second_factor_ok(level: Level, factor: SecondFactorType | None, phone: str 
         raise Refusal("R19", "second factor sms needs a mobile number")
 
 
-def _admin_count_after(view: View, kvk: str, removed: str) -> int:
+def admin_count_after(view: View, kvk: str, removed: str) -> int:
     """R1: active admins that remain once `removed` is gone; one whose termination is already scheduled
     does not count, or two admins could schedule each other away and leave none when the day comes."""
     staying = 0
@@ -263,7 +263,7 @@ def _request_means(view: View, actor: Means, op: RequestMeans, today: dt.date) -
 def _admins_stay(view: View, kvk: str, who: str) -> None:
     """R1: no one joins an organisation whose every admin is scheduled to leave (R14: it is ending), or the
     newcomer would be left without an admin on that day."""
-    if _admin_count_after(view, kvk, removed="") == 0:
+    if admin_count_after(view, kvk, removed="") == 0:
         raise Refusal("R1", f"every beheerder of {kvk} is scheduled to leave (the organisation is ending, R14); "
                             f"{who} cannot join it")
 
@@ -329,7 +329,7 @@ def _change_role(view: View, actor: Means, op: ChangeRole, today: dt.date) -> li
     if op.role is Role.GEBRUIKER:
         if means.id == actor.id:
             raise Refusal("R3", "you cannot make yourself a gebruiker; another beheerder must do it")
-        if means.active and _admin_count_after(view, op.kvk, means.id) == 0:
+        if means.active and admin_count_after(view, op.kvk, means.id) == 0:
             raise Refusal("R1", f"{means.email} is the only active beheerder; make someone else beheerder first")
     else:
         if not admin_level_ok(means.effective_level):
@@ -417,21 +417,40 @@ def _resend_invitation(view: View, actor: Means, op: ResendInvitation, today: dt
                                  activation_deadline=today + dt.timedelta(days=ACTIVATION_DAYS)))]
 
 
+def others_active(view: View, kvk: str, means_id: str) -> list[str]:
+    """The other means of organisation `kvk` that are active (R3/R14: while there are, its sole admin stays)."""
+    return [mid for mid in view.members(kvk) if mid != means_id and (m := view.get_means(mid)) is not None
+            and m.active]
+
+
 def _terminate(view: View, actor: Means, op: Terminate, today: dt.date) -> list[Effect]:
     means, membership = _member(view, op.kvk, op.means_id)
-    _no_pending(means)
+    now = op.mode == "now"
+    if not now:             # R6 guards changes; a termination "per direct" is the exit of a leaver (3.4)
+        _no_pending(means)
     last = view.member_count(op.kvk) == 1
-    leaves_no_admin = means.active and membership.is_admin and _admin_count_after(view, op.kvk, means.id) == 0
-    if not last and leaves_no_admin:
+    leaves_no_admin = means.active and membership.is_admin and admin_count_after(view, op.kvk, means.id) == 0
+    # R14 (3.4.1): with no other means of the organisation active, its sole admin may end its own means now,
+    # and with it the organisation ("Omdat er geen andere gebruikers actief zijn")
+    ends_organisation = last or (now and means.id == actor.id and leaves_no_admin
+                                 and not others_active(view, op.kvk, means.id))
+    if leaves_no_admin and not ends_organisation:
+        if means.id == actor.id and others_active(view, op.kvk, means.id):
+            raise Refusal("R3", "you cannot terminate your own means while you are the only active beheerder and "
+                                "other means of the organisation are active; make someone else beheerder first")
         if means.id == actor.id:
-            raise Refusal("R3", "you cannot terminate your own means while you are the only active beheerder")
+            raise Refusal("R3", "you cannot terminate your own means while you are the only active beheerder; with "
+                                "no other means active, only a termination now is possible, and it ends "
+                                "eHerkenning for the whole organisation (R14)")
         raise Refusal("R1", f"{means.email} is the only active beheerder; make someone else beheerder first")
-    if op.mode == "now":
+    if now:
+        if ends_organisation:  # R14 (3.4.1): the last means ends eHerkenning for the whole organisation
+            return _end_organisation(view, op.kvk)
         effects: list[Effect] = [DeleteMembership(op.kvk, means.id)]
         if len(view.memberships_of(means.id)) == 1:
             effects.append(DeleteMeans(means.id))
-        if last:  # R14 (3.4.1): the last means ends eHerkenning for the whole organisation
-            effects.append(DeleteOrganisation(op.kvk))
+        elif means.pending is not None:     # R6: the change it awaited lapses with the leaver's exit
+            effects.append(PutMeans(means.with_(pending=None)))
         return effects
     if op.mode == "date":
         if op.date is None or op.date <= today:
@@ -442,6 +461,19 @@ def _terminate(view: View, actor: Means, op: Terminate, today: dt.date) -> list[
     else:
         raise Invalid("invalid", f"unknown termination mode {op.mode!r}; allowed: now, date, end_of_contract")
     return [PutMembership(op.kvk, means.id, Membership(membership.role, when))]
+
+
+def _end_organisation(view: View, kvk: str) -> list[Effect]:
+    """R14 (3.4.1): eHerkenning ends for the organisation: every membership (its means that are not active yet
+    too), each means that had no other organisation, then the organisation itself."""
+    effects: list[Effect] = []
+    for mid in sorted(view.members(kvk)):
+        effects.append(DeleteMembership(kvk, mid))
+        if len(view.memberships_of(mid)) == 1:
+            effects.append(DeleteMeans(mid))
+        elif (other := view.get_means(mid)) is not None and other.pending is not None:
+            effects.append(PutMeans(other.with_(pending=None)))
+    return effects + [DeleteOrganisation(kvk)]
 
 
 def contract_end(means: Means, today: dt.date) -> dt.date:

@@ -402,6 +402,20 @@ class _OrgPlanner:
         if user.level < means.level:
             self._level(user, means, Stage.REMOVE)
 
+    def _own_end(self, means: Means) -> str:
+        """Why the acting admin's own means stays, and what ending it would take and cost."""
+        why = "the acting admin's own means is never terminated by the reconciler"
+        if rules.admin_count_after(self.sim, self.kvk, means.id) > 0 or rules.others_active(self.sim, self.kvk,
+                                                                                                 means.id):
+            return why + "; another beheerder must do it"
+        waiting = sorted(self.sim.means[m].email for m in self.sim.members(self.kvk) if m != means.id)
+        with_them = f", with its {len(waiting)} means not active yet ({', '.join(waiting)})" if waiting \
+            else ""
+        return (why + f"; it is the only active means of {self.kvk}: ending it (only its holder can, in the "
+                f"Beheermodule) ends eHerkenning for the whole organisation{with_them} and every authorisation and "
+                "chain authorisation (R14, manual 3.4.1); using eHerkenning again then takes a new registration "
+                "by the supplier (R16)")
+
     def _scheduled_end(self, wanted: DesiredUser, means: Means) -> None:
         """The person's `until`: the means ends on that day, through the backend's own termination on a date
         (R14), so access ends even when no run happens that day."""
@@ -435,9 +449,7 @@ class _OrgPlanner:
                                                     f"{state.members[means_id].role.value}, {means.level}"))
                 continue
             if means_id == self.actor_id:
-                self._manual(Action.TERMINATE_MEANS, means.email, "R3",
-                             "the acting admin's own means is never terminated by the reconciler; another beheerder "
-                             "must do it", means.email)
+                self._manual(Action.TERMINATE_MEANS, means.email, "R3", self._own_end(means), means.email)
                 continue
             if self.sim.member_count(self.kvk) == 1:
                 self._manual(Action.TERMINATE_MEANS, means.email, "R14",

@@ -43,7 +43,7 @@ class Backend:
               kvk: str = KVK, **kw: object) -> str:
         mid = email.split("@")[0]
         lv = Level(level)
-        factor = SecondFactorType.OTP if lv in (Level.EH2PLUS, Level.EH3) else None
+        factor = SecondFactorType.OTP if lv in (Level.EH2PLUS, Level.EH3, Level.EH4) else None
         existing = self.world.means.get(mid)
         if existing is None:
             self.world.means[mid] = Means(id=mid, email=email, name=mid, level=lv, second_factor=factor, status=status,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from reconciler.domain.levels import Level
 from reconciler.domain.state import Status
 from reconciler.plan.model import Action, Stage
 from reconciler.plan.planner import target_end
@@ -206,6 +207,40 @@ def test_the_last_means_is_never_terminated_r14(plan_for: PlanFn, backend: Backe
     # admin@ is requested; other (the actor) is never terminated by the reconciler
     assert ("terminate_means", "other@acme.nl") not in actions(plan)
     assert ("terminate_means", "R3") in [(m.action.value, m.rule) for m in plan.organisations[0].manual]
+
+
+def test_the_sole_active_admin_leaving_is_manual_with_its_consequence_r3_r14(plan_for: PlanFn,
+                                                                              backend: Backend) -> None:
+    """Issue #13: the backend lets the only active means end itself, and with it the organisation (manual
+    3.4.1); the planner never plans it, and its manual item says what it would end."""
+    backend.means("other@acme.nl", "beheerder")
+    backend.means("wacht@acme.nl", status=Status.WACHTEN_OP_ACTIVATIE)
+    plan = plan_for("policy: {prune: true}\n" + ADMIN, actor="other")
+    assert ("terminate_means", "other@acme.nl") not in actions(plan)
+    [own] = [m for m in plan.organisations[0].manual if (m.action.value, m.target) == ("terminate_means",
+                                                                                       "other@acme.nl")]
+    assert own.rule == "R3" and "ends eHerkenning for the whole organisation" in own.reason, own.reason
+    assert "wacht@acme.nl" in own.reason and "admin@acme.nl" in own.reason and "R16" in own.reason
+    # with another active means the advice is the usual one
+    backend.means("actief@acme.nl")
+    plan = plan_for("policy: {prune: true}\n" + ADMIN + "  - {email: actief@acme.nl, name: A, role: gebruiker, "
+                    "level: EH3, second_factor: {type: otp}}\n", actor="other")
+    [own] = [m for m in plan.organisations[0].manual if (m.action.value, m.target) == ("terminate_means",
+                                                                                       "other@acme.nl")]
+    assert own.reason.endswith("another beheerder must do it"), own.reason
+
+
+def test_a_leaver_is_offboarded_now_even_while_an_upgrade_is_pending_r14_r6(plan_for: PlanFn,
+                                                                            backend: Backend) -> None:
+    """Issue #13: a termination now is accepted while a change of the means is pending (manual 3.4); the
+    offboarding is a change of this plan, not deferred behind the supplier's processing of the upgrade."""
+    from reconciler.domain.state import Pending, PendingKind
+
+    backend.means("admin@acme.nl", "beheerder")
+    backend.means("leaver@acme.nl", pending=Pending(PendingKind.LEVEL, level=Level.EH4))
+    plan = plan_for("policy: {prune: true}\n" + ADMIN)
+    assert actions(plan) == [("terminate_means", "leaver@acme.nl")]
+    assert actions(plan, "deferred") == []
 
 
 def test_expired_activation_gets_a_new_invitation_r5(plan_for: PlanFn, backend: Backend) -> None:

@@ -215,6 +215,21 @@ async def test_r3_you_cannot_terminate_yourself_as_the_only_admin(sc: Scenario) 
     assert r.status_code == 401                               # the terminated means' token ended with it
 
 
+async def test_r3_r14_the_sole_admin_with_no_other_means_active_may_end_the_organisation(sc: Scenario) -> None:
+    """Issue #13 (manual 3.4.1, "Omdat er geen andere gebruikers actief zijn"): with no other means of the
+    organisation active, its sole admin may terminate its own means now, and that ends the organisation, its
+    not-yet-active means too; a scheduled end stays refused (it would leave an organisation without admin)."""
+    waiting = await sc.new_means("wim@acme.nl", role="beheerder", until="wachten_op_activatie")
+    lapsed = await sc.new_means("lot@acme.nl", until="activatie_verlopen")
+    for body in ({"mode": "date", "date": day(7)}, {"mode": "end_of_contract"}):
+        problem = await sc.refused("POST", means_path(sc.admin, "terminate"), body, code="R3")
+        assert "only a termination now is possible" in problem["detail"], problem
+    data = await sc.ok("POST", means_path(sc.admin, "terminate"), {"mode": "now"})
+    assert data["result"]["organisation_deleted"] and data["result"]["means_deleted"], data
+    assert await sc.sandbox_means(kvk=KVK) == []
+    assert {m["id"] for m in await sc.sandbox_means()} & {waiting, lapsed, sc.admin} == set()
+
+
 # =============================================================================================== R4
 async def test_r4_new_means_and_upgrades_only_up_to_your_own_level(sc: Scenario) -> None:
     await sc.refused("POST", M, sc.means_body("eh4@acme.nl", level="EH4"), code="R4")
@@ -355,12 +370,33 @@ async def test_r6_a_pending_level_change_blocks_other_changes_until_approved(sc:
     assert data["result"]["level"] == "EH2+" and data["result"]["pending"] == {"kind": "level", "level": "EH3"}
     for what, body in [("level", {"level": "EH2"}), ("role", {"role": "beheerder"}),
                        ("phone", {"phone": OTHER_PHONE}), ("type", {"type": "belastingdienst"}),
-                       ("terminate", {"mode": "now"}), ("links", {"kvk": OTHER, "role": "gebruiker"})]:
+                       ("terminate", {"mode": "end_of_contract"}), ("terminate", {"mode": "date", "date": day(30)}),
+                       ("links", {"kvk": OTHER, "role": "gebruiker"})]:
         await sc.refused("POST", means_path(uma, what), body, code="R6", kvks=(KVK, OTHER))
     await sc.step(uma, "approve")
     after = await sc.means(uma)
     assert after is not None and (after["level"], after["pending"]) == ("EH3", None)
     assert (await sc.ok("POST", means_path(uma, "role"), {"role": "beheerder"}))["result"]["role"] == "beheerder"
+
+
+async def test_r14_a_leaver_is_terminated_now_while_a_change_is_pending_and_the_change_lapses(sc: Scenario) -> None:
+    """Issue #13 (manual 3.4): a termination "per direct" is processed at once, also while a level change or
+    link of the means awaits the supplier (R6 guards changes, not the exit of a leaver); the change lapses."""
+    await sc.create_org(OTHER, email=ADMIN)
+    uma = await sc.new_means("uma@acme.nl", level="EH2+")
+    await sc.ok("POST", means_path(uma, "level"), {"level": "EH3"}, status=202)
+    data = await sc.ok("POST", means_path(uma, "terminate"), {"mode": "now"})
+    assert data["result"]["removed"] and data["result"]["means_deleted"], data
+    assert await sc.means(uma) is None
+    # a means linked to two organisations stays in the other one, without the change it awaited
+    bo = await sc.new_means("bo@acme.nl", level="EH2+")
+    await sc.ok("POST", means_path(bo, "links"), {"kvk": OTHER, "role": "gebruiker"}, status=202)
+    await sc.step(bo, "approve")
+    await sc.ok("POST", means_path(bo, "level"), {"level": "EH3"}, status=202)
+    data = await sc.ok("POST", means_path(bo, "terminate"), {"mode": "now"})
+    assert data["result"]["removed"] and not data["result"]["means_deleted"], data
+    there = await sc.means(bo, OTHER)
+    assert there is not None and (there["level"], there["pending"]) == ("EH2+", None)
 
 
 async def test_r6_a_rejected_level_change_frees_the_means(sc: Scenario) -> None:
