@@ -2,6 +2,11 @@
 
 Responses of list endpoints are built as plain dicts for speed; these models are their documentation, and
 the tests check that real responses validate against them.
+
+Where a body or answer has the shape of a type declared elsewhere, the model is built from that type
+(`_model_of`): a change of a means from its rules operation, a catalogue service from the client's
+`RemoteService` or the domain's `Service`. A field added there reaches the contract, which the test against
+`schemas/beheer-api.openapi.yaml` then shows.
 """
 
 from __future__ import annotations
