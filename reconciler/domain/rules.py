@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 from reconciler.domain.means import MeansType, Role, SecondFactorType, Subscription
 from reconciler.domain.catalogue import Catalogue, Service
 from reconciler.domain.state import (
-    Chain, DeleteAuthorisation, DeleteChain, DeleteMeans, DeleteMembership, DeleteOrganisation, Effect, Means,
+    Chain, DeleteAuthorisation, DeleteChain, DeleteMeans, DeleteMembership, DeleteOrganisation, Due, Effect, Means,
     Membership, OrgInfo, Pending, PendingKind, PutAuthorisation, PutChain, PutMeans, PutMembership, Status,
 )
 
@@ -663,6 +663,32 @@ def expire_activation(view: View, means_id: str, today: dt.date) -> list[Effect]
     if means.status is not Status.WACHTEN_OP_ACTIVATIE:
         raise Refusal("R5", f"{means.email} is {means.status.value}, not awaiting activation")
     return [PutMeans(means.with_(status=Status.ACTIVATIE_VERLOPEN))]
+
+
+#: The calendar's acts, in the order `pass_time` takes them, as the events name them.
+TIME_EVENTS = ("activation_expired", "authorisation_expired", "chain_expired", "membership_terminated")
+
+
+def pass_time(view: View, today: dt.date, due: Due, apply: Callable[[str, list[Effect]], object]) -> None:
+    """What the calendar does by `today`, the backend's one account of it: activation deadlines pass (R5),
+    authorisations and chain authorisations end on their end date (R9, R18), scheduled terminations take effect
+    (R14). `apply(event, effects)` writes each step before the next is judged: of two members ending on one day,
+    the second ends the organisation."""
+    lapsed: list[Effect] = []
+    for means_id in due.activations:
+        means = view.get_means(means_id)
+        if means is not None and means.status is Status.WACHTEN_OP_ACTIVATIE and \
+                means.activation_deadline is not None and today > means.activation_deadline:
+            lapsed.append(PutMeans(means.with_(status=Status.ACTIVATIE_VERLOPEN)))
+    ended: list[Effect] = [DeleteAuthorisation(kvk, mid, uuid) for kvk, mid, uuid, end in due.authorisations
+                           if end <= today]
+    chains: list[Effect] = [DeleteChain(kvk, ikvk) for kvk, ikvk, end in due.chains if end <= today]
+    for event, effects in zip(TIME_EVENTS, (lapsed, ended, chains)):
+        if effects:
+            apply(event, effects)
+    for kvk, means_id, day in sorted(due.terminations):
+        if day <= today and view.membership(kvk, means_id) is not None:
+            apply(TIME_EVENTS[3], scheduled_termination(view, kvk, means_id))
 
 
 def scheduled_termination(view: View, kvk: str, means_id: str) -> list[Effect]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import Sequence
 
 from reconciler.domain.means import MeansType, Role, SecondFactorType, Subscription
 from reconciler.domain.catalogue import Catalogue
@@ -177,6 +178,18 @@ Effect = (PutMeans | DeleteMeans | PutMembership | DeleteMembership | PutAuthori
           | PutChain | DeleteChain | DeleteOrganisation)
 
 
+@dataclass(frozen=True)
+class Due:
+    """What may have come due by a day, as the caller finds it cheaply (the store with indexed queries,
+    `World.due` by scanning), each with the date that decides; `rules.pass_time` judges them."""
+
+    activations: Sequence[str] = ()                                  # means ids awaiting activation
+    authorisations: Sequence[tuple[str, str, str, dt.date]] = ()     # (kvk, means id, service UUID, end date)
+    chains: Sequence[tuple[str, str, dt.date]] = ()                  # (kvk, intermediary KvK, end date)
+    terminations: Sequence[tuple[str, str, dt.date]] = ()            # (kvk, means id, termination date)
+
+
+
 # ------------------------------------------------------------------------------------------------ world
 @dataclass
 class OrgState:
@@ -265,6 +278,17 @@ class World:
         return state.chains.get(intermediary_kvk) if state else None
 
     # --- writes
+    def due(self) -> Due:
+        """Everything that has a date the calendar acts on (for `rules.pass_time`)."""
+        return Due(activations=sorted(m.id for m in self.means.values() if m.status is Status.WACHTEN_OP_ACTIVATIE),
+                   authorisations=[(kvk, mid, uuid, end) for kvk, state in sorted(self.orgs.items())
+                                   for mid, held in sorted(state.authorisations.items())
+                                   for uuid, end in sorted(held.items())],
+                   chains=[(kvk, ikvk, chain.end_date) for kvk, state in sorted(self.orgs.items())
+                           for ikvk, chain in sorted(state.chains.items())],
+                   terminations=[(kvk, mid, ms.terminates_on) for kvk, state in sorted(self.orgs.items())
+                                 for mid, ms in sorted(state.members.items()) if ms.terminates_on is not None])
+
     def apply(self, effects: list[Effect]) -> None:
         touched: set[str] = set()
         for effect in effects:

@@ -21,7 +21,7 @@ TENDER = CAT["rvo/tenderned"].uuid
 
 
 def person(mid: str, level: Level = Level.EH3, status: Status = Status.ACTIEF, **kw: object) -> Means:
-    factor = None if level in (Level.EH2, Level.EH4) else SecondFactorType.OTP
+    factor = None if level is Level.EH2 else SecondFactorType.OTP
     return Means(id=mid, email=f"{mid}@example.nl", name=mid.title(), level=level, second_factor=factor,
                  status=status, contract_start=dt.date(2025, 1, 1), **kw)  # type: ignore[arg-type]
 
@@ -283,3 +283,42 @@ def test_an_unknown_object_is_missing_not_a_rule(w: World) -> None:
 def test_add_years_handles_leap_day() -> None:
     assert rules.add_years(dt.date(2028, 2, 29), 5) == dt.date(2033, 2, 28)
     assert rules.max_end_date(TODAY) == dt.date(2031, 11, 21)
+
+
+# ---------------------------------------------------------------------------------------------- time
+def test_pass_time_is_the_calendar_r5_r9_r18_r14() -> None:
+    """Issue #13: the time effects exist once, here; the sandbox's sweep only finds what may be due."""
+    from reconciler.domain.state import Chain
+
+    day = TODAY + dt.timedelta(days=10)
+    w = world((person("admin"), Role.BEHEERDER), (person("late", status=Status.WACHTEN_OP_ACTIVATIE,
+                                                         activation_deadline=day - dt.timedelta(days=1)), Role.GEBRUIKER),
+              (person("ontime", status=Status.WACHTEN_OP_ACTIVATIE, activation_deadline=day), Role.GEBRUIKER),
+              (person("user"), Role.GEBRUIKER))
+    org = w.orgs[KVK]
+    org.authorisations["user"] = {UWV: day, TENDER: day + dt.timedelta(days=1)}
+    org.chains["47474747"] = Chain("47474747", "Boek", frozenset({UWV}), day)
+    org.members["user"] = Membership(Role.GEBRUIKER, terminates_on=day)
+    seen: list[str] = []
+
+    def apply(event: str, effects: list) -> None:
+        seen.append(event)
+        w.apply(effects)
+
+    rules.pass_time(w, day, w.due(), apply)
+    assert seen == ["activation_expired", "authorisation_expired", "chain_expired", "membership_terminated"]
+    assert w.means["late"].status is Status.ACTIVATIE_VERLOPEN          # the deadline passed (R5: 30 days)
+    assert w.means["ontime"].status is Status.WACHTEN_OP_ACTIVATIE      # the deadline is today: not yet
+    assert org.chains == {} and "user" not in org.members and "user" not in w.means
+    assert "user" not in org.authorisations                             # its other authorisation went with it
+
+
+def test_pass_time_two_last_members_ending_on_one_day_end_the_organisation_r14() -> None:
+    w = world((person("a"), Role.BEHEERDER), (person("b"), Role.BEHEERDER))
+    for mid in ("a", "b"):
+        w.orgs[KVK].members[mid] = Membership(Role.BEHEERDER, terminates_on=TODAY)
+    rules.pass_time(w, TODAY, w.due(), lambda _event, effects: w.apply(effects))
+    assert KVK not in w.orgs and w.means == {}
+    before = w.copy()
+    rules.pass_time(w, TODAY, w.due(), lambda _event, effects: w.apply(effects))   # nothing left to do
+    assert w == before

@@ -608,60 +608,54 @@ class SandboxStore:
             return self.set_clock(self.today + dt.timedelta(days=days))
 
     def _sweep(self, today: dt.date) -> SweepReport:
-        """Time effects up to `today`: R5 activation deadlines, R9/R18 end dates, R14 scheduled terminations
-        (a means left without organisations ends, an organisation left without means ends)."""
+        """Time effects up to `today`, as the rules have them (`rules.pass_time`): R5 activation deadlines, R9/R18
+        end dates, R14 scheduled terminations. The queries here only find what may be due (with the dates that
+        decide); the revision of each touched organisation goes up once."""
         conn = self._require_tx(write=True)
         day = today.isoformat()
+        due = rules.Due(
+            activations=[r[0] for r in conn.execute(
+                "SELECT id FROM means WHERE status = 'wachten_op_activatie' AND activation_deadline < ? ORDER BY id",
+                (day,))],
+            authorisations=[(k, m, u, dt.date.fromisoformat(e)) for k, m, u, e in conn.execute(
+                "SELECT kvk, means_id, service, end_date FROM authorisations WHERE end_date <= ? "
+                "ORDER BY kvk, means_id, service", (day,))],
+            chains=[(k, i, dt.date.fromisoformat(e)) for k, i, e in conn.execute(
+                "SELECT kvk, intermediary_kvk, end_date FROM chains WHERE end_date <= ? ORDER BY kvk, "
+                "intermediary_kvk", (day,))],
+            terminations=[(k, m, dt.date.fromisoformat(e)) for k, m, e in conn.execute(
+                "SELECT kvk, means_id, terminates_on FROM memberships WHERE terminates_on IS NOT NULL "
+                "AND terminates_on <= ? ORDER BY kvk, means_id", (day,))])
         report = SweepReport()
         touched: set[str] = set()
         events: list[tuple[str | None, str, str]] = []
 
-        expired = [r[0] for r in conn.execute(
-            "UPDATE means SET status = 'activatie_verlopen' WHERE status = 'wachten_op_activatie' "
-            "AND activation_deadline < ? RETURNING id", (day,)).fetchall()]
-        report.activations_expired = len(expired)
-        for mid, kvk in self._memberships_of_many(expired):
-            touched.add(kvk)
-            events.append((kvk, "activation_expired", mid))
+        def write(event: str, effects: list[Effect]) -> None:
+            for effect in effects:
+                match effect:
+                    case PutMeans(means=means):                 # an activation lapsed (R5)
+                        report.activations_expired += 1
+                        events.extend((kvk, event, means.id) for kvk in sorted(self.memberships_of(means.id)))
+                    case DeleteAuthorisation(kvk=kvk, means_id=mid, service=uuid_):
+                        report.authorisations_expired += 1
+                        events.append((kvk, event, f"{mid}/{uuid_}"))
+                    case DeleteChain(kvk=kvk, intermediary_kvk=ikvk):
+                        report.chains_expired += 1
+                        events.append((kvk, event, ikvk))
+                    case DeleteMembership(kvk=kvk, means_id=mid):
+                        report.memberships_terminated += 1
+                        events.append((kvk, event, mid))
+                    case DeleteMeans(means_id=mid):
+                        report.means_deleted += 1
+                        events.append((None, "means_deleted", mid))
+                    case DeleteOrganisation(kvk=kvk):
+                        report.organisations_deleted += 1
+                        events.append((kvk, "organisation_deleted", kvk))
+            touched.update(self.apply(effects, bump=False))
 
-        gone = conn.execute("DELETE FROM authorisations WHERE end_date <= ? RETURNING kvk, means_id, service",
-                            (day,)).fetchall()
-        report.authorisations_expired = len(gone)
-        for kvk, mid, svc in gone:
-            touched.add(kvk)
-            events.append((kvk, "authorisation_expired", f"{mid}/{svc}"))
-
-        gone = conn.execute("DELETE FROM chains WHERE end_date <= ? RETURNING kvk, intermediary_kvk", (day,)).fetchall()
-        report.chains_expired = len(gone)
-        for kvk, ikvk in gone:
-            touched.add(kvk)
-            events.append((kvk, "chain_expired", ikvk))
-
-        ended = conn.execute("SELECT kvk, means_id FROM memberships WHERE terminates_on IS NOT NULL "
-                             "AND terminates_on <= ? ORDER BY kvk, means_id", (day,)).fetchall()
-        if ended:
-            conn.executemany("DELETE FROM authorisations WHERE kvk = ? AND means_id = ?", ended)
-            conn.executemany("DELETE FROM memberships WHERE kvk = ? AND means_id = ?", ended)
-            report.memberships_terminated = len(ended)
-            for kvk, mid in ended:
-                touched.add(kvk)
-                events.append((kvk, "membership_terminated", mid))
-            for part in _chunks(sorted({mid for _, mid in ended})):
-                deleted = conn.execute(
-                    f"DELETE FROM means WHERE id IN ({_marks(len(part))}) AND NOT EXISTS "
-                    "(SELECT 1 FROM memberships WHERE means_id = means.id) RETURNING id", part).fetchall()
-                report.means_deleted += len(deleted)
-                events.extend((None, "means_deleted", r[0]) for r in deleted)
-            for part in _chunks(sorted({kvk for kvk, _ in ended})):
-                deleted = conn.execute(
-                    f"DELETE FROM organisations WHERE kvk IN ({_marks(len(part))}) AND NOT EXISTS "
-                    "(SELECT 1 FROM memberships WHERE kvk = organisations.kvk) RETURNING kvk", part).fetchall()
-                report.organisations_deleted += len(deleted)
-                for (kvk,) in deleted:
-                    touched.discard(kvk)
-                    events.append((kvk, "organisation_deleted", kvk))
-
-        self._bump(touched)
+        rules.pass_time(self, today, due, write)
+        organisations = {k for k, e, _ in events if e == "organisation_deleted"}
+        self._bump(touched - organisations)
         self._put_setting("swept", day)
         at = _now()
         conn.executemany("INSERT INTO events (kvk, at, today, actor, action, target, outcome) "
@@ -835,11 +829,11 @@ class SandboxStore:
         return int(total)
 
     # ------------------------------------------------------------------------------------------- writes
-    def apply(self, effects: Sequence[Effect], context_kvk: str | None = None) -> set[str]:
+    def apply(self, effects: Sequence[Effect], context_kvk: str | None = None, *, bump: bool = True) -> set[str]:
         """Write effects in order (runs of one type with executemany) and raise the revision of every touched
-        organisation by one. A means change touches `context_kvk` (the organisation the request was made in)
-        or, without one (supplier, holder), every organisation the means is linked to. Returns the touched
-        organisations that still exist."""
+        organisation by one (unless `bump` is false: the caller raises them once for several calls). A means
+        change touches `context_kvk` (the organisation the request was made in) or, without one (supplier,
+        holder), every organisation the means is linked to. Returns the touched organisations that still exist."""
         conn = self._require_tx(write=True)
         self._cache.clear()
         touched: set[str] = set()
@@ -893,7 +887,8 @@ class SandboxStore:
             else:  # pragma: no cover - Effect is a closed union
                 raise TypeError(f"unknown effect {kind!r}")
         touched -= deleted_orgs
-        self._bump(touched)
+        if bump:
+            self._bump(touched)
         return touched
 
     def _means_touch(self, means_ids: Sequence[str], context_kvk: str | None) -> set[str]:

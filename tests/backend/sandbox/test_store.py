@@ -397,6 +397,43 @@ def test_the_store_answers_the_view_as_the_world_does_after_the_same_effects(sto
         assert store.chain(KVK, "99999999") is world.chain(KVK, "99999999") is None
 
 
+def test_the_clock_does_to_the_store_what_pass_time_does_to_the_world(store: SandboxStore) -> None:
+    """Issue #13: the time effects exist once (`rules.pass_time`); the store's sweep only finds the candidates.
+    The same state, moved to the same day, reads the same, with one revision step per touched organisation."""
+    anna = admin_id(store)
+    with store.transaction():
+        world = World(store.catalogue)
+        world.orgs[KVK] = OrgState(store.org(KVK))  # type: ignore[arg-type]
+        world.apply([PutMeans(store.get_means(anna)), PutMembership(KVK, anna, Membership(Role.BEHEERDER))])  # type: ignore[arg-type]
+    day = dt.date(2025, 12, 1)
+    effects: list[Effect] = [
+        PutMeans(user("bob")), PutMeans(user("eve")),
+        PutMeans(Means(id="carl", email="carl@acme.nl", name="Carl", level=Level.EH3, status=Status.WACHTEN_OP_ACTIVATIE,
+                       activation_deadline=dt.date(2025, 7, 1), contract_start=TODAY)),
+        PutMembership(KVK, "bob", Membership(Role.GEBRUIKER, day)), PutMembership(KVK, "eve", Membership(Role.GEBRUIKER)),
+        PutMembership(KVK, "carl", Membership(Role.GEBRUIKER)),
+        PutAuthorisation(KVK, "bob", TENDERNED, END), PutAuthorisation(KVK, "eve", TENDERNED, day),
+        PutAuthorisation(KVK, "eve", GENERAL3, END),
+        PutChain(KVK, Chain("11223344", "Boekhouder", frozenset({TENDERNED}), dt.date(2025, 11, 30))),
+    ]
+    world.apply(effects)
+    write(store, effects)
+    revision = store.revision(KVK)
+    rules.pass_time(world, day, world.due(), lambda _event, done: world.apply(done))
+    report = store.set_clock(day)
+    assert report.as_dict() == {"activations_expired": 1, "authorisations_expired": 1, "chains_expired": 1,
+                                "memberships_terminated": 1, "means_deleted": 1, "organisations_deleted": 0}
+    with store.transaction():
+        assert store.revision(KVK) == revision + 1                        # once, however many effects
+        assert store.members(KVK) == world.members(KVK) and "bob" not in world.members(KVK)
+        for mid in (anna, "bob", "carl", "eve"):
+            assert store.get_means(mid) == world.get_means(mid)
+            assert store.authorisations_of(KVK, mid) == world.authorisations_of(KVK, mid)
+        assert store.chain(KVK, "11223344") is world.chain(KVK, "11223344") is None
+    assert world.means["carl"].status is Status.ACTIVATIE_VERLOPEN and world.authorisations_of(KVK, "eve") == {
+        GENERAL3: END}
+
+
 def test_prefetched_reads_answer_as_the_database_does(store: SandboxStore) -> None:
     """A bulk request prefetches its means; the cached answers must equal the uncached ones, also for an id
     that does not exist, and a write in the same transaction must not leave a stale cache behind."""
