@@ -81,7 +81,9 @@ class OrgDrift:
 
     @property
     def in_sync(self) -> bool:
-        return not self.drift and not self.expiring
+        """Nothing differs: no drift, nothing expiring, and no step a person must make (a manual item, say the
+        e-mail of an active holder (R11), is a difference the tool cannot make, not an agreement)."""
+        return not self.drift and not self.expiring and not self.manual
 
     @property
     def lapsed(self) -> int:

@@ -12,7 +12,7 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Callable
 
 from reconciler.domain.operations import AdminOperation, RequestMeans, decode
 
@@ -192,7 +192,21 @@ class OrgPlan:
 
     @property
     def has_work(self) -> bool:
-        return bool(self.changes or self.deferred)
+        """Anything differs (INTERFACE: `plan` exits 0 only when nothing does): a change, a step that waits, or
+        one only a person can make (a manual item is still a difference)."""
+        return bool(self.changes or self.deferred or self.manual)
+
+    @property
+    def matches(self) -> bool:
+        """Nothing to list at all: the backend matches the config."""
+        return not (self.changes or self.deferred or self.manual or self.unmanaged)
+
+    def acting(self, escape: Callable[[str], str]) -> str | None:
+        """"acting as X because Y" (escaped for the output), or None when the plan names no acting admin."""
+        if not self.acting_admin:
+            return None
+        why = f" because {escape(self.acting_note)}" if self.acting_note else ""
+        return f"acting as {escape(self.acting_admin)}{why}"
 
 
 class UnsafePlan(Exception):

@@ -53,7 +53,7 @@ def _rows(org: OrgDrift, attr: str, columns: list[Column]) -> list[list[str]]:
 
 def _summary_line(report: DriftReport) -> str:
     n = report.summary()
-    state = "in sync" if report.in_sync else "DRIFT" if n["drift"] else "EXPIRING"
+    state = "in sync" if report.in_sync else "DRIFT" if n["drift"] else "EXPIRING" if n["expiring"] else "MANUAL"
     letters = n["activation_letters"]
     cost = f" ({letters} new activation letter{'s' if letters != 1 else ''}: {money(n['activation_letters_cost'])})" \
         if letters else ""

@@ -222,11 +222,10 @@ def _org_meta(org: OrgPlan) -> str:
     facts = []
     if org.revision is not None:
         facts.append(f"Planned on backend revision {org.revision}")
-    if org.acting_admin:
-        why = f" because {md(org.acting_note)}" if org.acting_note else ""
-        facts.append(f"{'acting' if facts else 'Acting'} as {md(org.acting_admin)}{why}")
+    if (acting := org.acting(md)) is not None:
+        facts.append(acting if facts else "A" + acting[1:])
     text = ", ".join(facts) + ("." if facts else "")
-    if not (org.changes or org.deferred or org.manual or org.unmanaged):
+    if org.matches:
         text = (text + " " if text else "") + "No changes: the backend matches the config."
     return text + "\n\n" if text else ""
 

@@ -35,11 +35,10 @@ def _org(org: OrgPlan, paint: Callable[[str, str], str]) -> list[str]:
     extras = []
     if org.revision is not None:
         extras.append(f"revision {org.revision}")
-    if org.acting_admin:
-        why = f" because {org.acting_note}" if org.acting_note else ""
-        extras.append(f"acting as {org.acting_admin}{why}")
+    if (acting := org.acting(str)) is not None:
+        extras.append(acting)
     lines = [terminal(head + (f" ({', '.join(extras)})" if extras else ""))]
-    if not (org.changes or org.deferred or org.manual or org.unmanaged):
+    if org.matches:
         lines.append("  no changes: the backend matches the config")
     people: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
     bulk: list[tuple[int, str, str]] = []
@@ -110,3 +109,16 @@ def summary_line(plan: Plan) -> str:
     cost = f"cost EUR {plan.cost.once:.2f} once and EUR {plan.cost.yearly:.2f} a year"
     force = "; needs --force (over policy.max_removals)" if plan.force_required else ""
     return f"Plan: {', '.join(parts)}; {calls}; {cost}{force}."
+
+
+def render_plan(plan: Plan, fmt: str, *, colour: bool = False) -> str:
+    """The plan as `fmt`: text for a terminal, markdown for a pull-request comment, json for scripts."""
+    if fmt == "json":
+        from reconciler.render.json_plan import render_json
+
+        return render_json(plan)
+    if fmt == "markdown":
+        from reconciler.render.markdown import render_markdown
+
+        return render_markdown(plan)
+    return render_text(plan, colour=colour)

@@ -155,3 +155,27 @@ def test_expiring_follows_the_backends_clock(tmp_path: Path) -> None:
     [org] = json.loads(out)["organisations"]
     assert {"kind": "authorisation", "who": "t.vanleeuwen@ketelaarklip.nl", "what": "rvo/tenderned",
             "end_date": "2027-03-31", "days_left": 44, "renewal": "ends as configured (2027-03-31)"} in org["expiring"]
+
+
+def test_a_difference_only_a_person_can_make_keeps_plan_and_drift_out_of_sync(tmp_path: Path) -> None:
+    """Issue #13 (INTERFACE: manual items count as differences): the e-mail of an active holder changes only
+    by the holder (R11); until it has, the backend differs from git, so the nightly drift issue stays open and
+    `plan` exits 2, not 0."""
+    from reconciler.render.drift import render_text
+
+    b = Backend()
+    b.means("admin@acme.nl", "beheerder")
+    b.means("piet@acme.nl")
+    body = "users:\n" + ADMIN + "  - {email: piet@nieuw.nl, name: piet, role: gebruiker, level: EH3, " \
+                                "second_factor: {type: otp}}\n"
+    desired = config(tmp_path, body)
+    plan = make_plan(PlanInput(desired=[desired], actual=b.world, today=TODAY, actors={KVK: "admin"},
+                               revisions={KVK: 7}))
+    [org_plan] = plan.organisations
+    assert org_plan.changes == [] and org_plan.deferred == [] and [m.rule for m in org_plan.manual] == ["R11"]
+    assert plan.has_work                                        # plan exits 2
+    report = build_report(plan, b.world, [desired], TODAY)
+    [org] = report.organisations
+    assert org.drift == [] and org.expiring == [] and len(org.manual) == 1
+    assert not org.in_sync and not report.in_sync               # drift exits 2
+    assert "Drift report 2026-11-21 (MANUAL): 0 drifted, 0 expiring" in render_text(report)

@@ -181,7 +181,7 @@ def test_real_plan_with_unmanaged_and_manual_steps(tmp_path: Path, validator: Dr
     plan = _plan(tmp_path, backend, "policy: {prune: false}\nusers:\n"
                  "  - {email: admin@acme.nl, name: Admin, role: gebruiker, level: EH3, second_factor: {type: otp}}\n"
                  "  - {email: b@acme.nl, name: B, role: beheerder, level: EH3, second_factor: {type: otp}}\n"
-                 "  - {email: high@acme.nl, name: H, role: gebruiker, level: EH4}\n")
+                 "  - {email: high@acme.nl, name: H, role: gebruiker, level: EH4, second_factor: {type: otp}}\n")
     data = as_json(plan)
     [org] = data["organisations"]
     assert {u["kind"] for u in org["unmanaged"]} == {"means", "authorisation", "intermediary"}
