@@ -327,6 +327,12 @@ class _OrgPlanner:
                          "admin with that level must request it", user.email)
             self.waiting[user.key] = "its means is not requested yet"
             return
+        if user.type is MeansType.BELASTINGDIENST:
+            # R13, one tax means per organisation, is judged after a termination: the one that goes makes way
+            # in the same apply, before the request (else the request waits an apply for it)
+            for old in self.sim.tax_means(self.kvk):
+                if self._leaving(self.sim.means[old]):
+                    self._termination(old, Stage.ADD)
         self.new_ids += 1
         new_id = f"{self.id_prefix}:{self.new_ids}"
         factor = user.second_factor
@@ -436,29 +442,38 @@ class _OrgPlanner:
                    person=means.email, removal=True, hint=self._admin_hint())
 
     def _terminations(self) -> None:
-        state = self.sim.orgs[self.kvk]
-        wanted = set(self.d.users) - self.ended
-        for means_id in sorted(state.members, key=lambda m: self.sim.means[m].key):
-            means = self.sim.means[means_id]
-            if means.key in wanted or means.key in self.unmanaged or any(
-                    m.id == means_id for m in self.renamed.values()):
-                continue
-            ended = means.key in self.ended
-            if not self.d.policy.prune and not ended:
-                self.out.unmanaged.append(Unmanaged(self.kvk, "means", means.email,
-                                                    f"{state.members[means_id].role.value}, {means.level}"))
-                continue
-            if means_id == self.actor_id:
-                self._manual(Action.TERMINATE_MEANS, means.email, "R3", self._own_end(means), means.email)
-                continue
-            if self.sim.member_count(self.kvk) == 1:
-                self._manual(Action.TERMINATE_MEANS, means.email, "R14",
-                             "this is the organisation's last means: terminating it ends eHerkenning for the whole "
-                             "organisation; do that in the Beheermodule if you mean it", means.email)
-                continue
-            why = f"its until {self.d.users[means.key].until} has come" if ended else "not in the config"
-            self._step(rules.Terminate(self.kvk, means_id), means.email, Stage.REMOVE, **self._loss(means, why), person=means.email,
-                       removal=True, hint=self._admin_hint(), time_driven=ended)
+        for means_id in sorted(self.sim.orgs[self.kvk].members, key=lambda m: self.sim.means[m].key):
+            self._termination(means_id, Stage.REMOVE)
+
+    def _leaving(self, means: Means) -> bool | None:
+        """Whether a member of the organisation goes: None when it stays (declared, unmanaged, renamed), False
+        when it is not declared but kept (no policy.prune, its until not come), True when it goes."""
+        if means.key in set(self.d.users) - self.ended or means.key in self.unmanaged or any(
+                m.id == means.id for m in self.renamed.values()):
+            return None
+        return self.d.policy.prune or means.key in self.ended
+
+    def _termination(self, means_id: str, stage: Stage) -> None:
+        means = self.sim.means[means_id]
+        leaving = self._leaving(means)
+        if leaving is None:
+            return
+        if not leaving:
+            role = self.sim.orgs[self.kvk].members[means_id].role.value
+            self.out.unmanaged.append(Unmanaged(self.kvk, "means", means.email, f"{role}, {means.level}"))
+            return
+        if means_id == self.actor_id:
+            self._manual(Action.TERMINATE_MEANS, means.email, "R3", self._own_end(means), means.email)
+            return
+        if self.sim.member_count(self.kvk) == 1:
+            self._manual(Action.TERMINATE_MEANS, means.email, "R14",
+                         "this is the organisation's last means: terminating it ends eHerkenning for the whole "
+                         "organisation; do that in the Beheermodule if you mean it", means.email)
+            return
+        ended = means.key in self.ended
+        why = f"its until {self.d.users[means.key].until} has come" if ended else "not in the config"
+        self._step(rules.Terminate(self.kvk, means_id), means.email, stage, **self._loss(means, why),
+                   person=means.email, removal=True, hint=self._admin_hint(), time_driven=ended)
 
     def _loss(self, means: Means, why: str) -> dict[str, Any]:
         """What terminating `means` here takes away, read from the simulated state as the step finds it: its

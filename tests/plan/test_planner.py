@@ -243,6 +243,34 @@ def test_a_leaver_is_offboarded_now_even_while_an_upgrade_is_pending_r14_r6(plan
     assert actions(plan, "deferred") == []
 
 
+def test_moving_the_tax_means_is_one_apply_terminate_then_request_r13(plan_for: PlanFn, backend: Backend) -> None:
+    """Issue #13: one belastingdienst means per organisation (R13), judged after the termination: the old one
+    ends and the new one is requested in the same apply, in that order (it took three applies)."""
+    from reconciler.config.models import MeansType
+
+    backend.means("admin@acme.nl", "beheerder")
+    backend.means("oud@acme.nl", type=MeansType.BELASTINGDIENST)
+    plan = plan_for("policy: {prune: true}\n" + ADMIN + "  - {email: nieuw@acme.nl, name: N, role: gebruiker, "
+                    "level: EH3, type: belastingdienst, second_factor: {type: otp}}\n")
+    assert actions(plan) == [("terminate_means", "oud@acme.nl"), ("request_means", "nieuw@acme.nl")]
+    assert actions(plan, "deferred") == [] and actions(plan, "manual") == []
+    [org] = plan.organisations
+    assert org.changes[0].removal and org.removals == 1        # still a removal against policy.max_removals
+
+
+def test_without_prune_the_old_tax_means_stays_and_the_request_waits_r13(plan_for: PlanFn,
+                                                                         backend: Backend) -> None:
+    from reconciler.config.models import MeansType
+
+    backend.means("admin@acme.nl", "beheerder")
+    backend.means("oud@acme.nl", type=MeansType.BELASTINGDIENST)
+    plan = plan_for(ADMIN + "  - {email: nieuw@acme.nl, name: N, role: gebruiker, level: EH3, "
+                    "type: belastingdienst, second_factor: {type: otp}}\n")
+    assert actions(plan) == []
+    assert [(d.action.value, d.rule) for d in plan.organisations[0].deferred + plan.organisations[0].manual] == [
+        ("request_means", "R13")]
+
+
 def test_expired_activation_gets_a_new_invitation_r5(plan_for: PlanFn, backend: Backend) -> None:
     backend.means("admin@acme.nl", "beheerder")
     backend.means("late@acme.nl", status=Status.ACTIVATIE_VERLOPEN)
