@@ -247,8 +247,8 @@ class _OrgPlanner:
             self.waiting[user.key] = f"{means.email} must first change the e-mail to {user.email} (R11)"
             self.wait_rule[user.key] = "R11"
             return
-        self._step(rules.ChangeEmail(self.kvk, means.id, user.email), means.email, Stage.ADD, detail=detail, person=user.email,
-                   before={"email": means.email}, after={"email": user.email})
+        self._step(rules.ChangeEmail(self.kvk, means.id, user.email), means.email, Stage.ADD, detail=detail,
+                   person=user.email, before={"email": means.email}, after={"email": user.email})
 
     def _person_additions(self, wanted: DesiredUser) -> None:
         user = wanted.user
@@ -313,7 +313,8 @@ class _OrgPlanner:
                            before={"phone": means.phone}, after={"phone": factor.phone})
         if means.status is Status.ACTIVATIE_VERLOPEN:
             letter = self.tariffs.activation_letter        # None: the manual prints no price
-            self._step(rules.ResendInvitation(self.kvk, means.id), user.email, Stage.ADD, person=user.email, cost_once=letter or 0.0,
+            self._step(rules.ResendInvitation(self.kvk, means.id), user.email, Stage.ADD, person=user.email,
+                       cost_once=letter or 0.0,
                        detail=f"the activation lapsed: a new activation letter ({money(letter)})")
         if user.subscription is not means.subscription and user.type is means.type:
             self.out.warnings.append(f"{user.email}: subscription is {means.subscription.value} in the backend, "
@@ -357,7 +358,8 @@ class _OrgPlanner:
         source = next((kvk for kvk, ms in sorted(self.sim.memberships_of(self.actor_id).items())
                        if ms.is_admin and self.sim.membership(kvk, means.id) is not None), None)
         op = rules.LinkMeans(self.kvk, means.id, user.role, user.subscription, source)
-        accepted = self._step(op, user.email, Stage.ADD, detail=f"the existing means ({means.level}) as {user.role.value} (R15)",
+        accepted = self._step(op, user.email, Stage.ADD,
+                              detail=f"the existing means ({means.level}) as {user.role.value} (R15)",
                               person=user.email, escalation=user.is_admin,
                               cost_yearly=self.tariffs.link_cost(user.subscription),
                               hint=_unblock(means))
@@ -657,7 +659,8 @@ class _OrgPlanner:
         stage = Stage.GRANT if what in ("grant", "extend") else Stage.SHORTEN
         target: str | list[str] = emails[0] if len(emails) == 1 else emails
         op = self._op(what, end, [m.id for m, _ in group], services)
-        change = self._add(op, target, stage, service_keys=[s.key for s in services], detail=self._dates_detail(what, end, keys, group),
+        change = self._add(op, target, stage, service_keys=[s.key for s in services],
+                           detail=self._dates_detail(what, end, keys, group),
                            person=emails[0] if len(emails) == 1 else None, removal=what == "revoke",
                            escalation=what == "grant" and any(s.general for s in services))
         change.time_driven = all((m.id, s.uuid) in self.by_time for m, ok in group for s in ok)
@@ -676,8 +679,9 @@ class _OrgPlanner:
             if ikvk in self.d.chains:
                 continue
             if self.d.policy.prune:
-                self._step(rules.RemoveIntermediary(self.kvk, ikvk), ikvk, Stage.REMOVE, detail=f"{have.name or ''} not in the config; removing it "
-                           f"removes all its chain authorisations ({self._chain_text(have)}) and cannot be undone "
+                self._step(rules.RemoveIntermediary(self.kvk, ikvk), ikvk, Stage.REMOVE,
+                           detail=f"{have.name or ''} not in the config; removing it removes all its chain "
+                           f"authorisations ({self._chain_text(have)}) and cannot be undone "
                            "(R18)".strip(), removal=True, **self._chain_ends(have, None))
             else:
                 self.out.unmanaged.append(Unmanaged(self.kvk, "intermediary", ikvk, have.name or ""))
@@ -698,8 +702,9 @@ class _OrgPlanner:
         self._horizon(want.until, have.end_date if have else None, f"the chain authorisation of {label}")
         what, end = target_end(want.until, have.end_date if have else None, self.today, self.renew)
         if what == "revoke":
-            self._step(rules.RemoveIntermediary(self.kvk, want.kvk), want.kvk, Stage.REMOVE, detail=f"{label}: its end date has passed; "
-                       f"removes {self._chain_text(have)} (R18)", removal=True, time_driven=True,
+            self._step(rules.RemoveIntermediary(self.kvk, want.kvk), want.kvk, Stage.REMOVE,
+                       detail=f"{label}: its end date has passed; removes {self._chain_text(have)} (R18)",
+                       removal=True, time_driven=True,
                        **self._chain_ends(have, None))
             return
         if have is None:
@@ -707,7 +712,8 @@ class _OrgPlanner:
                 return
             uuids = sorted(want.services)
             self._step(rules.IssueChain(self.kvk, want.kvk, tuple(uuids), end, want.name), want.kvk, Stage.GRANT,
-                       service_keys=[want.services[u].key for u in uuids], detail=f"{label}: {', '.join(want.services[u].key for u in uuids)} until {end}",
+                       service_keys=[want.services[u].key for u in uuids],
+                       detail=f"{label}: {', '.join(want.services[u].key for u in uuids)} until {end}",
                        escalation=True, cost_yearly=self.tariffs.intermediary_yearly)
             return
         missing = sorted(set(want.services) - set(have.services))
@@ -715,7 +721,8 @@ class _OrgPlanner:
         if missing:
             new_end = end or have.end_date
             self._step(rules.IssueChain(self.kvk, want.kvk, tuple(missing), new_end, want.name), want.kvk,
-                       Stage.GRANT, service_keys=[want.services[u].key for u in missing], detail=f"{label}: add {', '.join(want.services[u].key for u in missing)}", escalation=True)
+                       Stage.GRANT, service_keys=[want.services[u].key for u in missing],
+                       detail=f"{label}: add {', '.join(want.services[u].key for u in missing)}", escalation=True)
             end = None if new_end == end else end
         if extra:
             keys = [(s.key if (s := self.sim.catalogue.by_uuid(u)) else u) for u in extra]
@@ -725,7 +732,8 @@ class _OrgPlanner:
                          "again in the Beheermodule if you mean it")
         if what == "set" and end is not None and end != have.end_date:
             stage = Stage.GRANT if end > have.end_date else Stage.SHORTEN
-            self._step(rules.SetChainEndDate(self.kvk, want.kvk, end), want.kvk, stage, detail=f"{label}: {have.end_date} -> {end}", time_driven=want.until == ROLLING,
+            self._step(rules.SetChainEndDate(self.kvk, want.kvk, end), want.kvk, stage,
+                       detail=f"{label}: {have.end_date} -> {end}", time_driven=want.until == ROLLING,
                        **self._chain_ends(have, end))
 
 
