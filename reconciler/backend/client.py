@@ -19,7 +19,6 @@ import random as _random
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping, TypeVar
 
 import anyio
@@ -33,6 +32,7 @@ from reconciler.backend.types import (
     RemoteService, Secret, TerminationMode,
 )
 from reconciler.config.models import MeansType, Role, SecondFactorType, Subscription
+from reconciler.domain.wire import json_value
 from reconciler.domain.levels import Level
 
 log = logging.getLogger("reconciler.backend")
@@ -156,17 +156,8 @@ class _BearerAuth(httpx.Auth):
 
 
 def _wire(value: Any) -> Any:
-    """Enums as their value, dates as YYYY-MM-DD, containers recursively: the JSON the contract expects."""
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {k: _wire(v) for k, v in value.items() if v is not None}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        items = sorted(value) if isinstance(value, (set, frozenset)) else value
-        return [_wire(v) for v in items]
-    return value
+    """The JSON the contract expects; None values are left out (the backend's defaults apply)."""
+    return json_value(value, drop_none=True)
 
 
 def _second_factor(kind: SecondFactorType | str | None, phone: str | None) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ from typing import Any, Callable, ClassVar, Mapping
 
 from reconciler.domain.levels import Level
 from reconciler.domain.means import MeansType, Role, SecondFactorType, Subscription
+from reconciler.domain.wire import json_value
 
 
 @dataclass(frozen=True)
@@ -187,16 +188,6 @@ BY_ACTION: dict[str, type[AdminOperation]] = {cls.action: cls for cls in typing.
 
 
 # ------------------------------------------------------------------------------------------- the wire
-def _to_json(value: Any) -> Any:
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, tuple):
-        return list(value)
-    return value
-
-
 def _parser(hint: Any) -> Callable[[Any], Any]:
     """How a JSON value becomes the field's type (an enum, a date, a tuple; optional ones stay None)."""
     if typing.get_origin(hint) is tuple:
@@ -227,7 +218,7 @@ def encode(op: AdminOperation, extras: Mapping[str, Any] | None = None) -> dict[
         value = getattr(op, name)
         if value is None and name in op.omit_none:
             continue
-        params[name] = _to_json(value)
+        params[name] = json_value(value)
         if name == "services" and "service_keys" in pending:
             params["service_keys"] = pending.pop("service_keys")
     params.update(pending)

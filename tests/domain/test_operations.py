@@ -109,3 +109,13 @@ def test_a_change_carries_its_operation(op: ops.AdminOperation, new_id: str) -> 
     change = Change("s", op.kvk, Action(op.action), "t", Stage.ADD, ops.encode(op))
     expected = dataclasses.replace(op, means_id=new_id) if isinstance(op, ops.RequestMeans) else op
     assert change.operation(new_id) == expected
+
+
+def test_one_json_for_the_api_and_the_plan() -> None:
+    """domain.wire: the client's request bodies and the plan's params are one encoding; the API leaves None out."""
+    from reconciler.domain.wire import json_value
+
+    value = {"level": Level.EH2PLUS, "end": D, "ids": ("b", "a"), "set": frozenset({"y", "x"}), "none": None}
+    assert json_value(value) == {"level": "EH2+", "end": "2027-03-31", "ids": ["b", "a"], "set": ["x", "y"],
+                                 "none": None}
+    assert "none" not in json_value(value, drop_none=True)
