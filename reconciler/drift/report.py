@@ -26,7 +26,9 @@ from reconciler.domain.waiting import ACTIVATION_LAPSED, Waiting as Waiting, wai
 from reconciler.drift.trail import UNKNOWN, Match, Trail
 from reconciler.plan.cost import DEFAULT_TARIFFS, Tariffs, money
 from reconciler.plan.desired import DesiredOrg
-from reconciler.plan.model import Action, Change, Deferred, Manual, Plan, Unmanaged, target_list, target_text
+from reconciler.plan.model import (
+    Action, Change, Deferred, Manual, OrgResult, Plan, Unmanaged, target_list, target_text,
+)
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,7 @@ class Idle:
 
 
 @dataclass
-class OrgDrift:
-    kvk: str
-    name: str
-    revision: int | None
+class OrgDrift(OrgResult):
     drift: list[DriftItem] = field(default_factory=list)
     expiring: list[Expiring] = field(default_factory=list)
     waiting: list[Waiting] = field(default_factory=list)

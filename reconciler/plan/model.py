@@ -151,10 +151,16 @@ class Unmanaged:
 
 
 @dataclass
-class OrgPlan:
+class OrgResult:
+    """What a run says of one organisation, read from the backend at `revision` (a plan, a drift report)."""
+
     kvk: str
     name: str
     revision: int | None
+
+
+@dataclass
+class OrgPlan(OrgResult):
     acting_admin: str | None
     changes: list[Change] = field(default_factory=list)
     deferred: list[Deferred] = field(default_factory=list)

@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from reconciler.config.models import ROLLING, MeansType, Role, SecondFactorType, Until, User
@@ -137,33 +137,37 @@ def step_id(kvk: str, action: Action, target: Any, params: Mapping[str, Any]) ->
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
+@dataclass
 class _OrgPlanner:
-    def __init__(self, desired: DesiredOrg, sim: World, today: dt.date, actor_id: str, tariffs: Tariffs,
-                 out: OrgPlan, renames: Mapping[str, Means], round_: int = 0) -> None:
-        self.d = desired
-        self.sim = sim
-        self.today = today
-        self.actor_id = actor_id
-        self.tariffs = tariffs
-        self.out = out
-        self.kvk = desired.kvk
-        self.renew = desired.policy.renew_before_days
-        self.unmanaged = desired.policy.unmanaged_keys
-        self.new_ids = 0
-        actor = sim.get_means(actor_id)
+    """One organisation's planning: the desired state against a simulation that each accepted step changes."""
+
+    d: DesiredOrg
+    sim: World
+    today: dt.date
+    actor_id: str
+    tariffs: Tariffs
+    out: OrgPlan
+    renames_elsewhere: Mapping[str, Means]
+    round_: int = 0
+    new_ids: int = field(default=0, init=False)
+    waiting: dict[str, str] = field(default_factory=dict, init=False)    # e-mail -> why its grants wait (R7)
+    by_time: set[tuple[str, str]] = field(default_factory=set, init=False)  # (means, UUID) changed by the date
+    wait_rule: dict[str, str] = field(default_factory=dict, init=False)  # e-mail -> the rule its grants wait on
+    renamed: dict[str, Means] = field(default_factory=dict, init=False)
+    old_end: dict[tuple[str, str], dt.date | None] = field(default_factory=dict, init=False)  # before the plan
+    notes: dict[tuple[str, str], str] = field(default_factory=dict, init=False)  # an override or cap to show
+
+    def __post_init__(self) -> None:
+        self.kvk = self.d.kvk
+        self.renew = self.d.policy.renew_before_days
+        self.unmanaged = self.d.policy.unmanaged_keys
+        actor = self.sim.get_means(self.actor_id)
         assert actor is not None
         self.actor = actor
-        out.acting_admin = actor.email
-        self.waiting: dict[str, str] = {}      # e-mail -> why its authorisations wait (R7)
-        self.by_time: set[tuple[str, str]] = set()   # (means id, service UUID) changed because of the date
-        self.wait_rule: dict[str, str] = {}           # e-mail -> the rule its authorisations wait on
-        self.renamed: dict[str, Means] = {}
-        self.old_end: dict[tuple[str, str], dt.date | None] = {}   # (means id, UUID) -> its end date before the plan
-        self.renames_elsewhere = renames
-        self.id_prefix = f"new{round_ or ''}:{self.kvk}"     # unique across the rounds of looking ahead
+        self.out.acting_admin = actor.email
+        self.id_prefix = f"new{self.round_ or ''}:{self.kvk}"     # unique across the rounds of looking ahead
         # people whose own `until` has come: their means ends now, whatever policy.prune says (R14)
-        self.ended = {key for key, u in desired.users.items() if u.until is not None and u.until <= today}
-        self.notes: dict[tuple[str, str], str] = {}   # (means id, service UUID) -> an override or cap to show
+        self.ended = {key for key, u in self.d.users.items() if u.until is not None and u.until <= self.today}
 
     # ------------------------------------------------------------------------------------------ driver
     def run(self) -> None:
