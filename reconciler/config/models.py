@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
 from reconciler.domain.levels import Level
-from reconciler.domain.means import MeansType, Role, SecondFactorType, Subscription
+from reconciler.domain.means import ByEmail, MeansType, Role, SecondFactorType, Subscription
 
 ROLLING: Literal["rolling"] = "rolling"
 Until = dt.date | Literal["rolling"]
@@ -35,7 +35,7 @@ class Authorisation:
     until: Until
 
 
-class User(_Model):
+class User(_Model, ByEmail):
     email: str
     name: str
     role: Role
@@ -46,11 +46,6 @@ class User(_Model):
     groups: tuple[str, ...] = ()
     authorisations: tuple[Authorisation, ...] = ()
     until: dt.date | None = None          # the person's end (a contract's): caps every authorisation, ends the means
-
-    @property
-    def key(self) -> str:
-        """E-mail addresses identify people case-insensitively."""
-        return self.email.lower()
 
     @property
     def is_admin(self) -> bool:

@@ -5,6 +5,7 @@ nothing here depends on how a config is written."""
 from __future__ import annotations
 
 from enum import Enum
+from typing import TYPE_CHECKING
 
 
 class Role(str, Enum):
@@ -25,3 +26,16 @@ class Subscription(str, Enum):
 class SecondFactorType(str, Enum):
     SMS = "sms"
     OTP = "otp"
+
+
+class ByEmail:
+    """One person's: identified by the e-mail address, case-insensitively (one means per address, R15), in the
+    config, in the backend's state and in an import alike."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+        email: str
+
+    @property
+    def key(self) -> str:
+        return self.email.lower()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Sequence
 
-from reconciler.domain.means import MeansType, Role, SecondFactorType, Subscription
+from reconciler.domain.means import ByEmail, MeansType, Role, SecondFactorType, Subscription
 from reconciler.domain.catalogue import Catalogue
 from reconciler.domain.levels import Level
 
@@ -45,7 +45,7 @@ class Pending:
 
 
 @dataclass(frozen=True, slots=True)
-class Means:
+class Means(ByEmail):
     """One person's eHerkenning means (global: it may be linked to several organisations, R15)."""
 
     id: str
@@ -60,10 +60,6 @@ class Means:
     activation_deadline: dt.date | None = None
     contract_start: dt.date | None = None
     pending: Pending | None = None
-
-    @property
-    def key(self) -> str:
-        return self.email.lower()
 
     @property
     def active(self) -> bool:

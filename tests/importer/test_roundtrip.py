@@ -148,13 +148,15 @@ def test_every_transient_state_round_trips_and_stays_quiet_after_it_passes(tmp_p
     assert users["up2@acme.nl"]["authorisations"][0]["service"] == "rvo/tenderned"
     assert load(path)["chain_authorisations"][0]["until"] == "2028-02-29"
 
-    # the supplier processes everything, the holders activate: the imported file still needs nothing done
-    # (the placeholder factor, if it differs from the one chosen, is a manual note, never a change)
+    # the supplier processes everything, the holders activate: the imported file needs no change made; the
+    # placeholder factor, where it differs from the one chosen, is a difference only a person settles (a manual
+    # item, never a change), so plan exits 2 until the file says what the backend has (issue #13)
     repo.step("approve")
     repo.step("activate")
     plan = repo.run("plan", str(path), "--format", "json")
-    assert plan.code == 0, str(plan)
+    assert plan.code == 2, str(plan)
     [org] = json.loads(plan.out)["organisations"]
+    assert org["changes"] == [] and org["deferred"] == []
     assert [(m["action"], m["target"], m["rule"]) for m in org["manual"]] == [("change_phone", "up2@acme.nl", "R19")]
     # and, the other way round, with prune only the left-out means would go: the file declares all the rest
     pruned = repo.write("pruned.yaml", text.replace("prune: false", "prune: true"))
