@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Awaitable, Callable, Sequence
+
+import anyio
 
 from reconciler import __version__
 from reconciler.config.loader import LoadResult, date_findings, load_paths, read_capped
@@ -23,7 +27,7 @@ from reconciler.config.yamlpos import MAX_BYTES
 from reconciler.diagnostics import Diagnostic
 from reconciler.domain.catalogue import Catalogue
 from reconciler.plan.compare import tag_origins
-from reconciler.plan.cost import DEFAULT_TARIFFS, Tariffs
+from reconciler.plan.cost import DEFAULT_TARIFFS, Tariffs, TariffError, load_tariffs
 from reconciler.plan.desired import DesiredOrg, desired_org
 from reconciler.plan.model import Plan, UnsafePlan
 from reconciler.plan.planner import PlanInput, make_plan
@@ -31,6 +35,7 @@ from reconciler.render.safe import terminal
 
 if TYPE_CHECKING:
     from reconciler.apply.progress import Progress
+    from reconciler.config.catalogue_file import CatalogueFromXml
     from reconciler.apply.report import ApplyReport
     from reconciler.backend.client import BeheerClient
     from reconciler.backend.session import Session
@@ -57,6 +62,107 @@ class ConfigInvalid(Exception):
 
 class Refused(Exception):
     """The apply does not start (or stops before its first request): nothing was sent."""
+
+
+class Unusable(Exception):
+    """A value a command was given cannot be used (an output file, a tariff file, the plan key): one line that
+    names it and says what to do, found before the backend is read where it can be."""
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """What a command may meet that is the user's situation, not a bug: said in one line (`error: ...`), exit 1.
+    The one list for the command line's runner and for its last line of defence."""
+    # imported here: `validate` need not load the HTTP stack
+    from reconciler.backend.bootstrap import BootstrapError
+    from reconciler.backend.errors import BackendError, ConfigurationError
+    from reconciler.backend.sandbox.operations import UnknownHolders
+    from reconciler.backend.sandbox.serve import ServeRefused
+    from reconciler.backend.sandbox.store import SandboxLocked, SandboxSetupError
+    from reconciler.importer.model import ImportFailure
+
+    return (BackendError, ConfigurationError, BootstrapError, SandboxLocked, SandboxSetupError, UnknownHolders,
+            ServeRefused, Refused, Unusable, ImportFailure)
+
+
+def leaves(exc: BaseException) -> list[BaseException]:
+    """Every exception inside (nested) exception groups, in order."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in leaves(inner)]
+    return [exc]
+
+
+def first_failure(exc: BaseException, expected: tuple[type[BaseException], ...]) -> BaseException:
+    """The exception that says what happened: task groups wrap errors in exception groups, and the first
+    expected one among them (else the first) is the one to tell."""
+    found = leaves(exc)
+    return next((e for e in found if isinstance(e, expected)), found[0])
+
+
+# ------------------------------------------------------------------------------------- the commands' values
+def parse_day(value: object) -> dt.date:
+    """A day given as YYYY-MM-DD (`--today`, the sandbox clock), up to LATEST_TODAY: five years ahead of a
+    later day would leave the calendar (R9). `ValueError` says what to write."""
+    from reconciler.domain.rules import LATEST_TODAY
+
+    if isinstance(value, dt.date):
+        day = value
+    else:
+        try:
+            day = dt.date.fromisoformat(str(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is not a date; write YYYY-MM-DD") from None
+    if day > LATEST_TODAY:
+        raise ValueError(f"{day.isoformat()} is too far ahead: end dates lie up to five years after it, beyond the "
+                         f"calendar; give a date up to {LATEST_TODAY.isoformat()}")
+    return day
+
+
+def tariffs_from(path: str | None) -> Tariffs:
+    """The tariffs in a YAML file (`--tariffs`), or the manual's example tariffs without one."""
+    try:
+        return load_tariffs(Path(path)) if path else DEFAULT_TARIFFS
+    except TariffError as exc:
+        raise Unusable(str(exc)) from None
+
+
+def _output_problem(path: str, option: str) -> str | None:
+    """Why `path` cannot be written as an output file, or None when it looks writable."""
+    target = Path(path)
+    folder = target.parent
+    shown = os.path.normpath(folder) if str(folder) else "."
+    try:
+        if target.is_dir():
+            return f"cannot write {path}: it is a folder; give a file name to {option}"
+        if not folder.exists():
+            return f"cannot write {path}: the folder {shown} does not exist; create it or choose another {option}"
+        if not folder.is_dir():
+            return f"cannot write {path}: {shown} is not a folder; choose another {option}"
+    except (OSError, ValueError):
+        return f"cannot write {path}: not a usable path; choose another {option}"
+    return None
+
+
+def check_output(path: str | None, option: str = "--out") -> None:
+    """Refuse an output file (`--out`) that cannot be written, before anything else is done: a folder that does
+    not exist is a user's typo, found before the backend is contacted, so a long read is not done in vain."""
+    if path is None:
+        return
+    problem = _output_problem(path, option)
+    if problem is not None:
+        raise Unusable(problem)
+
+
+def write_output(path: str, content: str | bytes, option: str = "--out") -> None:
+    """Write `content` to `path` (replacing it); any failure is `Unusable`, naming the file and what to do."""
+    check_output(path, option)
+    try:
+        if isinstance(content, bytes):
+            Path(path).write_bytes(content)
+        else:
+            Path(path).write_text(content, encoding="utf-8")
+    except OSError as exc:
+        raise Unusable(f"cannot write {path}: {exc.strerror or exc}; check the permissions and the free space, or "
+                       f"choose another {option}") from None
 
 
 # ------------------------------------------------------------------------------------------------ config
@@ -143,6 +249,42 @@ async def build_plan(paths: Sequence[str], backend: str | None, today: dt.date |
         return planned.plan, planned.notes
 
 
+async def plan(paths: Sequence[str], backend: str | None, today: dt.date | None = None,
+               compare_to: str | None = None, tariff_file: str | None = None, shard: Shard | None = None,
+               out: str | None = None, note: Note = _quiet) -> Plan:
+    """`reconciler plan`: the plan, its notes told as they arise; with `out`, also saved as JSON for `apply
+    --plan` (and signed, with RECONCILER_PLAN_KEY set). The out file, the tariffs and the plan key are checked
+    before the backend is read."""
+    from reconciler.apply.signature import SignatureError, plan_key
+
+    check_output(out)
+    tariffs = tariffs_from(tariff_file)
+    try:
+        key = plan_key()                    # a key that is set but unusable is refused before any work
+    except SignatureError as exc:
+        raise Unusable(str(exc)) from None
+    made, notes = await build_plan(paths, backend, today, compare_to, tariffs, shard, note)
+    for text in notes:
+        note(text)
+    if out:
+        save_plan(made, Path(out), key, note)
+    return made
+
+
+def save_plan(made: Plan, path: Path, key: bytes | None, note: Note = _quiet) -> None:
+    """Write the plan as JSON to `path`; with a key, its detached signature first (`apply --plan` checks it), so
+    a plan is never left beside a signature it lacks."""
+    from reconciler.apply.signature import KEY_ENV, sign, signature_path
+    from reconciler.render.json_plan import render_json
+
+    text = render_json(made)
+    if key is not None:
+        sig = signature_path(path)
+        write_output(str(sig), sign(json.loads(text), key) + "\n")
+        note(f"signed the plan with {KEY_ENV}: {terminal(str(sig))}")
+    write_output(str(path), text)
+
+
 # ------------------------------------------------------------------------------------------------- drift
 async def build_drift(paths: Sequence[str], backend: str | None, today: dt.date | None,
                       shard: Shard | None, tariffs: Tariffs = DEFAULT_TARIFFS,
@@ -168,6 +310,18 @@ async def build_drift(paths: Sequence[str], backend: str | None, today: dt.date 
         if trails:
             report = build_report(*args, trails=trails, tariffs=tariffs)
         return report, notes
+
+
+async def drift(paths: Sequence[str], backend: str | None, today: dt.date | None = None,
+                shard: Shard | None = None, tariff_file: str | None = None, out: str | None = None,
+                note: Note = _quiet) -> DriftReport:
+    """`reconciler drift`: the drift report, its notes told as they arise; the out file and the tariffs are
+    checked before the backend is read."""
+    check_output(out)
+    report, notes = await build_drift(paths, backend, today, shard, tariffs_from(tariff_file), note)
+    for text in notes:
+        note(text)
+    return report
 
 
 async def read_trail(client: BeheerClient, kvk: str, world: World, notes: list[str]) -> Trail | None:
@@ -204,6 +358,47 @@ async def read_access(paths: Sequence[str], backend: str | None, today: dt.date 
         return made, list(session.notes)
 
 
+async def access(paths: Sequence[str], backend: str | None, today: dt.date | None = None,
+                 shard: Shard | None = None, out: str | None = None, note: Note = _quiet) -> AccessReport:
+    """`reconciler report access`: the overview, its notes told as they arise; the out file is checked before
+    the backend is read."""
+    check_output(out)
+    made, notes = await read_access(paths, backend, today, shard, note)
+    for text in notes:
+        note(text)
+    return made
+
+
+# --------------------------------------------------------------------------------------------- catalogue
+def list_services(catalogue_file: str | None, config_file: str | None) -> tuple[Catalogue | None, list[str]]:
+    """`reconciler catalogue list`: the catalogue to list (None: nothing is listed, exit 1) and the lines to say
+    first on stderr (a catalogue file's diagnostics, or why the config cannot be listed)."""
+    from reconciler.config.catalogue_file import NotOneOrganisation, catalogue_for
+
+    try:
+        listing = catalogue_for(catalogue_file, config_file)
+    except NotOneOrganisation as exc:
+        return None, [f"error: {exc}"]
+    return listing.catalogue, [terminal(d.render()) for d in listing.diagnostics]
+
+
+def import_catalogue(xml_file: str, out: str | None = None) -> tuple[CatalogueFromXml | None, list[str]]:
+    """`reconciler catalogue import`: the catalogue file made from a service-catalog XML and its warnings, or
+    None and every problem (`error: ...` lines) when the XML cannot be read or converted; `out` is checked
+    before the XML is read."""
+    from reconciler.config.catalogue_file import XmlUnreadable, catalogue_from_xml
+    from reconciler.domain.etoegang import CatalogueImportError
+
+    check_output(out)
+    try:
+        made = catalogue_from_xml(xml_file)
+    except XmlUnreadable as exc:
+        return None, [f"error: {terminal(xml_file)}: {exc}"]
+    except CatalogueImportError as exc:
+        return None, [f"error: {problem.where(xml_file)}: {problem.message}" for problem in exc.problems]
+    return made, [f"warning: {warning}" for warning in made.warnings]
+
+
 # ------------------------------------------------------------------------------------------------- apply
 async def _yes(_: Plan) -> None:
     """Go on without asking (library use)."""
@@ -223,6 +418,50 @@ class ApplyOptions:
     show: Callable[[Plan], None] = _quiet       # the plan, before anything is asked or sent
     confirm: Callable[[Plan], Awaitable[None]] = _yes   # raises to stop; returns to go on
     progress: Callable[[], Progress] | None = None      # made once the apply starts
+
+
+def apply_usage_problem(paths: Sequence[str], plan_file: str | None, today: dt.date | None,
+                        shard: Shard | None) -> str | None:
+    """What is wrong with how `reconciler apply` was called (a usage error, said before any work), or None."""
+    if not paths and not plan_file:
+        return "give the config (PATH...) or a saved plan (--plan plan.json [PATH...])"
+    if plan_file and today:
+        return "--today applies when planning; a saved plan keeps the day it was made on"
+    if plan_file and shard:
+        return "--shard applies when planning; plan the shard with `reconciler plan --shard K/N --out plan.json`"
+    return None
+
+
+def confirm_question(plan: Plan) -> str:
+    """What a person is asked before an apply: how many changes to which organisations (the first five)."""
+    orgs = sorted({c.kvk for c in plan.changes})
+    count = len(plan.changes)
+    kvks = ", ".join(orgs[:5]) + (", ..." if len(orgs) > 5 else "")
+    return (f"\nApply {'this change' if count == 1 else f'these {count} changes'} to {len(orgs)} "
+            f"organisation{'' if len(orgs) == 1 else 's'} ({kvks})? Type 'yes' to go on")
+
+
+def asking(auto_approve: bool, interactive: Callable[[], bool],
+           prompt: Callable[[str], str]) -> Callable[[Plan], Awaitable[None]]:
+    """The `confirm` of an apply, Terraform's rule: on a terminal only `yes` goes on; without one, only
+    --auto-approve does. `prompt` asks the question (in a worker thread) and returns the answer."""
+    async def confirm(plan: Plan) -> None:
+        if auto_approve:
+            return
+        if not interactive():
+            raise Refused("refusing to apply without confirmation: stdin is not a terminal. Review the plan above "
+                          "(or `reconciler plan --out plan.json`) and run again with --auto-approve")
+        answer = await anyio.to_thread.run_sync(lambda: prompt(confirm_question(plan)))
+        if answer.strip().lower() != "yes":
+            raise Refused("apply cancelled: nothing was changed")
+
+    return confirm
+
+
+async def apply(plan_file: str | None, paths: Sequence[str], opts: ApplyOptions) -> ApplyReport | None:
+    """`reconciler apply`: the saved plan `plan_file` when given (`apply_saved`), else a fresh plan of `paths`
+    (`apply_paths`); None when there was nothing to do."""
+    return await (apply_saved(plan_file, paths, opts) if plan_file else apply_paths(paths, opts))
 
 
 async def apply_paths(paths: Sequence[str], opts: ApplyOptions) -> ApplyReport | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any, Callable
 
 from reconciler.domain.state import World
@@ -268,3 +269,31 @@ def render_json(report: ApplyReport) -> str:
 
 def empty_result(org: OrgPlan) -> OrgResult:
     return OrgResult(org.kvk, org.name, deferred=len(org.deferred), manual=len(org.manual))
+
+
+#: What an apply with nothing to do (the backend matches the config) reports, as text and as JSON.
+NOTHING_TEXT = "Nothing to apply: the backend matches the config (or only deferred and manual steps remain).\n"
+NOTHING_JSON = '{"ok": true, "summary": {"done": 0, "failed": 0, "skipped": 0}, "organisations": []}\n'
+
+
+def render_report(report: ApplyReport | None, fmt: str, *, colour: bool = False) -> str:
+    """The final report of `reconciler apply` as `fmt` (text for people, json for scripts); None, an apply that
+    had nothing to do, says so in either."""
+    if fmt == "json":
+        return NOTHING_JSON if report is None else render_json(report)
+    if report is None:
+        return NOTHING_TEXT
+    import click
+
+    return render_text(report, (lambda hue, text: click.style(text, fg=hue)) if colour else None)
+
+
+def append_summary(path: Path, report: ApplyReport | None) -> str | None:
+    """`--summary FILE`: the markdown summary appended, as GitHub's job summary file expects. A file that cannot
+    be written is the warning returned, one line (the apply itself has run: its exit code stands)."""
+    try:
+        with path.open("a", encoding="utf-8") as out:
+            out.write(render_summary(report))
+    except OSError as exc:
+        return f"cannot write the summary to {terminal(str(path))}: {terminal(exc.strerror or exc)}"
+    return None

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import click
 
-from reconciler.cli.output import check_output, write_output
-from reconciler.config.catalogue_file import NotOneOrganisation, XmlUnreadable, catalogue_for, catalogue_from_xml
-from reconciler.domain.etoegang import CatalogueImportError
-from reconciler.render.safe import json_text, terminal
+from reconciler import pipeline
+from reconciler.cli.options import format_option
+from reconciler.render.catalogue import render_services
 
 
 @click.group()
@@ -16,7 +15,7 @@ def catalogue() -> None:
 
 
 @catalogue.command("list")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@format_option("text", "json")
 @click.option("--catalogue", "catalogue_file", metavar="FILE", default=None,
               help="Also list the services of this catalogue file (the format `catalogue:` names).")
 @click.option("--config", "config_file", metavar="ORG.yaml", default=None,
@@ -27,23 +26,12 @@ def list_services(fmt: str, catalogue_file: str | None, config_file: str | None)
     Without options this is the bundled catalogue; a catalogue file with errors is reported with line and
     column and nothing is listed (exit 1), since a config naming it would not validate either.
     """
-    try:
-        listing = catalogue_for(catalogue_file, config_file)
-    except NotOneOrganisation as exc:
-        click.echo(f"error: {exc}", err=True)
+    services, said = pipeline.list_services(catalogue_file, config_file)
+    for line in said:
+        click.echo(line, err=True)
+    if services is None:
         return 1
-    for diagnostic in listing.diagnostics:
-        click.echo(terminal(diagnostic.render()), err=True)
-    if (services := listing.catalogue) is None:
-        return 1
-    if fmt == "json":
-        click.echo(json_text([s.to_data() for s in services], indent=2))
-        return 0
-    width = max((len(s.key) for s in services), default=0)
-    for s in services:
-        flags = " [Belastingdienst]" if s.belastingdienst else ""
-        click.echo(f"{s.key:<{width}}  {s.level.value:<4}  {terminal(s.provider)}: {terminal(s.name)}{flags}")
-    click.echo(f"{len(services)} services")
+    click.echo(render_services(services, fmt), nl=False)
     return 0
 
 
@@ -57,23 +45,16 @@ def import_catalogue(xml_file: str, out: str | None) -> int:
     Keys are `provider/service` slugs of the Dutch names; levels come from the AuthnContextClassRef.
     Review the keys before configs use them: renaming one later means changing every config that names it.
     """
-    check_output(out)               # before the XML is read and converted
-    try:
-        made = catalogue_from_xml(xml_file)
-    except XmlUnreadable as exc:
-        click.echo(f"error: {terminal(xml_file)}: {exc}", err=True)
+    made, said = pipeline.import_catalogue(xml_file, out)
+    for line in said:
+        click.echo(line, err=True)
+    if made is None:
         return 1
-    except CatalogueImportError as exc:
-        for problem in exc.problems:
-            click.echo(f"error: {problem.where(xml_file)}: {problem.message}", err=True)
-        return 1
-    for warning in made.warnings:
-        click.echo(f"warning: {warning}", err=True)
     if out is None:
         click.echo(made.text, nl=False)
         click.echo(made.summary, err=True)
         return 0
-    write_output(out, made.text)
+    pipeline.write_output(out, made.text)
     click.echo(f"{made.summary}, written to {out}")
     return 0
 

@@ -4,34 +4,27 @@ waits on people, what is idle (exit 0 in sync, 2 drift or expiring, 1 error)."""
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
-from reconciler.cli.options import DATE, backend_option, shard_option
-from reconciler.cli.output import check_output, write_output
-from reconciler.cli.runner import note, run
-from reconciler.pipeline import build_drift
-from reconciler.plan.cost import DEFAULT_TARIFFS, TariffError, load_tariffs
-
-if TYPE_CHECKING:
-    from reconciler.config.shard import Shard
+from reconciler import pipeline
+from reconciler.cli.options import backend_option, format_option, out_option, shard_option, tariffs_option
+from reconciler.cli.options import today_option
+from reconciler.cli.runner import emit, note, run
+from reconciler.config.shard import Shard
 
 EXIT_IN_SYNC, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
 
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json", "html"]), default="text",
-              show_default=True, help="text for a terminal, markdown for an issue, json for scripts, html for people "
-                                      "(one self-contained file: sortable tables, colour for drift and expiry).")
-@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Write the report to this file instead of stdout.")
-@click.option("--today", type=DATE, default=None, help="Report as if today were this date (default: the backend's).")
-@click.option("--tariffs", "tariff_file", type=click.Path(dir_okay=False), default=None,
-              help="A YAML file with your tariffs, as for plan (the cost of idle means and of new activation "
-                   "letters; default: the manual's example tariffs, which print no letter price).")
+@format_option("text", "markdown", "json", "html",
+               help="text for a terminal, markdown for an issue, json for scripts, html for people (one "
+                    "self-contained file: sortable tables, colour for drift and expiry).")
+@out_option(help="Write the report to this file instead of stdout.")
+@today_option(help="Report as if today were this date (default: the backend's).")
+@tariffs_option(help="A YAML file with your tariffs, as for plan (the cost of idle means and of new activation "
+                     "letters; default: the manual's example tariffs, which print no letter price).")
 @shard_option
 @backend_option
 def drift(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | None, tariff_file: str | None,
@@ -55,18 +48,7 @@ def drift(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | No
     """
     from reconciler.render.drift import RENDERERS
 
-    check_output(out)               # a folder that does not exist is found before the backend is read
-    try:
-        tariffs = load_tariffs(Path(tariff_file)) if tariff_file else DEFAULT_TARIFFS
-    except TariffError as exc:
-        raise click.ClickException(str(exc)) from None
-    report, notes = run(lambda: build_drift(paths, backend, today, shard, tariffs, note))
-    for text in notes:
-        note(text)
-    text = RENDERERS[fmt](report)
-    if out:
-        write_output(out, text)
-        click.echo(f"wrote {out}: " + ("in sync" if report.in_sync else "drift or expiring items found"), err=True)
-    else:
-        click.echo(text, nl=False)
+    report = run(lambda: pipeline.drift(paths, backend, today, shard, tariff_file, out, note))
+    emit(out, RENDERERS[fmt](report), f"wrote {out}: " + ("in sync" if report.in_sync else
+                                                          "drift or expiring items found"))
     return EXIT_IN_SYNC if report.in_sync else EXIT_DRIFT

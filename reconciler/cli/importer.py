@@ -3,18 +3,12 @@ CSV/XLSX export (exit 0 written, 1 error)."""
 
 from __future__ import annotations
 
-import re
-
 import click
 
 from reconciler.cli.options import backend_option
 from reconciler.cli.runner import run
-from reconciler.importer.model import ImportFailure
-from reconciler.importer.run import read_backend, read_export
-from reconciler.importer.write import destination, write_import
+from reconciler.importer.run import import_org, usage_problem, written_lines
 from reconciler.render.safe import terminal
-
-_KVK = re.compile(r"^[0-9]{8}$")
 
 
 @click.command("import")
@@ -43,28 +37,13 @@ def import_(kvk: str, from_csv: str | None, name: str | None, out: str | None, f
     log) is added to ./.gitignore if the current directory is a git repository's root, else a note says to
     add it. Exit 0 when written, 1 on an error.
     """
-    if not _KVK.match(kvk):
-        raise click.UsageError(f"--kvk {kvk!r} is not a KvK number; write its 8 digits, e.g. --kvk 99966564")
-    if from_csv is not None and backend is not None:
-        raise click.UsageError("--backend is not used with --from-csv (the export is read, no backend)")
-    if from_csv is None and name is not None:
-        raise click.UsageError("--name is only for --from-csv; the backend names the organisation")
-    try:
-        where = destination(out, kvk, force) if out is not None else None
-        if from_csv is not None:
-            imported = read_export(from_csv, kvk, name)
-        else:
-            imported = run(lambda: read_backend(backend, kvk, where))
-        for warning in imported.org.warnings:
-            click.echo(f"warning: {terminal(warning)}", err=True)
-        if where is None:
-            click.echo(imported.text, nl=False)
-            return 0
-        written = write_import(where, imported.text, imported.catalogue_text)
-    except ImportFailure as exc:
-        raise click.ClickException(str(exc)) from None
-    wrote = "".join(f"wrote {path}\n" for path in written.paths)
-    click.echo(f"{wrote}organisation {kvk}: {terminal(imported.org.summary())}", err=True)
-    if written.gitignore_note:
-        click.echo(terminal(written.gitignore_note), err=True)
+    problem = usage_problem(kvk, from_csv, name, backend)
+    if problem is not None:
+        raise click.UsageError(problem)
+    imported, written = run(lambda: import_org(kvk, from_csv=from_csv, name=name, out=out, force=force, backend=backend,
+                                               warn=lambda text: click.echo(f"warning: {terminal(text)}", err=True)))
+    if written is None:
+        click.echo(imported.text, nl=False)
+        return 0
+    click.echo("\n".join(written_lines(kvk, imported, written)), err=True)
     return 0

@@ -16,6 +16,7 @@ from reconciler.cli.plan import plan
 from reconciler.cli.report import report
 from reconciler.cli.sandbox import sandbox
 from reconciler.cli.validate import validate
+from reconciler.pipeline import user_errors
 from reconciler.render.safe import terminal_lines
 
 #: Exit codes (INTERFACE.md): 0 ok / in sync, 1 error or invalid, 2 changes pending (plan, drift).
@@ -47,7 +48,7 @@ class ReconcilerGroup(click.Group):
         except BrokenPipeError:
             sys.exit(EXIT_ERROR)
         except Exception as exc:  # the last line of defence: a message, never a traceback
-            if _is_user_situation(exc):
+            if isinstance(exc, user_errors()):        # a command outside `runner.run` (`sandbox serve`) met it
                 click.echo(f"error: {terminal_lines(exc)}", err=True)
                 sys.exit(EXIT_ERROR)
             click.echo(f"error: internal error: {type(exc).__name__}: {terminal_lines(exc)}", err=True)
@@ -61,13 +62,6 @@ def _interrupted() -> None:
     click.echo("interrupted: nothing more is sent. Run the command again to finish; an apply's steps so far "
                "are in its audit log (.reconciler/audit.jsonl unless --audit-log says otherwise)", err=True)
     sys.exit(130)
-
-
-def _is_user_situation(exc: Exception) -> bool:
-    """Errors that a command outside `runner.run` (e.g. `sandbox serve`) may meet and that are no bug."""
-    from reconciler.cli.runner import user_errors
-
-    return isinstance(exc, user_errors())
 
 
 @click.group(cls=ReconcilerGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

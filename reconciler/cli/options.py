@@ -1,40 +1,54 @@
-"""Options shared by several commands, and parsing helpers that turn bad values into click errors."""
+"""Options shared by several commands, declared once, and the click types of their values: the parsing is the
+library's (`pipeline.parse_day`, `operations.parse_days`, `shard.parse_shard`), its `ValueError` click's error."""
 
 from __future__ import annotations
 
-import datetime as dt
+from functools import partial
 from typing import Any, Callable, TypeVar
 
 import click
 
+from reconciler.backend.sandbox.operations import parse_days
+from reconciler.config.shard import Shard, parse_shard
+from reconciler.pipeline import parse_day
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class DateParam(click.ParamType):
-    """YYYY-MM-DD, up to LATEST_TODAY: five years ahead of a later day would leave the calendar (R9)."""
+class LibraryParam(click.ParamType):
+    """A click type whose values a library function parses; the function's `ValueError` is the usage error."""
 
-    name = "YYYY-MM-DD"
+    def __init__(self, name: str, parse: Callable[[object], Any]) -> None:
+        self.name, self.parse = name, parse
 
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> dt.date:
-        from reconciler.domain.rules import LATEST_TODAY
-
-        if isinstance(value, dt.date):
-            day = value
-        else:
-            try:
-                day = dt.date.fromisoformat(str(value))
-            except ValueError:
-                self.fail(f"{value!r} is not a date; write YYYY-MM-DD", param, ctx)
-        if day > LATEST_TODAY:
-            self.fail(f"{day.isoformat()} is too far ahead: end dates lie up to five years after it, beyond the "
-                      f"calendar; give a date up to {LATEST_TODAY.isoformat()}", param, ctx)
-        return day
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return self.parse(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
-DATE = DateParam()
+#: YYYY-MM-DD, up to LATEST_TODAY: five years ahead of a later day would leave the calendar (R9).
+DATE = LibraryParam("YYYY-MM-DD", parse_day)
+#: `30d`, `2w` or a plain number of days.
+DURATION = LibraryParam("DAYS", parse_days)
+#: K/N: this job's share of the organisations (stable hash of the KvK).
+SHARD = LibraryParam("K/N", lambda value: value if isinstance(value, Shard) else parse_shard(str(value)))
 
-today_option = click.option("--today", type=DATE, default=None,
-                            help="Judge end dates as if today were this date (default: the real today).")
+#: `--today`, with what the date means to the command (`help=`); PLAN_TODAY where the command plans.
+today_option = partial(click.option, "--today", type=DATE, default=None)
+PLAN_TODAY = "Plan as if today were this date (default: the backend's)."
+#: `--out FILE`: a file the command writes, checked before any work.
+out_option = partial(click.option, "--out", type=click.Path(dir_okay=False, writable=True), default=None)
+#: `--tariffs FILE`: a YAML file with the user's tariffs.
+tariffs_option = partial(click.option, "--tariffs", "tariff_file", type=click.Path(dir_okay=False), default=None)
+
+
+def format_option(*choices: str, help: str | None = None) -> Callable[[F], F]:
+    """`--format`, the first choice the default."""
+    return click.option("--format", "fmt", type=click.Choice(choices), default=choices[0], show_default=True,
+                        help=help)
+
 
 _backend = click.option(
     "--backend", "backend", default=None, metavar="SPEC",
@@ -65,42 +79,7 @@ def backend_option(command: F) -> F:
     return _backend(_insecure_http(command))
 
 
-class DurationParam(click.ParamType):
-    """`30d`, `2w` or a plain number of days."""
-
-    name = "DAYS"
-
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        text = str(value).strip().lower()
-        factor = 7 if text.endswith("w") else 1
-        digits = text.rstrip("dw")
-        if not digits.isdigit():
-            self.fail(f"{value!r} is not a duration; write days like 30d (or weeks like 2w)", param, ctx)
-        return int(digits) * factor
-
-
-DURATION = DurationParam()
-
-
-class ShardParam(click.ParamType):
-    """K/N: this job's share of the organisations (stable hash of the KvK)."""
-
-    name = "K/N"
-
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
-        from reconciler.config.shard import Shard, parse_shard
-
-        if isinstance(value, Shard):
-            return value
-        try:
-            return parse_shard(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
 shard_option = click.option(
-    "--shard", type=ShardParam(), default=None,
+    "--shard", type=SHARD, default=None,
     help="Only the organisations of shard K of N (by a stable hash of the KvK), e.g. 3/8: one job of a CI "
          "matrix or a Kubernetes indexed job; the N jobs together cover every organisation exactly once.")

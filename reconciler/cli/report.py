@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
 
 import click
 
-from reconciler.cli.options import DATE, backend_option, shard_option
-from reconciler.cli.output import check_output, write_output
-
-if TYPE_CHECKING:
-    from reconciler.config.shard import Shard
+from reconciler.cli.options import backend_option, format_option, out_option, shard_option, today_option
+from reconciler.cli.runner import emit, note, run
+from reconciler.config.shard import Shard
 
 EXIT_OK = 0
 
@@ -23,13 +20,12 @@ def report() -> None:
 
 @report.command("access")
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
-@click.option("--format", "fmt", type=click.Choice(["csv", "markdown", "html"]), default="csv", show_default=True,
-              help="csv: for a spreadsheet (UTF-8; with a byte order mark when written with --out); markdown: "
-                   "a table per organisation; html: one self-contained page, sortable by clicking a column header, "
-                   "printable.")
-@click.option("--out", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Write the report to this file (replacing it) instead of to standard output.")
-@click.option("--today", type=DATE, default=None, help="Count days left from this date (default: the backend's).")
+@format_option("csv", "markdown", "html",
+               help="csv: for a spreadsheet (UTF-8; with a byte order mark when written with --out); markdown: "
+                    "a table per organisation; html: one self-contained page, sortable by clicking a column "
+                    "header, printable.")
+@out_option(help="Write the report to this file (replacing it) instead of to standard output.")
+@today_option(help="Count days left from this date (default: the backend's).")
 @shard_option
 @backend_option
 def access(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | None, shard: Shard | None,
@@ -45,21 +41,13 @@ def access(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | N
     access to is listed in the report and makes it exit 1 (the report is incomplete). Without --backend the
     embedded sandbox is used.
     """
-    from reconciler.cli.runner import note, run
-    from reconciler.pipeline import read_access
+    from reconciler import pipeline
     from reconciler.report.render_access import render_bytes
 
-    check_output(out)               # a folder that does not exist is found before the backend is read
-    made, notes = run(lambda: read_access(paths, backend, today, shard, note))
-    for text in notes:
-        note(text)
-    data = render_bytes(made, fmt, bom=out is not None)     # the BOM is for Excel opening a file, not for a pipe
-    if out:
-        write_output(out, data)
-        orgs = len(made.organisations)
-        click.echo(f"wrote {len(made.rows)} rows for {orgs} organisation{'' if orgs == 1 else 's'} to {out}", err=True)
-    else:
-        click.echo(data, nl=False)
+    made = run(lambda: pipeline.access(paths, backend, today, shard, out, note))
+    orgs = len(made.organisations)
+    emit(out, render_bytes(made, fmt, bom=out is not None),    # the BOM is for Excel opening a file, not for a pipe
+         f"wrote {len(made.rows)} rows for {orgs} organisation{'' if orgs == 1 else 's'} to {out}")
     if made.unreadable:
         raise click.ClickException("the report is incomplete: the backend does not give access to organisation "
                                    + ", ".join(made.unreadable))

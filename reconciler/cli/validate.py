@@ -6,16 +6,15 @@ import datetime as dt
 
 import click
 
-from reconciler.cli.options import today_option
+from reconciler.cli.options import format_option, today_option
 from reconciler.config.loader import load_paths
-from reconciler.render.diagnostics import render_json, render_text
+from reconciler.render.diagnostics import render_findings
 
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="text: one line per finding and a summary; json: a list of findings.")
-@today_option
+@format_option("text", "json", help="text: one line per finding and a summary; json: a list of findings.")
+@today_option(help="Judge end dates as if today were this date (default: the real today).")
 def validate(paths: tuple[str, ...], fmt: str, today: dt.date | None) -> int:
     """Check organisation files offline: every error of every file, with line and column.
 
@@ -23,8 +22,5 @@ def validate(paths: tuple[str, ...], fmt: str, today: dt.date | None) -> int:
     allowed), 1 when anything is invalid.
     """
     result = load_paths(paths, today or dt.date.today())
-    if fmt == "json":
-        click.echo(render_json(result.diagnostics), nl=False)
-    else:
-        click.echo(render_text(result.diagnostics, result.files), nl=False)
+    click.echo(render_findings(result.diagnostics, result.files, fmt), nl=False)
     return 0 if result.ok else 1

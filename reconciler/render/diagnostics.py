@@ -30,3 +30,8 @@ def render_text(diagnostics: Sequence[Diagnostic], files: int) -> str:
 
 def render_json(diagnostics: Sequence[Diagnostic]) -> str:
     return json_text([d.to_json() for d in diagnostics], indent=2) + "\n"
+
+
+def render_findings(diagnostics: Sequence[Diagnostic], files: int, fmt: str) -> str:
+    """`reconciler validate`'s output as `fmt`: text (a line per finding and a summary) or json (a list)."""
+    return render_json(diagnostics) if fmt == "json" else render_text(diagnostics, files)

@@ -118,3 +118,15 @@ def clock_lines(answer: dict[str, Any]) -> list[str]:
     if isinstance(swept, dict):
         lines += [f"  {what}: {count}" for what, count in swept.items() if count]
     return lines
+
+
+def parse_days(value: object) -> int:
+    """`clock advance DAYS`: `30d`, `2w` or a plain number of days; a `ValueError` says what to write."""
+    if isinstance(value, int):
+        return value
+    text = str(value).strip().lower()
+    factor = 7 if text.endswith("w") else 1
+    digits = text.rstrip("dw")
+    if not digits.isdigit():
+        raise ValueError(f"{value!r} is not a duration; write days like 30d (or weeks like 2w)")
+    return int(digits) * factor
