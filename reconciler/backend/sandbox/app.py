@@ -25,7 +25,9 @@ from reconciler.config.loader import load_catalogue_file
 
 from reconciler.backend.sandbox import problems, routes_sandbox, routes_v1
 from reconciler.backend.sandbox.controls import CONTROL_HEADER
-from reconciler.backend.sandbox.faults import FaultConfig, FaultInjector, RateBudget, RateLimiter
+from reconciler.backend.sandbox.faults import (
+    FaultConfig, FaultInjector, RateBudget, RateLimiter, RuleFaults, RuleFaultScope,
+)
 from reconciler.backend.sandbox.store import SandboxStore
 
 API_VERSION = "1.0.0"
@@ -225,11 +227,13 @@ def create_app(db_path: str | Path, *, catalogue_files: tuple[str | Path, ...] |
     app.state.store = store
     app.state.faults = FaultInjector(FaultConfig.from_data(store.get_setting("faults")))
     app.state.limiter = RateLimiter(budget)
+    app.state.rule_faults = RuleFaults()          # every rule on; `POST /sandbox/faults/rules` turns one off
     app.state.control_token = control_token
     problems.install(app)
     app.include_router(routes_v1.router)
     app.include_router(routes_sandbox.router)
     app.add_middleware(V1Middleware, api=app)
+    app.add_middleware(RuleFaultScope, faults=app.state.rule_faults)
     app.add_middleware(ControlGuard, token=control_token)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     _quiet_drops()

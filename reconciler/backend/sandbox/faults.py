@@ -1,4 +1,5 @@
-"""Fault injection and rate limiting for `/v1`: what a flaky or busy supplier does, made reproducible.
+"""Fault injection and rate limiting for `/v1`: what a flaky or busy supplier does, made reproducible; and
+switches that turn one rule check off (a deliberately broken backend, for `reconciler conformance`).
 
 Each decision is drawn from `Random(f"{seed}:{n}")` where n counts `/v1` requests since the faults were
 configured, so a given seed yields the same faults for the same request sequence, whatever else ran.
@@ -6,10 +7,12 @@ configured, so a given seed yields the same faults for the same request sequence
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import threading
 import time
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -138,3 +141,131 @@ class RateLimiter:
                 return None
             self._buckets[key] = (tokens, now)
             return max(1, math.ceil((1.0 - tokens) / rate))
+
+
+# ------------------------------------------------------------------------------------------ broken rules
+# A deliberately broken sandbox, to prove that `reconciler conformance` detects what it claims: a switch
+# (`POST /sandbox/faults/rules`) turns one rule check off for this app's `/v1` requests, by wrapping the check
+# helper of `reconciler.domain.rules` (or the store's idempotency lookup) with one that lets it through. The
+# wrappers are installed the first time a switch is turned on and pass every call to the real check unless the
+# request runs under an app whose switch is on (a context variable set per `/v1` request by `RuleFaultScope`),
+# so other apps in the same process, and the planner, keep every rule.
+
+#: The switches, each with what it turns off (what `GET /sandbox/faults/rules` lists).
+RULE_FAULTS: dict[str, str] = {
+    "R4": "new means and level changes above the acting admin's own level are accepted",
+    "R4-link": "links into an organisation where the acting admin is only a gebruiker are accepted",
+    "R9": "any end date is accepted (today, or more than five years ahead)",
+    "R13": "a belastingdienst means of any level, as beheerder, or a second one is accepted",
+    "R19": "EH2+, EH3 and EH4 without a second factor, and sms without a number, are accepted",
+    "idempotency": "a repeated Idempotency-Key with another body replays the first answer instead of 422",
+}
+
+_BROKEN: ContextVar[frozenset[str]] = ContextVar("sandbox_broken_rules", default=frozenset())
+_install_lock = threading.Lock()
+_installed = False
+
+
+def broken(name: str) -> bool:
+    """Whether switch `name` is on for the `/v1` request being handled."""
+    return name in _BROKEN.get()
+
+
+class RuleFaults:
+    """The switches of one app (in memory: a restart keeps every rule)."""
+
+    def __init__(self) -> None:
+        self.disabled: frozenset[str] = frozenset()
+
+    def configure(self, names: list[str]) -> frozenset[str]:
+        unknown = sorted(set(names) - set(RULE_FAULTS))
+        if unknown:
+            raise ValueError(f"unknown rule fault {', '.join(unknown)}; known: {', '.join(RULE_FAULTS)}")
+        if names:
+            install_rule_faults()
+        self.disabled = frozenset(names)
+        return self.disabled
+
+
+class RuleFaultScope:
+    """ASGI middleware: a `/v1` request runs with its app's switches in force, and only that request."""
+
+    def __init__(self, app: Any, faults: RuleFaults) -> None:
+        self.app = app
+        self.faults = faults
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not self.faults.disabled or not scope["path"].startswith("/v1"):
+            await self.app(scope, receive, send)
+            return
+        token = _BROKEN.set(self.faults.disabled)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _BROKEN.reset(token)
+
+
+class _Anything(str):
+    """A recorded body hash that equals every other (switch `idempotency`)."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        return False
+
+    __hash__ = str.__hash__
+
+
+def install_rule_faults() -> None:
+    """Wrap the checks the switches turn off, once per process; each wrapper calls the real check unless its switch
+    is on for the current request."""
+    global _installed
+    from reconciler.domain import rules
+    from reconciler.backend.sandbox.store import SandboxStore
+
+    with _install_lock:
+        if _installed:
+            return
+        up_to_actor, end_date = rules._up_to_actor, rules._end_date
+        tax_means_ok, second_factor_ok = rules._tax_means_ok, rules._second_factor_ok
+        in_target, link_means = rules._execute_in_target, rules._link_means
+        lookup = SandboxStore.idempotency_get
+
+        def _up_to_actor(actor: Any, level: Any, what: str) -> None:
+            if not broken("R4"):
+                up_to_actor(actor, level, what)
+
+        def _end_date(today: Any, end: Any) -> Any:
+            if broken("R9"):
+                return end if end is not None else rules.max_end_date(today)
+            return end_date(today, end)
+
+        def _tax_means_ok(view: Any, kvk: str, level: Any, role: Any, exclude: str | None) -> None:
+            if not broken("R13"):
+                tax_means_ok(view, kvk, level, role, exclude)
+
+        def _second_factor_ok(level: Any, factor: Any, phone: str | None) -> None:
+            if not broken("R19"):
+                second_factor_ok(level, factor, phone)
+
+        def _execute_in_target(view: Any, actor_id: str, op: Any, today: Any) -> Any:
+            """R4-link off: being linked to the target organisation in any role is enough (the old escalation)."""
+            if not broken("R4-link"):
+                return in_target(view, actor_id, op, today)
+            actor = view.get_means(actor_id)
+            if actor is None or not actor.active or view.membership(op.kvk, actor_id) is None:
+                return in_target(view, actor_id, op, today)
+            return link_means(view, actor, op, today)
+
+        def idempotency_get(self: Any, token_hash: str, key: str) -> Any:
+            record = lookup(self, token_hash, key)
+            if record is not None and broken("idempotency"):
+                return dataclasses.replace(record, body_hash=_Anything(record.body_hash))
+            return record
+
+        rules._up_to_actor, rules._end_date = _up_to_actor, _end_date  # type: ignore[assignment]
+        rules._tax_means_ok, rules._second_factor_ok = _tax_means_ok, _second_factor_ok  # type: ignore[assignment]
+        rules._execute_in_target = _execute_in_target  # type: ignore[assignment]
+        SandboxStore.idempotency_get = idempotency_get  # type: ignore[method-assign]
+        _installed = True

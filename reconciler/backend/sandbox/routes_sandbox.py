@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
 from reconciler.domain import rules
@@ -18,7 +19,7 @@ from reconciler.domain.state import Effect
 
 from reconciler.backend.sandbox import models as m
 from reconciler.backend.sandbox.context import get_store, json_response
-from reconciler.backend.sandbox.faults import FaultConfig, RateBudget
+from reconciler.backend.sandbox.faults import RULE_FAULTS, FaultConfig, RateBudget
 from reconciler.backend.sandbox.serialise import sandbox_means_dict
 from reconciler.backend.sandbox.store import SandboxStore
 
@@ -116,6 +117,33 @@ async def set_faults(request: Request, body: m.FaultsIn) -> Response:
     request.app.state.faults.configure(config)
     get_store(request).set_setting("faults", config.to_data())
     return json_response(request.app.state.faults.config.to_data())
+
+
+class RuleFaultsIn(BaseModel):
+    """`POST /sandbox/faults/rules`: the rule checks to turn off (`[]` turns every one on again)."""
+
+    model_config = ConfigDict(extra="forbid")
+    disabled: list[str]
+
+
+def _rule_faults(request: Request) -> dict[str, Any]:
+    return {"disabled": sorted(request.app.state.rule_faults.disabled), "available": RULE_FAULTS}
+
+
+@router.get("/faults/rules")
+async def get_rule_faults(request: Request) -> Response:
+    return json_response(_rule_faults(request))
+
+
+@router.post("/faults/rules")
+async def set_rule_faults(request: Request, body: RuleFaultsIn) -> Response:
+    """A deliberately broken backend (`reconciler conformance` must notice): these rule checks are off for this
+    server's `/v1` requests until turned on again; not stored, so a restart keeps every rule."""
+    try:
+        request.app.state.rule_faults.configure(body.disabled)
+    except ValueError as exc:
+        raise Invalid("invalid", str(exc)) from None
+    return json_response(_rule_faults(request))
 
 
 @router.get("/rate-limit")
