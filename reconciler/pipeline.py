@@ -16,7 +16,7 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Awaitable, Callable, Sequence, TypeVar
 
 import anyio
 
@@ -31,7 +31,7 @@ from reconciler.plan.cost import DEFAULT_TARIFFS, Tariffs, TariffError, load_tar
 from reconciler.plan.desired import DesiredOrg, desired_org
 from reconciler.plan.model import Plan, UnsafePlan
 from reconciler.plan.planner import PlanInput, make_plan
-from reconciler.render.safe import terminal
+from reconciler.render.safe import terminal, terminal_lines
 
 if TYPE_CHECKING:
     from reconciler.apply.progress import Progress
@@ -96,6 +96,33 @@ def first_failure(exc: BaseException, expected: tuple[type[BaseException], ...])
     expected one among them (else the first) is the one to tell."""
     found = leaves(exc)
     return next((e for e in found if isinstance(e, expected)), found[0])
+
+
+T = TypeVar("T")
+
+
+def run(work: Callable[[], Awaitable[T]]) -> T:
+    """Run `work` (one of the functions below) on an event loop. What stops it comes out as the one exception
+    that says why, unwrapped from the task groups' exception groups: an invalid config first, then the user's
+    situation (`user_errors`), else the first error."""
+    try:
+        return anyio.run(work)
+    except BaseException as exc:
+        leaf = first_failure(exc, (ConfigInvalid,))
+        if not isinstance(leaf, ConfigInvalid):
+            leaf = first_failure(exc, user_errors())
+        if leaf is exc:
+            raise
+        raise leaf from None
+
+
+def last_words(exc: Exception) -> list[str]:
+    """What a command says about an error that escaped it: the user's situation in one line (`error: ...`),
+    anything else as an internal error to report, never a traceback."""
+    if isinstance(exc, user_errors()):
+        return [f"error: {terminal_lines(exc)}"]
+    return [f"error: internal error: {type(exc).__name__}: {terminal_lines(exc)}",
+            "please report this with the command you ran"]
 
 
 # ------------------------------------------------------------------------------------- the commands' values

@@ -12,11 +12,9 @@ from reconciler import pipeline
 from reconciler.apply.report import append_summary, render_report
 from reconciler.cli.options import PLAN_TODAY, backend_option, format_option, shard_option, today_option
 from reconciler.cli.plan import use_colour
-from reconciler.cli.runner import note, run
+from reconciler.cli.runner import EXIT_ERROR, EXIT_OK, note, run
 from reconciler.config.shard import Shard
 from reconciler.render.text import render_text
-
-EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def interactive() -> bool:
@@ -79,4 +77,4 @@ def apply(paths: tuple[str, ...], plan_file: str | None, auto_approve: bool, for
     if summary_file and (problem := append_summary(Path(summary_file), report)):
         click.echo(f"warning: {problem}", err=True)
     click.echo(render_report(report, fmt, colour=use_colour()), nl=False)
-    return EXIT_OK if report is None or report.ok else EXIT_FAILED
+    return EXIT_OK if report is None or report.ok else EXIT_ERROR

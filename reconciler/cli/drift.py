@@ -10,10 +10,8 @@ import click
 from reconciler import pipeline
 from reconciler.cli.options import backend_option, format_option, out_option, shard_option, tariffs_option
 from reconciler.cli.options import today_option
-from reconciler.cli.runner import emit, note, run
+from reconciler.cli.runner import EXIT_OK, EXIT_PENDING, emit, note, run
 from reconciler.config.shard import Shard
-
-EXIT_IN_SYNC, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
 
 
 @click.command()
@@ -51,4 +49,4 @@ def drift(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | No
     report = run(lambda: pipeline.drift(paths, backend, today, shard, tariff_file, out, note))
     emit(out, RENDERERS[fmt](report), f"wrote {out}: " + ("in sync" if report.in_sync else
                                                           "drift or expiring items found"))
-    return EXIT_IN_SYNC if report.in_sync else EXIT_DRIFT
+    return EXIT_OK if report.in_sync else EXIT_PENDING

@@ -14,13 +14,11 @@ from reconciler.cli.drift import drift
 from reconciler.cli.importer import import_
 from reconciler.cli.plan import plan
 from reconciler.cli.report import report
+from reconciler.cli.runner import EXIT_ERROR, EXIT_OK
 from reconciler.cli.sandbox import sandbox
 from reconciler.cli.validate import validate
-from reconciler.pipeline import user_errors
+from reconciler.pipeline import last_words
 from reconciler.render.safe import terminal_lines
-
-#: Exit codes (INTERFACE.md): 0 ok / in sync, 1 error or invalid, 2 changes pending (plan, drift).
-EXIT_OK, EXIT_ERROR = 0, 1
 
 
 class ReconcilerGroup(click.Group):
@@ -48,11 +46,7 @@ class ReconcilerGroup(click.Group):
         except BrokenPipeError:
             sys.exit(EXIT_ERROR)
         except Exception as exc:  # the last line of defence: a message, never a traceback
-            if isinstance(exc, user_errors()):        # a command outside `runner.run` (`sandbox serve`) met it
-                click.echo(f"error: {terminal_lines(exc)}", err=True)
-                sys.exit(EXIT_ERROR)
-            click.echo(f"error: internal error: {type(exc).__name__}: {terminal_lines(exc)}", err=True)
-            click.echo("please report this with the command you ran", err=True)
+            click.echo("\n".join(last_words(exc)), err=True)
             sys.exit(EXIT_ERROR)
         sys.exit(code if isinstance(code, int) else EXIT_OK)
 
@@ -80,14 +74,8 @@ def cli() -> None:
     """
 
 
-cli.add_command(validate)
-cli.add_command(plan)
-cli.add_command(apply)
-cli.add_command(drift)
-cli.add_command(catalogue)
-cli.add_command(sandbox)
-cli.add_command(report)
-cli.add_command(import_)
+for command in (validate, plan, apply, drift, catalogue, sandbox, report, import_):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -11,11 +11,9 @@ import click
 from reconciler import pipeline
 from reconciler.cli.options import PLAN_TODAY, backend_option, format_option, out_option, shard_option
 from reconciler.cli.options import tariffs_option, today_option
-from reconciler.cli.runner import note, run
+from reconciler.cli.runner import EXIT_OK, EXIT_PENDING, note, run
 from reconciler.config.shard import Shard
 from reconciler.render.text import render_plan
-
-EXIT_NOTHING, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 
 def use_colour() -> bool:
@@ -44,4 +42,4 @@ def plan(paths: tuple[str, ...], fmt: str, out: str | None, today: dt.date | Non
     """
     made = run(lambda: pipeline.plan(paths, backend, today, compare_to, tariff_file, shard, out, note))
     click.echo(render_plan(made, fmt, colour=use_colour()), nl=False)
-    return EXIT_CHANGES if made.has_work else EXIT_NOTHING
+    return EXIT_PENDING if made.has_work else EXIT_OK

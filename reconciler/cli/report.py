@@ -7,10 +7,8 @@ import datetime as dt
 import click
 
 from reconciler.cli.options import backend_option, format_option, out_option, shard_option, today_option
-from reconciler.cli.runner import emit, note, run
+from reconciler.cli.runner import EXIT_OK, emit, note, run
 from reconciler.config.shard import Shard
-
-EXIT_OK = 0
 
 
 @click.group()

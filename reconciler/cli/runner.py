@@ -1,20 +1,22 @@
-"""Running a command's work and telling its outcome: notes and output as they come, and expected failures as
-one clear line and exit 1."""
+"""Running a command's work and telling its outcome: notes and output as they come, an invalid config's
+diagnostics, and the exit codes."""
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable, TypeVar
 
-import anyio
 import click
 
-from reconciler.pipeline import ConfigInvalid, first_failure, leaves, user_errors, write_output
+from reconciler import pipeline
+from reconciler.pipeline import leaves, user_errors, write_output
 from reconciler.render.safe import terminal
 
-__all__ = ["EXIT_ERROR", "emit", "leaves", "note", "run", "user_errors"]
+__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_PENDING", "emit", "leaves", "note", "run", "user_errors"]
 
-#: Exit code of an error (INTERFACE.md).
-EXIT_ERROR = 1
+#: Exit codes (INTERFACE.md): 0 ok, nothing to do or in sync; 1 an error, invalid or refused; 2 changes pending
+#: (plan, drift).
+EXIT_OK, EXIT_ERROR, EXIT_PENDING = 0, 1, 2
+T = TypeVar("T")
 
 
 def note(text: str) -> None:
@@ -31,24 +33,13 @@ def emit(out: str | None, data: str | bytes, wrote: str) -> None:
         click.echo(data, nl=False)
 
 
-def run(work: Callable[[], Awaitable[Any]]) -> Any:
-    """Run `work` on an event loop; an invalid config prints its diagnostics (exit 1); the user's situations
-    (`pipeline.user_errors`: backend, configuration and bootstrap errors, a refused apply, an unusable option
-    value, a locked embedded sandbox, ...) become `error: ...` (exit 1), never an internal error."""
+def run(work: Callable[[], Awaitable[T]]) -> T:
+    """Run `work` (`pipeline.run`); an invalid config prints its diagnostics (exit 1). The user's situations it
+    raises (`pipeline.user_errors`) become `error: ...` and exit 1 in `cli.main`, never an internal error."""
     from reconciler.render.diagnostics import render_text
 
     try:
-        return anyio.run(work)
-    except BaseException as exc:
-        config = first_failure(exc, (ConfigInvalid,))
-        if isinstance(config, ConfigInvalid):
-            click.echo(render_text(config.diagnostics, config.files), err=True, nl=False)
-            raise SystemExit(EXIT_ERROR) from None
-        leaf = first_failure(exc, (click.ClickException, *user_errors()))
-        if isinstance(leaf, click.ClickException):
-            raise leaf from None
-        if isinstance(leaf, user_errors()):
-            raise click.ClickException(str(leaf)) from None
-        if leaf is exc:
-            raise
-        raise leaf from None
+        return pipeline.run(work)
+    except pipeline.ConfigInvalid as exc:
+        click.echo(render_text(exc.diagnostics, exc.files), err=True, nl=False)
+        raise SystemExit(EXIT_ERROR) from None
