@@ -3,7 +3,10 @@ callbacks in the order it happens, and stops with one exception that says why (i
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from pathlib import Path
+from typing import Callable
 
 import anyio
 import pytest
@@ -53,3 +56,137 @@ def test_apply_tells_what_happens_in_order_and_a_refusal_stops_it(tmp_path: Path
     assert seen == ["show"]
     plan, _ = anyio.run(lambda: build_plan([str(EXAMPLE)], fresh.backend, None))
     assert plan.summary()["add"] == 9                          # nothing was sent
+
+
+# --------------------------------------------------------------------------- the commands' entry points (issue 12)
+def test_a_day_is_parsed_with_what_to_write_when_it_is_not_one() -> None:
+    from reconciler.domain.rules import LATEST_TODAY
+    from reconciler.pipeline import parse_day
+
+    assert parse_day("2026-12-01") == dt.date(2026, 12, 1) and parse_day(dt.date(2027, 1, 1)) == dt.date(2027, 1, 1)
+    with pytest.raises(ValueError, match=r"^'1-12-2026' is not a date; write YYYY-MM-DD$"):
+        parse_day("1-12-2026")
+    with pytest.raises(ValueError, match=f"give a date up to {LATEST_TODAY.isoformat()}$"):
+        parse_day(LATEST_TODAY + dt.timedelta(days=1))
+
+
+def test_an_output_file_that_cannot_be_written_is_one_line_before_any_work(tmp_path: Path) -> None:
+    from reconciler.pipeline import Unusable, check_output, write_output
+
+    check_output(None)
+    with pytest.raises(Unusable, match="the folder .*nowhere does not exist; create it or choose another --out$"):
+        check_output(str(tmp_path / "nowhere" / "plan.json"))
+    with pytest.raises(Unusable, match="it is a folder; give a file name to --out$"):
+        write_output(str(tmp_path), "x")
+    write_output(str(tmp_path / "plan.json"), "text")
+    write_output(str(tmp_path / "data.csv"), b"\xef\xbb\xbfa")
+    assert (tmp_path / "plan.json").read_text() == "text" and (tmp_path / "data.csv").read_bytes() == b"\xef\xbb\xbfa"
+
+
+def test_tariffs_come_from_the_file_or_are_the_defaults(tmp_path: Path) -> None:
+    from reconciler.pipeline import Unusable, tariffs_from
+    from reconciler.plan.cost import DEFAULT_TARIFFS
+
+    assert tariffs_from(None) is DEFAULT_TARIFFS
+    bad = tmp_path / "tariffs.yaml"
+    bad.write_text("- not a mapping\n")
+    with pytest.raises(Unusable, match="tariffs.yaml"):
+        tariffs_from(str(bad))
+
+
+def test_plan_checks_its_out_file_before_the_backend_is_read(tmp_path: Path) -> None:
+    from reconciler.pipeline import Unusable, plan
+
+    db = tmp_path / "sb.db"
+    with pytest.raises(Unusable, match="does not exist"):
+        anyio.run(lambda: plan([str(EXAMPLE)], f"sandbox:{db}", out=str(tmp_path / "no" / "plan.json")))
+    assert not db.exists()                                     # no sandbox was even created
+
+
+def test_plan_saves_the_plan_with_its_signature_and_says_so(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.apply.signature import KEY_ENV, check_signature, signature_path
+    from reconciler.pipeline import plan
+
+    monkeypatch.setenv(KEY_ENV, "k" * 40)
+    said: list[str] = []
+    out = tmp_path / "plan.json"
+    made = anyio.run(lambda: plan([str(EXAMPLE)], f"sandbox:{tmp_path / 'sb.db'}", out=str(out), note=said.append))
+    data = json.loads(out.read_text())
+    assert data["config_digest"] == made.config_digest and signature_path(out).exists()
+    check_signature(out, data, b"k" * 40)                      # raises when it does not match
+    assert said[-1] == f"signed the plan with {KEY_ENV}: {signature_path(out)}"
+    assert any("was new to the embedded sandbox" in text for text in said)   # the session's notes, told
+
+
+def test_drift_and_access_check_their_out_file_before_the_backend_is_read(tmp_path: Path) -> None:
+    from reconciler.pipeline import Unusable, access, drift
+
+    db = tmp_path / "sb.db"
+    for work in (drift, access):
+        with pytest.raises(Unusable):
+            anyio.run(lambda: work([str(EXAMPLE)], f"sandbox:{db}", out=str(tmp_path / "no" / "r.txt")))
+    assert not db.exists()
+
+
+def test_apply_usage_problems() -> None:
+    from reconciler.config.shard import parse_shard
+    from reconciler.pipeline import apply_usage_problem
+
+    assert apply_usage_problem(["org.yaml"], None, dt.date(2027, 1, 1), parse_shard("1/2")) is None
+    assert apply_usage_problem(["org.yaml"], "plan.json", None, None) is None
+    assert "give the config" in (apply_usage_problem([], None, None, None) or "")
+    assert "--today applies when planning" in (apply_usage_problem([], "p.json", dt.date(2027, 1, 1), None) or "")
+    assert "--shard applies when planning" in (apply_usage_problem([], "p.json", None, parse_shard("1/2")) or "")
+
+
+def test_asking_follows_terraforms_rule(tmp_path: Path) -> None:
+    from reconciler.pipeline import asking, confirm_question
+
+    made, _ = anyio.run(lambda: build_plan([str(EXAMPLE)], f"sandbox:{tmp_path / 'sb.db'}", None))
+    asked: list[str] = []
+
+    def answer(text: str) -> Callable[[str], str]:
+        return lambda question: asked.append(question) or text
+
+    anyio.run(asking(True, lambda: False, answer("no")), made)                 # --auto-approve: never asked
+    anyio.run(asking(False, lambda: True, answer(" YES ")), made)
+    assert asked == [confirm_question(made)]
+    assert confirm_question(made) == ("\nApply these 9 changes to 1 organisation (99966564)? Type 'yes' to go on")
+    for interactive, reply, why in [(False, "yes", "stdin is not a terminal"), (True, "y", "apply cancelled")]:
+        with pytest.raises(Refused, match=why):
+            anyio.run(asking(False, lambda: interactive, answer(reply)), made)
+
+
+def test_run_raises_the_failure_that_says_why_out_of_exception_groups() -> None:
+    from reconciler.pipeline import Unusable, last_words, run
+
+    async def grouped(*errors: Exception) -> None:
+        raise ExceptionGroup("task group", list(errors))
+
+    with pytest.raises(Unusable, match="^the out file$"):
+        run(lambda: grouped(KeyError("bug"), Unusable("the out file")))
+    with pytest.raises(ConfigInvalid):
+        run(lambda: grouped(Unusable("x"), ConfigInvalid([], 1)))
+    with pytest.raises(KeyError):
+        run(lambda: grouped(KeyError("bug")))
+    assert last_words(Refused("stale\nplan")) == ["error: stale\nplan"]
+    assert last_words(KeyError("\x1b[2J")) == ["error: internal error: KeyError: '\\x1b[2J'",
+                                               "please report this with the command you ran"]
+
+
+def test_the_catalogue_listing_and_its_import_say_their_problems_as_lines(tmp_path: Path) -> None:
+    from reconciler.pipeline import Unusable, import_catalogue, list_services
+
+    services, said = list_services(None, None)
+    assert services is not None and len(services) > 10 and said == []
+    services, said = list_services(None, str(EXAMPLE.parent / "multi-org"))
+    assert services is None and len(said) == 1 and said[0].startswith("error: ") and "name one" in said[0]
+    made, said = import_catalogue(str(EXAMPLE.parent / "etoegang-catalog.xml"))
+    assert made is not None and made.text and all(line.startswith("warning: ") for line in said)
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<not-a-catalog/>")
+    made, said = import_catalogue(str(bad))
+    assert made is None and said and all(line.startswith(f"error: {bad}") for line in said)
+    with pytest.raises(Unusable):
+        import_catalogue(str(bad), str(tmp_path / "no" / "out.yaml"))

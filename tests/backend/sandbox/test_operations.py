@@ -69,3 +69,9 @@ def test_a_refused_control_token_is_a_configuration_error() -> None:
     from reconciler.backend.errors import ConfigurationError
 
     assert issubclass(operations.ControlTokenRefused, ConfigurationError)   # so the runner says it in one line
+
+
+def test_days_are_parsed_with_what_to_write_when_they_are_not() -> None:
+    assert [operations.parse_days(v) for v in ("30d", "2w", " 7 ", 5)] == [30, 14, 7, 5]
+    with pytest.raises(ValueError, match=r"^'a month' is not a duration; write days like 30d \(or weeks like 2w\)$"):
+        operations.parse_days("a month")
