@@ -9,7 +9,7 @@ import sys
 import anyio
 import click
 
-from reconciler.backend.client import TOKEN_ENV, token_from_env
+from reconciler.backend.client import token_from_env
 from reconciler.backend.errors import ConfigurationError
 from reconciler.backend.sandbox.controls import CONTROL_TOKEN_ENV
 from reconciler.backend.types import Secret
@@ -25,15 +25,14 @@ from reconciler.render.safe import terminal
               help="Only these probes, by id or rule, comma-separated (e.g. R4,R9,auth).")
 @format_option("text", "json", help="A table for people, or JSON for machines.")
 def conformance(backend: str | None, control_url: str | None, only: str | None, fmt: str) -> None:
-    """Run the conformance kit against the beheer backend at --backend (http(s)://...): one probe per rule and
-    edge, in throw-away organisations it makes and ends again. Exit 0 when every probe that ran passed, 1 on
-    any failure or when the kit cannot run.
+    """Prove that the beheer backend at --backend (http(s)://...) keeps the rules: one probe per rule and edge,
+    over HTTP, in throw-away organisations the kit makes and ends again (docs/conformance.md). Exit 0 when
+    every probe that ran passed, 1 on any failure or when the kit cannot run.
 
     \b
-    The API token comes from BEHEER_API_TOKEN (never an argument; it is only read with, never used on the
-    kit's own organisations). The control interface that plays the supplier (new organisations, tokens,
-    approvals, activations, the clock) needs SANDBOX_CONTROL_TOKEN; without it the probes that need those
-    steps are reported as skipped.
+    The API token comes from BEHEER_API_TOKEN (never an argument, never printed); the kit only reads with
+    it. The control interface that plays the supplier (new organisations, tokens, approvals, activations,
+    the clock) needs SANDBOX_CONTROL_TOKEN; without it the probes that need those steps are skipped.
     """
     from reconciler.conformance.report import render_json, render_text
     from reconciler.conformance.runner import ConformanceUnusable, run_conformance
@@ -44,8 +43,6 @@ def conformance(backend: str | None, control_url: str | None, only: str | None, 
         raise click.ClickException(str(exc)) from None
     control = os.environ.get(CONTROL_TOKEN_ENV, "").strip()
     wanted = {part.strip() for part in only.split(",") if part.strip()} if only else None
-    if backend is None:
-        raise click.ClickException(f"give --backend http(s)://... (the backend to test; {TOKEN_ENV} holds its token)")
     try:
         report = anyio.run(lambda: run_conformance(backend, token, control_token=Secret(control) if control else None,
                                                    control_url=control_url, only=wanted))

@@ -86,10 +86,11 @@ async def run_probe(kit: Kit, probe: Probe, timeout: float = PROBE_TIMEOUT) -> P
     return result(Outcome.PASS)
 
 
-async def run_conformance(backend: str, token: Secret, *, control_token: Secret | None = None,
+async def run_conformance(backend: str | None, token: Secret, *, control_token: Secret | None = None,
                           control_url: str | None = None, only: set[str] | None = None,
                           transport: httpx.AsyncBaseTransport | None = None) -> Report:
-    """Run the kit (or the `only` probes: ids or rules) against the beheer backend at `backend`, acting with
+    """Run the kit (or the `only` probes: ids or rules) against the beheer backend at `backend` (None:
+    $RECONCILER_BACKEND), acting with
     `token` (BEHEER_API_TOKEN) for the reads it makes as an outsider, with the control API at `control_url`
     (default: the backend's address) when `control_token` is given; without it the probes that need the
     supplier's steps are skipped. Raises `ConformanceUnusable` when it cannot run at all."""
