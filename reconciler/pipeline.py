@@ -116,13 +116,25 @@ def run(work: Callable[[], Awaitable[T]]) -> T:
         raise leaf from None
 
 
-def last_words(exc: Exception) -> list[str]:
-    """What a command says about an error that escaped it: the user's situation in one line (`error: ...`),
-    anything else as an internal error to report, never a traceback."""
+#: What a command interrupted by Ctrl-C says: the state things are in, and what to do.
+INTERRUPTED = ("interrupted: nothing more is sent. Run the command again to finish; an apply's steps so far are in "
+               "its audit log (.reconciler/audit.jsonl unless --audit-log says otherwise)")
+
+
+def last_words(exc: BaseException, *, aborted: bool = False) -> tuple[str | None, int]:
+    """What a command says about what escaped it, and its exit code: Ctrl-C says what state things are in (130);
+    an `aborted` prompt (no, or Ctrl-C at it) says so (130); a closed pipe nothing (1); the user's situation one
+    line (1); anything else an internal error to report (1), never a traceback."""
+    if isinstance(exc, KeyboardInterrupt) or (aborted and isinstance(exc.__cause__, KeyboardInterrupt)):
+        return INTERRUPTED, 130
+    if aborted:
+        return "aborted", 130
+    if isinstance(exc, BrokenPipeError):
+        return None, 1
     if isinstance(exc, user_errors()):
-        return [f"error: {terminal_lines(exc)}"]
-    return [f"error: internal error: {type(exc).__name__}: {terminal_lines(exc)}",
-            "please report this with the command you ran"]
+        return f"error: {terminal_lines(exc)}", 1
+    return f"error: internal error: {type(exc).__name__}: {terminal_lines(exc)}\nplease report this with the " \
+           "command you ran", 1
 
 
 # ------------------------------------------------------------------------------------- the commands' values

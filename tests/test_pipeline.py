@@ -159,7 +159,7 @@ def test_asking_follows_terraforms_rule(tmp_path: Path) -> None:
 
 
 def test_run_raises_the_failure_that_says_why_out_of_exception_groups() -> None:
-    from reconciler.pipeline import Unusable, last_words, run
+    from reconciler.pipeline import Unusable, run
 
     async def grouped(*errors: Exception) -> None:
         raise ExceptionGroup("task group", list(errors))
@@ -170,9 +170,20 @@ def test_run_raises_the_failure_that_says_why_out_of_exception_groups() -> None:
         run(lambda: grouped(Unusable("x"), ConfigInvalid([], 1)))
     with pytest.raises(KeyError):
         run(lambda: grouped(KeyError("bug")))
-    assert last_words(Refused("stale\nplan")) == ["error: stale\nplan"]
-    assert last_words(KeyError("\x1b[2J")) == ["error: internal error: KeyError: '\\x1b[2J'",
-                                               "please report this with the command you ran"]
+
+
+def test_the_last_words_of_a_command_say_what_escaped_it_and_its_exit_code() -> None:
+    from reconciler.pipeline import INTERRUPTED, last_words
+
+    assert last_words(Refused("stale\nplan")) == ("error: stale\nplan", 1)
+    assert last_words(KeyError("\x1b[2J")) == ("error: internal error: KeyError: '\\x1b[2J'\nplease report this "
+                                               "with the command you ran", 1)
+    assert last_words(KeyboardInterrupt()) == (INTERRUPTED, 130) and "audit log" in INTERRUPTED
+    aborted = RuntimeError("abort")
+    assert last_words(aborted, aborted=True) == ("aborted", 130)
+    aborted.__cause__ = KeyboardInterrupt()
+    assert last_words(aborted, aborted=True) == (INTERRUPTED, 130)
+    assert last_words(BrokenPipeError()) == (None, 1)
 
 
 def test_the_catalogue_listing_and_its_import_say_their_problems_as_lines(tmp_path: Path) -> None:

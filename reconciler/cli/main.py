@@ -30,32 +30,19 @@ class ReconcilerGroup(click.Group):
             code = super().main(*args, **kwargs)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
-        except click.Abort as exc:
-            if isinstance(exc.__cause__, KeyboardInterrupt):   # click turns Ctrl-C during a command into Abort
-                _interrupted()
-            click.echo("aborted", err=True)                     # a prompt answered no, or Ctrl-C at a prompt
-            sys.exit(130)
         except click.UsageError as exc:
             exc.show()
             sys.exit(EXIT_ERROR)
         except click.ClickException as exc:
             click.echo(f"error: {terminal_lines(exc.format_message())}", err=True)
             sys.exit(EXIT_ERROR)
-        except KeyboardInterrupt:
-            _interrupted()
-        except BrokenPipeError:
-            sys.exit(EXIT_ERROR)
-        except Exception as exc:  # the last line of defence: a message, never a traceback
-            click.echo("\n".join(last_words(exc)), err=True)
-            sys.exit(EXIT_ERROR)
+        except (click.Abort, KeyboardInterrupt, Exception) as exc:  # the last line of defence: never a traceback
+            # click turns Ctrl-C during a command into Abort; a prompt answered no is one too
+            words, exit_code = last_words(exc, aborted=isinstance(exc, click.Abort))
+            if words is not None:
+                click.echo(words, err=True)
+            sys.exit(exit_code)
         sys.exit(code if isinstance(code, int) else EXIT_OK)
-
-
-def _interrupted() -> None:
-    """Ctrl-C during a command: say what state things are in and what to do, exit 130."""
-    click.echo("interrupted: nothing more is sent. Run the command again to finish; an apply's steps so far "
-               "are in its audit log (.reconciler/audit.jsonl unless --audit-log says otherwise)", err=True)
-    sys.exit(130)
 
 
 @click.group(cls=ReconcilerGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

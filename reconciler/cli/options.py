@@ -50,13 +50,6 @@ def format_option(*choices: str, help: str | None = None) -> Callable[[F], F]:
                         help=help)
 
 
-_backend = click.option(
-    "--backend", "backend", default=None, metavar="SPEC",
-    help="sandbox:PATH (the embedded sandbox; default sandbox:.reconciler/sandbox.db) or https://HOST of a "
-         "beheer backend (token from BEHEER_API_TOKEN); http:// only to loopback (a local `sandbox serve`). "
-         "Default: $RECONCILER_BACKEND.")
-
-
 def _allow_insecure_http(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     """Allow plain http to another host for the rest of this command (reset when its context closes, so an
     in-process caller running several commands does not inherit it)."""
@@ -68,15 +61,18 @@ def _allow_insecure_http(ctx: click.Context, param: click.Parameter, value: bool
     ctx.call_on_close(lambda: INSECURE_HTTP_ALLOWED.reset(token))
 
 
-_insecure_http = click.option(
-    "--allow-insecure-http", is_flag=True, default=False, expose_value=False, callback=_allow_insecure_http,
-    help="Allow --backend http:// to a host that is not loopback. The API token then travels unencrypted and "
-         "can be read on the way; without this flag such a backend is refused before anything is sent.")
-
-
 def backend_option(command: F) -> F:
     """`--backend SPEC` and `--allow-insecure-http`, on every command that talks to a backend."""
-    return _backend(_insecure_http(command))
+    backend = click.option(
+        "--backend", "backend", default=None, metavar="SPEC",
+        help="sandbox:PATH (the embedded sandbox; default sandbox:.reconciler/sandbox.db) or https://HOST of a "
+             "beheer backend (token from BEHEER_API_TOKEN); http:// only to loopback (a local `sandbox serve`). "
+             "Default: $RECONCILER_BACKEND.")
+    insecure_http = click.option(
+        "--allow-insecure-http", is_flag=True, default=False, expose_value=False, callback=_allow_insecure_http,
+        help="Allow --backend http:// to a host that is not loopback. The API token then travels unencrypted and "
+             "can be read on the way; without this flag such a backend is refused before anything is sent.")
+    return backend(insecure_http(command))
 
 
 shard_option = click.option(
