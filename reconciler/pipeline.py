@@ -1,11 +1,13 @@
 """The pipeline beneath the commands (octoDNS's Manager): load and check the config, open the backend session,
 read the state, plan, and then apply, report drift or list access. The click commands parse options, call one
-function here and render what it returns; nothing here prints, prompts or exits.
+function here (`plan`, `drift`, `access`, `apply`, `list_services`, `import_catalogue`; async ones through
+`run`) and render what it returns; nothing here prints, prompts or exits.
 
 What a person must see while it runs comes back through callbacks (`note`, `show`, `confirm`), at the moment it
 happens, so that the order of what the commands print stays what it was. What stops the pipeline is an
 exception with one clear message: `ConfigInvalid` (with the positioned diagnostics), `Refused` (nothing was
-sent), or the backend's own errors.
+sent), `Unusable` (an option's value: an out file, a tariff file, the plan key), or the backend's own errors;
+`user_errors` lists those that are the user's situation, `last_words` says what a command says about them.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class Unusable(Exception):
     names it and says what to do, found before the backend is read where it can be."""
 
 
+# ------------------------------------------------------------------------------- running the commands' work
 def user_errors() -> tuple[type[Exception], ...]:
     """What a command may meet that is the user's situation, not a bug: said in one line (`error: ...`), exit 1.
     The one list for the command line's runner and for its last line of defence."""
