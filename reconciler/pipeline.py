@@ -424,21 +424,52 @@ def list_services(catalogue_file: str | None, config_file: str | None) -> tuple[
     return listing.catalogue, [terminal(d.render()) for d in listing.diagnostics]
 
 
-def import_catalogue(xml_file: str, out: str | None = None) -> tuple[CatalogueFromXml | None, list[str]]:
-    """`reconciler catalogue import`: the catalogue file made from a service-catalog XML and its warnings, or
-    None and every problem (`error: ...` lines) when the XML cannot be read or converted; `out` is checked
-    before the XML is read."""
-    from reconciler.config.catalogue_file import XmlUnreadable, catalogue_from_xml
-    from reconciler.domain.etoegang import CatalogueImportError
+def import_catalogue(xml_file: str, out: str | None = None, previous: str | None = None,
+                     cert: str | None = None) -> tuple[CatalogueFromXml | None, list[str]]:
+    """`reconciler catalogue import`: the catalogue file made from a service-catalog XML and the lines to say on
+    stderr (its warnings), or None and every problem (`error: ...` lines) when it must not be written.
+
+    `out` is checked before anything is read. `previous` (default: `out` when that file exists) keeps its keys
+    on their UUIDs; a key it would have to move to another UUID is refused. With `cert` the XML signature must
+    hold for that certificate; without it the lines say once that it was not verified."""
+    from reconciler.config.catalogue_file import (PreviousInvalid, XmlUnreadable, catalogue_from_xml,
+                                                  previous_services, read_certificate)
+    from reconciler.domain.etoegang import CatalogueImportError, CertificateUnreadable, KeysMoved, SignatureRefused
 
     check_output(out)
+    certificate = None
+    if cert is not None:
+        try:
+            certificate = read_certificate(cert)
+        except CertificateUnreadable as exc:
+            return None, [f"error: {terminal(cert)}: {exc}"]
+    if previous is None and out is not None and Path(out).is_file():
+        previous = out
     try:
-        made = catalogue_from_xml(xml_file)
+        kept = previous_services(previous) if previous is not None else []
+    except PreviousInvalid as exc:
+        return None, [f"error: {terminal(d.path)}:{d.line}:{d.column}: {terminal(d.message)} (read as the previous "
+                      "catalogue, whose keys the import keeps; fix it or name another with --previous)"
+                      for d in exc.diagnostics]
+    try:
+        made = catalogue_from_xml(xml_file, previous=kept, certificate=certificate)
     except XmlUnreadable as exc:
         return None, [f"error: {terminal(xml_file)}: {exc}"]
     except CatalogueImportError as exc:
         return None, [f"error: {problem.where(xml_file)}: {problem.message}" for problem in exc.problems]
-    return made, [f"warning: {warning}" for warning in made.warnings]
+    except KeysMoved as exc:
+        return None, [f"error: {terminal(previous or '')}: key {move.key!r} names ServiceUUID {move.old_uuid}, but "
+                      f"{terminal(xml_file)}{f':{move.line}' if move.line else ''} would give it to {move.new.uuid} "
+                      f"({terminal(move.new.provider)}: {terminal(move.new.name)}), which configs would then "
+                      "mean; if they should, remove the key from the previous file and import again"
+                      for move in exc.moves]
+    except SignatureRefused as exc:
+        return None, [f"error: {terminal(xml_file)}: {exc}; checked against {terminal(cert or '')}"]
+    said = [f"warning: {warning}" for warning in made.warnings]
+    if certificate is None:
+        said.append("warning: the catalogue's signature was not verified; pass --cert FILE (the aggregator's "
+                    "signing certificate, PEM) to refuse a catalogue that was changed after signing")
+    return made, said
 
 
 # ------------------------------------------------------------------------------------------------- apply

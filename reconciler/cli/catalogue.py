@@ -38,14 +38,25 @@ def list_services(fmt: str, catalogue_file: str | None, config_file: str | None)
 @catalogue.command("import")
 @click.argument("xml_file", metavar="FILE.xml")
 @click.option("--out", "out", metavar="FILE", default=None,
-              help="Write the catalogue here (replacing it) instead of to standard output.")
-def import_catalogue(xml_file: str, out: str | None) -> int:
+              help="Write the catalogue here (replacing it) instead of to standard output. An existing file is "
+                   "also the previous catalogue (see --previous).")
+@click.option("--previous", "previous", metavar="FILE", default=None,
+              help="An earlier import whose keys stay on their ServiceUUIDs, so configs keep meaning the same "
+                   "services; a key the new catalogue would give to another UUID is refused (exit 1). "
+                   "Default: the --out file, when it exists.")
+@click.option("--cert", "cert", metavar="FILE", default=None,
+              help="The aggregator's signing certificate (PEM): import only when the catalogue's XML signature "
+                   "is valid for it and covers the whole catalogue. Without it the signature is not checked "
+                   "(a warning says so).")
+def import_catalogue(xml_file: str, out: str | None, previous: str | None, cert: str | None) -> int:
     """Write a catalogue file from an eToegang service-catalog XML (urn:etoegang:1.13:service-catalog).
 
-    Keys are `provider/service` slugs of the Dutch names; levels come from the AuthnContextClassRef.
+    Keys are `provider/service` slugs of the Dutch names; services sharing a name get the end of their
+    ServiceUUID as suffix, whatever their order in the file. Levels come from the AuthnContextClassRef.
     Review the keys before configs use them: renaming one later means changing every config that names it.
+    Nothing is written when anything is refused: an empty catalogue, a moved key, a bad signature.
     """
-    made, said = pipeline.import_catalogue(xml_file, out)
+    made, said = pipeline.import_catalogue(xml_file, out, previous, cert)
     for line in said:
         click.echo(line, err=True)
     if made is None:
@@ -57,4 +68,3 @@ def import_catalogue(xml_file: str, out: str | None) -> int:
     pipeline.write_output(out, made.text)
     click.echo(f"{made.summary}, written to {out}")
     return 0
-

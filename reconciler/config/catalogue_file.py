@@ -12,14 +12,20 @@ import datetime as dt
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
 
 from reconciler.config.loader import load_catalogue_file, load_paths, read_capped
 from reconciler.diagnostics import Diagnostic
-from reconciler.domain.catalogue import Catalogue, bundled_catalogue, dump_catalogue
-from reconciler.domain.etoegang import parse_service_catalog
+from reconciler.domain.catalogue import Catalogue, Service, bundled_catalogue, dump_catalogue
+from reconciler.domain.etoegang import CertificateUnreadable, parse_service_catalog
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 #: The largest eToegang service-catalog XML read (the real one is a few MB).
 MAX_XML_BYTES = 64 * 1024 * 1024
+#: The largest --cert file read (a certificate, perhaps with its chain, is a few kB).
+MAX_CERT_BYTES = 1024 * 1024
 
 
 class NotOneOrganisation(Exception):
@@ -70,10 +76,47 @@ class CatalogueFromXml:
     text: str
     summary: str
     warnings: list[str]
+    verified: bool = False                      # the XML signature was checked against --cert
 
 
-def catalogue_from_xml(xml_file: str, today: dt.date | None = None) -> CatalogueFromXml:
-    """Read and convert `xml_file`; `XmlUnreadable` or `CatalogueImportError` (every problem) when it cannot be."""
+class PreviousInvalid(Exception):
+    """The previous catalogue file (--previous, or the --out file being replaced) cannot be read as one;
+    `diagnostics` are its positioned errors."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        super().__init__(f"{len(diagnostics)} problem(s)")
+        self.diagnostics = diagnostics
+
+
+def previous_services(previous_file: str) -> list[Service]:
+    """The services of an earlier import, whose keys the new import keeps on their UUIDs; `PreviousInvalid`
+    when the file is not a clean catalogue file (keeping keys from a broken file would be guessing)."""
+    services, diagnostics = load_catalogue_file(Path(previous_file), previous_file)
+    errors = [d for d in diagnostics if d.is_error]
+    if errors:
+        raise PreviousInvalid(errors)
+    return services
+
+
+def read_certificate(cert_file: str) -> x509.Certificate:
+    """The aggregator's signing certificate; `CertificateUnreadable` (its message follows the file's name)."""
+    from reconciler.domain.etoegang_signature import load_certificate     # signxml: 60 ms, only when asked
+
+    try:
+        raw = read_capped(Path(cert_file), MAX_CERT_BYTES)
+    except OSError as exc:
+        raise CertificateUnreadable(f"certificate unreadable: cannot read the file: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CERT_BYTES:
+        raise CertificateUnreadable(f"certificate unreadable: larger than {MAX_CERT_BYTES:,} bytes; a certificate "
+                                    "is a few kB")
+    return load_certificate(raw)
+
+
+def catalogue_from_xml(xml_file: str, today: dt.date | None = None, previous: Iterable[Service] = (),
+                       certificate: x509.Certificate | None = None) -> CatalogueFromXml:
+    """Read and convert `xml_file`, keeping `previous` keys on their UUIDs and, with `certificate`, refusing a
+    catalogue whose signature does not hold; raises `XmlUnreadable`, `CatalogueImportError` (every problem),
+    `SignatureRefused` or `KeysMoved` when it cannot be imported."""
     try:
         raw = read_capped(Path(xml_file), MAX_XML_BYTES)     # /dev/zero or a pipe must not fill memory
     except OSError as exc:
@@ -81,12 +124,20 @@ def catalogue_from_xml(xml_file: str, today: dt.date | None = None) -> Catalogue
     if len(raw) > MAX_XML_BYTES:
         raise XmlUnreadable(f"file is larger than {MAX_XML_BYTES:,} bytes; a service catalog of that size is "
                             "not accepted")
-    imported = parse_service_catalog(raw)
+    if certificate is not None:
+        from reconciler.domain.etoegang_signature import verify_catalogue_signature
+
+        verify_catalogue_signature(raw, certificate)         # before the contents are trusted for anything
+    imported = parse_service_catalog(raw, previous=previous)
     warnings = [f"{xml_file}:{w.line}: {w.message}" if w.line else f"{xml_file}: {w.message}"
                 for w in imported.warnings]
+    verified = ("its XML signature was verified (--cert)" if certificate
+                else "its XML signature was NOT verified (no --cert)")
     header = (f"Imported from {os.path.basename(xml_file)} on {(today or dt.date.today()).isoformat()} "
-              "by `reconciler catalogue import`.\n"
-              "Keys are derived from the provider and service names: review them before configs name them.")
+              f"by `reconciler catalogue import`;\n{verified}.\n"
+              "Keys come from the provider and service names; services sharing a name get the end of their "
+              "ServiceUUID.\nA re-import keeps every key of this file on its UUID. Review the keys before "
+              "configs name them.")
     text = dump_catalogue(sorted(imported.services, key=lambda s: s.key), header=header)
     return CatalogueFromXml(text, f"{len(imported.services)} services from {imported.providers} providers",
-                            warnings)
+                            warnings, verified=certificate is not None)

@@ -63,6 +63,16 @@ class CatalogueImportError(ValueError):
         return f"line {self.line}: {self.message}" if self.line else self.message
 
 
+class CertificateUnreadable(ValueError):
+    """The --cert file is not an X.509 certificate in PEM (or DER); the message says what was found.
+
+    Defined here, not beside the check, so callers can catch it without importing signxml (60 ms)."""
+
+
+class SignatureRefused(ValueError):
+    """The catalogue's signature is missing, invalid, or does not cover the catalogue; the message says which."""
+
+
 @dataclass(frozen=True, slots=True)
 class CatalogueWarning:
     """Something imported with a change the user should know about (a dropped duplicate, a renamed key)."""
@@ -92,12 +102,16 @@ def slug(text: str) -> str:
     return collapsed[:_MAX_SLUG].rstrip("-")
 
 
-def parse_service_catalog(data: bytes | str, known: Catalogue | None = None) -> ImportedCatalogue:
+def parse_service_catalog(data: bytes | str, known: Catalogue | None = None,
+                          previous: Iterable[Service] = ()) -> ImportedCatalogue:
     """Services of an eToegang service-catalog XML; raises CatalogueImportError with every problem found.
 
-    `known` (default: none) holds keys already taken: an imported service whose key is taken by a different
-    service gets a numeric suffix. The bundled catalogue is not "known" here: its UUIDs are examples, and
-    an imported catalogue file replaces bundled entries with the same key (the real UUIDs win).
+    Keys do not depend on the order of the file: a service whose `provider/name` slug is shared (by another
+    service in the file, or by a `known` service with other details) gets a suffix from its own ServiceUUID.
+    `previous` (an earlier import of this catalogue) keeps every key on its UUID; a previous key that this
+    import would give to another UUID raises `KeysMoved`, so a config's key never silently changes meaning.
+    The bundled catalogue is not "known" here: its UUIDs are examples, and an imported catalogue file
+    replaces bundled entries with the same key (the real UUIDs win).
     """
     root, lines = _parse_xml(data)
     line_of = lines.get
@@ -109,6 +123,7 @@ def parse_service_catalog(data: bytes | str, known: Catalogue | None = None) -> 
 
     problems: list[CatalogueImportError] = []
     found: list[tuple[Service, int | None]] = []
+    definitions = 0
     for provider_el in _children(root, "ServiceProvider"):
         provider = _provider_name(provider_el)
         if provider is None:
@@ -117,19 +132,28 @@ def parse_service_catalog(data: bytes | str, known: Catalogue | None = None) -> 
                 line_of(provider_el)))
             continue
         for definition in _children(provider_el, "ServiceDefinition"):
+            definitions += 1
             service = _service(definition, provider, line_of, problems)
             if service is not None:
                 found.append((service, line_of(definition)))
     if problems:
         raise CatalogueImportError(problems[0].message, problems[0].line, problems[1:])
+    if not definitions:
+        # Written out, an empty catalogue would replace a good one and break every config naming its keys.
+        raise CatalogueImportError(
+            "the file holds no ServiceDefinition: an empty catalogue is not imported (is it the right file, "
+            "and complete?)", line_of(root))
 
     warnings: list[CatalogueWarning] = []
     unique = _drop_duplicate_uuids(found, warnings)
-    services = _assign_keys(unique, known if known is not None else Catalogue(), warnings)
-    if not services:
-        warnings.append(CatalogueWarning("the file holds no ServiceDefinition; the catalogue is empty",
-                                         line_of(root)))
+    services = _assign_keys(unique, known if known is not None else Catalogue(), list(previous), warnings)
     return ImportedCatalogue(services=services, warnings=warnings)
+
+
+def check_xml_is_safe(data: bytes | str) -> None:
+    """Raise CatalogueImportError for XML that is not well-formed or declares a DTD or entities: the gate any
+    other reader of the same bytes (the signature check's lxml) goes through first."""
+    _parse_xml(data)
 
 
 # --- XML ------------------------------------------------------------------------------------------------
@@ -304,23 +328,93 @@ def _drop_duplicate_uuids(found: list[tuple[Service, int | None]],
     return kept
 
 
-def _assign_keys(found: list[tuple[Service, int | None]], known: Catalogue,
+@dataclass(frozen=True, slots=True)
+class KeyMove:
+    """A previous key that this import would give to another ServiceUUID."""
+
+    key: str
+    old_uuid: str
+    new: Service
+    line: int | None
+
+
+class KeysMoved(Exception):
+    """Keys of the previous catalogue file that would name other services after this import."""
+
+    def __init__(self, moves: Sequence[KeyMove]) -> None:
+        super().__init__(f"{len(moves)} key(s) would name another ServiceUUID")
+        self.moves = tuple(moves)
+
+
+#: Hex digits of the ServiceUUID (from its end) that tell services with the same name apart; more when needed.
+_SUFFIX_DIGITS = 8
+
+
+def _base_key(service: Service) -> str:
+    return f"{slug(service.provider) or 'provider'}/{slug(service.name) or 'service'}"
+
+
+def _assign_keys(found: list[tuple[Service, int | None]], known: Catalogue, previous: list[Service],
                  warnings: list[CatalogueWarning]) -> list[Service]:
-    """`provider/name` slugs, made unique with `-2`, `-3`, ... against each other and the known catalogue."""
-    used: set[str] = set()
+    """Keys that depend on the services, never on their order in the file.
+
+    1. A service listed in `previous` keeps its key there.
+    2. Every other service gets its `provider/name` slug, unless another service of this file derives the
+       same slug, a kept key or a `known` service with other details has it: then it gets `-` and the last
+       hex digits of its ServiceUUID (8, more when 8 do not tell the group apart).
+    A previous key whose UUID is gone and that a new service would get raises `KeysMoved` (one per key).
+    """
+    old_key_of = {s.uuid: s.key for s in previous}
+    old_uuid_of = {s.key: s.uuid for s in previous}
+    present = {service.uuid for service, _ in found}
+    kept = {service.uuid: old_key_of[service.uuid] for service, _ in found if service.uuid in old_key_of}
+    kept_keys = set(kept.values())
+    fresh = [(service, line) for service, line in found if service.uuid not in kept]
+    groups: dict[str, list[tuple[Service, int | None]]] = {}
+    for service, line in fresh:
+        groups.setdefault(_base_key(service), []).append((service, line))
+
+    keys: dict[str, str] = dict(kept)          # uuid -> key
+    reasons: dict[str, str] = {}
+    plain = {base for base, members in groups.items() if len(members) == 1
+             and base not in kept_keys and not _taken(known, base, members[0][0])}
+    for base, members in sorted(groups.items()):
+        if base in plain:
+            keys[members[0][0].uuid] = base
+            continue
+        taken = kept_keys | plain | {k for k in keys.values()}
+        digits = _SUFFIX_DIGITS
+        while True:
+            suffixes = {service.uuid: service.uuid.replace("-", "")[-digits:] for service, _ in members}
+            candidates = {uuid: f"{base}-{suffix}" for uuid, suffix in suffixes.items()}
+            if (len(set(candidates.values())) == len(members) and not (set(candidates.values()) & taken)
+                    and not any(_taken(known, key, service) for service, _ in members
+                                for key in [candidates[service.uuid]])) or digits >= 32:
+                break
+            digits += 1
+        keys.update(candidates)
+        why = ("another service in this file has the same name" if len(members) > 1
+               else "the previous catalogue file keeps it for another ServiceUUID" if base in kept_keys
+               else "the bundled catalogue already has it with other details")
+        for service, _ in members:
+            reasons[service.uuid] = why
+
+    moves = [KeyMove(key, old_uuid_of[key], service, line) for service, line in fresh
+             for key in [keys[service.uuid]] if key in old_uuid_of and old_uuid_of[key] != service.uuid]
+    if moves:
+        raise KeysMoved(moves)
+    for gone in previous:
+        if gone.uuid not in present:
+            warnings.append(CatalogueWarning(
+                f"key {gone.key!r} ({gone.provider}: {gone.name}, ServiceUUID {gone.uuid}) of the previous "
+                "catalogue file is not in this catalogue any more; configs naming it will not validate"))
     services: list[Service] = []
     for service, line in found:
-        base = f"{slug(service.provider) or 'provider'}/{slug(service.name) or 'service'}"
-        key, n = base, 1
-        while key in used or _taken(known, key, service):
-            n += 1
-            key = f"{base}-{n}"
-        if key != base:
-            why = ("the bundled catalogue already has it with other details" if _taken(known, base, service)
-                   else "another service in this file has it")
+        key = keys[service.uuid]
+        if service.uuid in reasons:
             warnings.append(CatalogueWarning(
-                f"{service.provider}: {service.name} got key {key!r}, not {base!r}: {why}", line))
-        used.add(key)
+                f"{service.provider}: {service.name} got key {key!r}, not {_base_key(service)!r}: "
+                f"{reasons[service.uuid]} (the suffix ends its ServiceUUID, so it stays put on re-import)", line))
         services.append(replace(service, key=key))
     return services
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.domain.catalogue import Catalogue, Service, bundled_catalogue
-from reconciler.domain.etoegang import CatalogueImportError, parse_service_catalog, slug
+from reconciler.domain.etoegang import CatalogueImportError, KeysMoved, parse_service_catalog, slug
 from reconciler.domain.levels import Level
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "etoegang-catalog.xml"
@@ -205,14 +205,80 @@ def test_duplicate_uuid_keeps_the_first_and_warns() -> None:
     assert warning.line is not None and warning.line > 3
 
 
-def test_services_that_slug_alike_get_numeric_suffixes() -> None:
+def test_services_that_slug_alike_get_the_end_of_their_uuid() -> None:
     xml = catalog(provider("Gemeente Baarn", definition(uuid(1), "Zaak systeem"),
-                           definition(uuid(2), "Zaak-Systeem"), definition(uuid(3), "zaak  systeem!")))
+                           definition(uuid(2), "Zaak-Systeem"), definition(uuid(3), "zaak  systeem!"),
+                           definition(uuid(4), "Parkeren")))
     imported = parse_service_catalog(xml)
-    assert [s.key for s in imported.services] == ["gemeente-baarn/zaak-systeem", "gemeente-baarn/zaak-systeem-2",
-                                                  "gemeente-baarn/zaak-systeem-3"]
-    assert len(imported.warnings) == 2
-    assert "zaak-systeem-2" in imported.warnings[0].message
+    assert [s.key for s in imported.services] == ["gemeente-baarn/zaak-systeem-00000001",
+                                                  "gemeente-baarn/zaak-systeem-00000002",
+                                                  "gemeente-baarn/zaak-systeem-00000003", "gemeente-baarn/parkeren"]
+    assert len(imported.warnings) == 3
+    assert "zaak-systeem-00000002" in imported.warnings[1].message
+    assert "another service in this file has the same name" in imported.warnings[1].message
+
+
+def mapping(xml: bytes, previous: list[Service] | None = None) -> dict[str, tuple[str, Level]]:
+    return {s.key: (s.uuid, s.level) for s in parse_service_catalog(xml, previous=previous or []).services}
+
+
+def test_keys_do_not_depend_on_the_order_of_the_file() -> None:
+    """Re-importing the same catalogue in another order must not swap which UUID (and level) a key means."""
+    a = definition(uuid(11), "Omgevingsloket", "loa4")
+    b = definition(uuid(12), "Omgevingsloket", "loa2")
+    c = definition(uuid(13), "Parkeren", "loa2plus")
+    other = provider("Gemeente Soest", definition(uuid(14), "Omgevingsloket", "loa3"))
+    first = catalog(provider("Gemeente Baarn", a, b, c), other)
+    second = catalog(other, provider("Gemeente Baarn", c, b, a))
+    assert mapping(first) == mapping(second)
+    assert mapping(first)["gemeente-baarn/omgevingsloket-00000011"] == (uuid(11), Level.EH4)
+    assert mapping(first)["gemeente-soest/omgevingsloket"] == (uuid(14), Level.EH3)  # its name is its own
+
+
+def test_a_suffix_grows_until_it_tells_the_services_apart() -> None:
+    one, two = "00000000-0000-4000-8000-100000000001", "00000000-0000-4000-8000-200000000001"
+    xml = catalog(provider("UWV", definition(two, "Portaal"), definition(one, "Portaal")))
+    assert sorted(mapping(xml)) == ["uwv/portaal-100000000001", "uwv/portaal-200000000001"]
+
+
+def test_a_previous_file_keeps_every_key_on_its_uuid() -> None:
+    previous = [Service("gemeente-baarn/omgevingsloket", uuid(12), "Gemeente Baarn", "Omgevingsloket", Level.EH2),
+                Service("gemeente-baarn/vergunningen", uuid(13), "Gemeente Baarn", "Vergunningen oud", Level.EH2)]
+    xml = catalog(provider("Gemeente Baarn", definition(uuid(11), "Omgevingsloket", "loa4"),
+                           definition(uuid(12), "Omgevingsloket", "loa2"),
+                           definition(uuid(13), "Vergunningen aanvragen", "loa3")))
+    imported = parse_service_catalog(xml, previous=previous)
+    keys = {s.uuid: s.key for s in imported.services}
+    assert keys == {uuid(12): "gemeente-baarn/omgevingsloket",            # kept, though its name is now shared
+                    uuid(11): "gemeente-baarn/omgevingsloket-00000011",   # the newcomer gets the suffix
+                    uuid(13): "gemeente-baarn/vergunningen"}              # kept across a rename
+    assert "the previous catalogue file keeps it for another ServiceUUID" in imported.warnings[0].message
+
+
+def test_a_previous_key_that_would_name_another_uuid_is_refused() -> None:
+    previous = [Service("gemeente-baarn/omgevingsloket", uuid(12), "Gemeente Baarn", "Omgevingsloket", Level.EH4)]
+    xml = catalog(provider("Gemeente Baarn", definition(uuid(21), "Omgevingsloket", "loa2")))
+    with pytest.raises(KeysMoved) as info:
+        parse_service_catalog(xml, previous=previous)
+    [move] = info.value.moves
+    assert (move.key, move.old_uuid, move.new.uuid) == ("gemeente-baarn/omgevingsloket", uuid(12), uuid(21))
+    assert move.line is not None and move.line > 3
+    assert mapping(xml) == {"gemeente-baarn/omgevingsloket": (uuid(21), Level.EH2)}  # without the previous file
+
+
+def test_a_previous_service_no_longer_listed_is_a_warning() -> None:
+    previous = [Service("uwv/oud-portaal", uuid(5), "UWV", "Oud portaal", Level.EH3)]
+    imported = parse_service_catalog(catalog(provider("UWV", definition(uuid(7), "Portaal"))), previous=previous)
+    assert [s.key for s in imported.services] == ["uwv/portaal"]
+    assert len(imported.warnings) == 1
+    assert "'uwv/oud-portaal'" in imported.warnings[0].message and uuid(5) in imported.warnings[0].message
+
+
+@pytest.mark.parametrize("xml", [catalog(), catalog(provider("UWV"))], ids=["no-provider", "no-definition"])
+def test_a_catalogue_without_service_definitions_is_refused(xml: bytes) -> None:
+    with pytest.raises(CatalogueImportError, match="holds no ServiceDefinition") as info:
+        parse_service_catalog(xml)
+    assert info.value.line == 2
 
 
 def test_a_bundled_key_is_kept_so_the_real_uuid_replaces_the_example() -> None:
@@ -226,8 +292,8 @@ def test_a_bundled_key_is_kept_so_the_real_uuid_replaces_the_example() -> None:
 def test_a_key_known_differently_gets_a_suffix() -> None:
     known = Catalogue([Service("uwv/portaal", uuid(8), "UWV", "Portaal", Level.EH3)])
     imported = parse_service_catalog(catalog(provider("UWV", definition(uuid(7), "Portaal"))), known=known)
-    assert [s.key for s in imported.services] == ["uwv/portaal-2"]
-    assert "uwv/portaal-2" in imported.warnings[0].message
+    assert [s.key for s in imported.services] == ["uwv/portaal-00000007"]
+    assert "uwv/portaal-00000007" in imported.warnings[0].message
 
 
 def test_a_key_identical_to_a_known_service_is_kept() -> None:
