@@ -206,7 +206,7 @@ def test_every_kind_of_mistake_is_covered() -> None:
     """The cases the examples promise to cover are all there."""
     codes = {(e.severity, e.code) for case in invalid_cases() for e in case_expectations(case)}
     for code in ("yaml", "duplicate-key", "schema", "duplicate-email", "unknown-group", "unknown-service",
-                 "R1", "R2", "R8", "R9", "R13", "R15", "R18", "R19", "unmanaged", "duplicate-intermediary",
+                 "R1", "R2", "R8", "R9", "R13", "R15", "R18", "R19", "unmanaged", "duplicate-chain-service",
                  "catalogue", "duplicate-kvk"):
         assert ("error", code) in codes, code
     assert ("warning", "R9") in codes and ("warning", "R17") in codes

@@ -65,7 +65,10 @@ async def send(client: BeheerClient, change: Change, *, if_match: int | None, ke
             return await client.issue_chain(op.kvk, op.intermediary_kvk, op.services, name=op.name,
                                             end_date=op.end_date, **kw)
         case ops.SetChainEndDate():
-            return await client.set_chain_end_date(op.kvk, op.intermediary_kvk, op.end_date, **kw)
+            return await client.set_chain_end_date(op.kvk, op.intermediary_kvk, op.end_date, services=op.services,
+                                                   **kw)
+        case ops.RevokeChain():
+            return await client.revoke_chain(op.kvk, op.intermediary_kvk, op.services, **kw)
         case ops.RemoveIntermediary():
             return await client.remove_intermediary(op.kvk, op.intermediary_kvk, **kw)
     raise ValueError(f"unknown action {change.action}")  # pragma: no cover

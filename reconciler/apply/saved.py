@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from reconciler.plan.model import Action, Change, Deferred, Manual, OrgPlan, Origin, Plan, Stage, Unmanaged
+from reconciler.plan.model import PER_SERVICE, Action, Change, Deferred, Manual, OrgPlan, Origin, Plan, Stage, Unmanaged
 from reconciler.render.json_plan import PLAN_FORMAT_VERSION
 
 
@@ -117,6 +117,11 @@ def _change(kvk: str, c: dict[str, Any]) -> Change:
 
 
 def _blocked(kvk: str, item: dict[str, Any]) -> dict[str, Any]:
-    return {"kvk": kvk, "action": Action(item["action"]), "target": item["target"], "rule": item["rule"],
+    action = Action(item["action"])
+    services = list(item.get("services") or [])
+    # a blocked authorisation step is listed by its services (render/json_plan writes the person as target)
+    target = (services[0] if len(services) == 1 else services) if action in PER_SERVICE and services \
+        and item.get("person") else item["target"]
+    return {"kvk": kvk, "action": action, "target": target, "rule": item["rule"],
             "reason": item["reason"], "person": item.get("person"), "detail": item.get("detail", ""),
             "origin": Origin(item["origin"]) if item.get("origin") else None}

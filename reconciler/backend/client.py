@@ -601,18 +601,27 @@ class BeheerClient:
     async def issue_chain(self, kvk: str, intermediary_kvk: str, services: Iterable[str], *,
                           name: str | None = None, end_date: dt.date | None = None, if_match: int | None = None,
                           idempotency_key: str | None = None) -> MutationResult:
-        """Issue chain authorisations (adds services to an existing intermediary)."""
+        """Issue chain authorisations: the services get the end date, the intermediary's others keep theirs (R18)."""
         body = {"intermediary_kvk": intermediary_kvk, "name": name, "services": list(services),
                 "end_date": end_date}
         return await self._mutate("POST", f"{self._org(kvk)}/chain-authorisations", body, if_match=if_match,
                                   idempotency_key=idempotency_key)
 
     async def set_chain_end_date(self, kvk: str, intermediary_kvk: str, end_date: dt.date, *,
-                                 if_match: int | None = None, idempotency_key: str | None = None
-                                 ) -> MutationResult:
+                                 services: Iterable[str] = (), if_match: int | None = None,
+                                 idempotency_key: str | None = None) -> MutationResult:
+        """A new end date for the listed chain authorisations of the intermediary (none listed: all, R18)."""
+        body = {"end_date": end_date, "services": list(services) or None}
         return await self._mutate(
             "POST", f"{self._org(kvk)}/chain-authorisations/{_segment(intermediary_kvk)}/end-date",
-            {"end_date": end_date}, if_match=if_match, idempotency_key=idempotency_key)
+            body, if_match=if_match, idempotency_key=idempotency_key)
+
+    async def revoke_chain(self, kvk: str, intermediary_kvk: str, services: Iterable[str], *,
+                           if_match: int | None = None, idempotency_key: str | None = None) -> MutationResult:
+        """End the listed chain authorisations of the intermediary now; with its last the intermediary goes."""
+        return await self._mutate(
+            "POST", f"{self._org(kvk)}/chain-authorisations/{_segment(intermediary_kvk)}/revoke",
+            {"services": list(services)}, if_match=if_match, idempotency_key=idempotency_key)
 
     async def remove_intermediary(self, kvk: str, intermediary_kvk: str, *, if_match: int | None = None,
                                   idempotency_key: str | None = None) -> MutationResult:

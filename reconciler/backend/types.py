@@ -247,25 +247,31 @@ class RemoteAuthorisation:
 
 @dataclass(frozen=True, slots=True)
 class RemoteChain:
-    """The chain authorisations issued to one intermediary (R18); services are ServiceUUIDs."""
+    """The chain authorisations issued to one intermediary (R18), each service (a ServiceUUID) with its own end
+    date."""
 
     intermediary_kvk: str
     name: str | None
-    services: frozenset[str]
-    end_date: dt.date
+    ends: dict[str, dt.date]
 
     @classmethod
     def parse(cls, data: Any) -> "RemoteChain":
         d = _mapping(data, "chain authorisation")
         services = d.get("services") or []
         if not isinstance(services, list):
-            raise ValueError("'services' should be a list of service UUIDs")
-        return cls(intermediary_kvk=_str(d, "intermediary_kvk"), name=_opt_str(d, "name"),
-                   services=frozenset(str(s).lower() for s in services), end_date=_date(d, "end_date"))
+            raise ValueError("'services' should be a list of {service, end_date}")
+        ends = {}
+        for item in services:
+            entry = _mapping(item, "chain authorisation service")
+            ends[_str(entry, "service").lower()] = _date(entry, "end_date")
+        return cls(intermediary_kvk=_str(d, "intermediary_kvk"), name=_opt_str(d, "name"), ends=ends)
+
+    @property
+    def services(self) -> frozenset[str]:
+        return frozenset(self.ends)
 
     def to_chain(self) -> Chain:
-        return Chain(intermediary_kvk=self.intermediary_kvk, name=self.name, services=self.services,
-                     end_date=self.end_date)
+        return Chain(intermediary_kvk=self.intermediary_kvk, name=self.name, ends=dict(self.ends))
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,9 @@ import click
 from reconciler import __version__
 from reconciler.cli.apply import apply
 from reconciler.cli.catalogue import catalogue
+from reconciler.cli.conformance import conformance
 from reconciler.cli.drift import drift
+from reconciler.cli.explain import explain
 from reconciler.cli.importer import import_
 from reconciler.cli.plan import plan
 from reconciler.cli.report import report
@@ -57,11 +59,12 @@ def cli() -> None:
       reconciler apply examples/org.yaml        do it (asks first; --auto-approve in CI)
       reconciler drift examples/org.yaml        what changed by hand, what expires, what waits on people
       reconciler catalogue list                 the services a config may name
+      reconciler explain R8                     what a rule says, where it comes from, what it does
       reconciler sandbox serve                  run the sandbox beheer backend on loopback
     """
 
 
-for command in (validate, plan, apply, drift, catalogue, sandbox, report, import_):
+for command in (validate, plan, apply, drift, catalogue, sandbox, report, import_, explain, conformance):
     cli.add_command(command)
 
 

@@ -30,16 +30,20 @@ def sandbox() -> None:
 @click.option("--admin-name", default=None, help="The admin's name (default: from the e-mail).")
 @click.option("--level", type=click.Choice(operations.ADMIN_LEVELS), default="EH3", show_default=True,
               help="The admin's level (an admin is EH2+ or higher, R2).")
+@click.option("--second-factor", type=click.Choice(["sms", "otp"]), default=None,
+              help="The admin's second factor (R19; default: sms with --phone, else otp).")
+@click.option("--phone", default=None, help="The admin's mobile number, for sms (+316...).")
 @click.option("--branch-number", default=None, help="A 12-digit branch number (R17).")
 @backend_option
-def init(kvk: str, name: str, admin_email: str, admin_name: str | None, level: str, branch_number: str | None,
-         backend: str | None) -> None:
+def init(kvk: str, name: str, admin_email: str, admin_name: str | None, level: str, second_factor: str | None,
+         phone: str | None, branch_number: str | None, backend: str | None) -> None:
     """Create an organisation with one active admin, and print that admin's API token.
 
     The token is printed once, on standard output, for `BEHEER_API_TOKEN`; it is stored only as a hash.
     """
     created = run(lambda: operations.init(backend, kvk, name, admin_email=admin_email, admin_name=admin_name,
-                                          level=level, branch_number=branch_number))
+                                          level=level, second_factor=second_factor, phone=phone,
+                                          branch_number=branch_number))
     click.echo(f"created organisation {kvk} ({terminal(name)}) with {terminal(admin_email)} as its active beheerder"
                "\nits API token (export it as BEHEER_API_TOKEN):", err=True)
     click.echo(created.token.reveal())

@@ -249,23 +249,37 @@ def _check_grantable(r: Reporter, path: JsonPath, user: User, service: Service, 
 
 
 def _check_chains(org: LoadedOrg, today: dt.date | None) -> None:
+    """R18: each chain authorisation (intermediary x service) has its own end date, so an intermediary may have
+    several entries (one per `until`); a service twice for one intermediary, or two names, is ambiguous."""
     cfg, r, cat = org.config, org.reporter, org.catalogue
-    first: dict[str, int] = {}
+    seen: dict[tuple[str, str], JsonPath] = {}
+    named: dict[str, tuple[str, int]] = {}
     for i, chain in enumerate(cfg.chain_authorisations):
         at: JsonPath = ("chain_authorisations", i)
-        kvk = chain.intermediary.kvk
+        kvk, name = chain.intermediary.kvk, chain.intermediary.name
         if kvk == cfg.organisation.kvk:
             r.error(at + ("intermediary", "kvk"), "R18",
                     f"KvK {kvk} is this organisation's own; a chain authorisation goes to another organisation")
-        if kvk in first:
-            r.error(at + ("intermediary", "kvk"), "duplicate-intermediary",
-                    f"intermediary {kvk} is listed twice (first as chain_authorisations[{first[kvk]}]); "
-                    "list all its services in one entry")
-        first.setdefault(kvk, i)
+        if name is not None:
+            other = named.setdefault(kvk, (name, i))
+            if other[0] != name:
+                r.error(at + ("intermediary", "name"), "intermediary-name",
+                        f"intermediary {kvk} is named {other[0]!r} in chain_authorisations[{other[1]}] and {name!r} "
+                        "here; give it one name (or leave it out here)")
         for k, key in enumerate(chain.services):
             if key not in cat:
                 r.error(at + ("services", k), "unknown-service", _unknown_service(cat, key))
+            first = seen.setdefault((kvk, key), at + ("services", k))
+            if first != at + ("services", k):
+                r.error(at + ("services", k), "duplicate-chain-service",
+                        f"{key} of intermediary {kvk} is listed twice (first as {_path(first)}); each chain "
+                        "authorisation has one end date: list it once")
         check_until(r, at + ("until",), chain.until, today, "chain authorisation")
+
+
+def _path(at: JsonPath) -> str:
+    """`chain_authorisations[0].services[1]`: a place in the file, as a reader finds it."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in at).lstrip(".")
 
 
 _LINKED_FIELDS = ("level", "type", "name", "second_factor", "subscription")

@@ -291,12 +291,36 @@ async def r13_type(kit: Kit) -> None:
 
 
 # --------------------------------------------------------------------------------------------- R18
-# PLACEHOLDER: the per-service chain API (issue 13, section 1) is being built; once it is, this probe issues two
-# services to one intermediary with different end dates, adds a third with the default, and checks that each
-# keeps its own end date (and that re-dating or revoking one service leaves the others).
+async def chain_ends(client: BeheerClient, kvk: str, intermediary: str) -> dict[str, dt.date]:
+    return next((c.ends for c in await client.list_all_chains(kvk) if c.intermediary_kvk == intermediary), {})
+
+
 @probe("R18", "R18", "each chain authorisation (intermediary x service) keeps its own end date")
 async def r18(kit: Kit) -> None:
-    raise Skipped("pending the per-service chain API")
+    org = await kit.new_org()
+    intermediary = f"{secrets.randbelow(90_000_000) + 10_000_000}"
+    first = kit.service()
+    second = kit.service(skip=(first.uuid,))
+    third = kit.service(skip=(first.uuid, second.uuid))
+    today = await kit.today()
+    month, year, five = today + dt.timedelta(days=30), add_years(today, 1), add_years(today, 5)
+    await accepted(org.admin.issue_chain(org.kvk, intermediary, [first.uuid], end_date=month),
+                   "a chain authorisation until in 30 days")
+    await accepted(org.admin.issue_chain(org.kvk, intermediary, [second.uuid, third.uuid]),
+                   "two more services for the same intermediary, with the default duration")
+    want = {first.uuid: month, second.uuid: five, third.uuid: five}
+    held = await chain_ends(org.admin, org.kvk, intermediary)
+    holds(held == want, "adding services with the default duration",
+          f"the first still until {month}, the new ones until {five}", {k[:8]: str(v) for k, v in held.items()})
+    await accepted(org.admin.set_chain_end_date(org.kvk, intermediary, year, services=[second.uuid]),
+                   "re-dating one of them")
+    await accepted(org.admin.revoke_chain(org.kvk, intermediary, [third.uuid]), "revoking one of them")
+    want = {first.uuid: month, second.uuid: year}
+    held = await chain_ends(org.admin, org.kvk, intermediary)
+    holds(held == want, "after re-dating one and revoking another", "the others unchanged",
+          {k[:8]: str(v) for k, v in held.items()})
+    await refused(org.admin.revoke_chain(org.kvk, intermediary, [third.uuid]), 404, "not-found",
+                  "revoking a chain authorisation the intermediary no longer holds")
 
 
 # --------------------------------------------------------------------------------------------- R19

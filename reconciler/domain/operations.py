@@ -169,9 +169,22 @@ class IssueChain(_OnIntermediary):
 
 @dataclass(frozen=True)
 class SetChainEndDate(_OnIntermediary):
+    """A new end date for some of an intermediary's chain authorisations (R18: each has its own); no services:
+    for all of them."""
+
     action = "set_chain_end_date"
 
     end_date: dt.date
+    services: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RevokeChain(_OnIntermediary):
+    """End some of an intermediary's chain authorisations now (R18); the intermediary goes with its last."""
+
+    action = "revoke_chain"
+
+    services: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -181,7 +194,7 @@ class RemoveIntermediary(_OnIntermediary):
 
 AdminOperation = (RequestMeans | LinkMeans | ChangeRole | ChangeLevel | ChangeType | ChangePhone | ChangeEmail
                   | ResendInvitation | Terminate | Grant | SetEndDate | Revoke | IssueChain | SetChainEndDate
-                  | RemoveIntermediary)
+                  | RevokeChain | RemoveIntermediary)
 
 #: action name -> its operation
 BY_ACTION: dict[str, type[AdminOperation]] = {cls.action: cls for cls in typing.get_args(AdminOperation)}

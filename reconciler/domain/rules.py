@@ -18,7 +18,8 @@ from reconciler.domain.state import (
 from reconciler.domain.levels import MEANS_LEVELS, Level
 from reconciler.domain.operations import (  # noqa: F401 (the operations are the rules' vocabulary: rules.Grant)
     AdminOperation, ChangeEmail, ChangeLevel, ChangePhone, ChangeRole, ChangeType, Grant, IssueChain, LinkMeans,
-    RemoveIntermediary, RequestMeans, ResendInvitation, Revoke, SetChainEndDate, SetEndDate, Terminate,
+    RemoveIntermediary, RequestMeans, ResendInvitation, Revoke, RevokeChain, SetChainEndDate, SetEndDate,
+    Terminate,
 )
 
 #: R2: an admin's means is at least EH2+.
@@ -540,6 +541,8 @@ def _revoke(view: View, actor: Means, op: Revoke, today: dt.date) -> list[Effect
 
 
 def _issue_chain(view: View, actor: Means, op: IssueChain, today: dt.date) -> list[Effect]:
+    """R18: the listed services get the end date (by default five years, R9); the intermediary's other chain
+    authorisations keep theirs."""
     if op.intermediary_kvk == op.kvk:
         raise Refusal("R18", "an organisation cannot issue chain authorisations to itself")
     services = _services(view, op.services)
@@ -547,17 +550,42 @@ def _issue_chain(view: View, actor: Means, op: IssueChain, today: dt.date) -> li
         raise Invalid("invalid", "a chain authorisation needs at least one service")
     end = _end_date(today, op.end_date)
     existing = view.chain(op.kvk, op.intermediary_kvk)
-    uuids = frozenset(s.uuid for s in services) | (existing.services if existing else frozenset())
+    ends = dict(existing.ends if existing else {}) | {s.uuid: end for s in services}
     name = op.name or (existing.name if existing else None)
-    return [PutChain(op.kvk, Chain(op.intermediary_kvk, name, uuids, end))]
+    return [PutChain(op.kvk, Chain(op.intermediary_kvk, name, ends))]
 
 
-def _set_chain_end_date(view: View, actor: Means, op: SetChainEndDate, today: dt.date) -> list[Effect]:
+def _issued(view: View, op: SetChainEndDate | RevokeChain) -> tuple[Chain, list[str]]:
+    """The intermediary's chain authorisations and the services an operation names (all when it names none);
+    404 for an intermediary or a service it was never issued."""
     existing = view.chain(op.kvk, op.intermediary_kvk)
     if existing is None:
         raise Missing("not-found", f"no chain authorisations to intermediary {op.intermediary_kvk}")
+    uuids = list(unique(op.services)) or sorted(existing.ends)
+    missing = [u for u in uuids if u not in existing.ends]
+    if missing:
+        raise Missing("not-found", f"intermediary {op.intermediary_kvk} holds no chain authorisation for "
+                                   f"{', '.join(missing)}")
+    return existing, uuids
+
+
+def _set_chain_end_date(view: View, actor: Means, op: SetChainEndDate, today: dt.date) -> list[Effect]:
+    existing, uuids = _issued(view, op)
     end = _end_date(today, op.end_date)
-    return [PutChain(op.kvk, Chain(existing.intermediary_kvk, existing.name, existing.services, end))]
+    return [PutChain(op.kvk, existing.with_ends(existing.ends | {u: end for u in uuids}))]
+
+
+def _revoke_chain(view: View, actor: Means, op: RevokeChain, today: dt.date) -> list[Effect]:
+    if not op.services:
+        raise Invalid("invalid", "name the services to revoke; removing the intermediary removes them all")
+    existing, uuids = _issued(view, op)
+    return [_chain_without(op.kvk, existing, uuids)]
+
+
+def _chain_without(kvk: str, chain: Chain, uuids: Sequence[str]) -> Effect:
+    """The chain without these services; the intermediary goes with its last (R18)."""
+    left = {u: end for u, end in chain.ends.items() if u not in uuids}
+    return PutChain(kvk, chain.with_ends(left)) if left else DeleteChain(kvk, chain.intermediary_kvk)
 
 
 def _remove_intermediary(view: View, actor: Means, op: RemoveIntermediary, today: dt.date) -> list[Effect]:
@@ -570,7 +598,7 @@ _HANDLERS = {
     RequestMeans: _request_means, ChangeRole: _change_role, ChangeLevel: _change_level,
     ChangeType: _change_type, ChangePhone: _change_phone, ChangeEmail: _change_email,
     ResendInvitation: _resend_invitation, Terminate: _terminate, Grant: _grant, SetEndDate: _set_end_date,
-    Revoke: _revoke, IssueChain: _issue_chain, SetChainEndDate: _set_chain_end_date,
+    Revoke: _revoke, IssueChain: _issue_chain, SetChainEndDate: _set_chain_end_date, RevokeChain: _revoke_chain,
     RemoveIntermediary: _remove_intermediary,
 }
 
@@ -682,7 +710,12 @@ def pass_time(view: View, today: dt.date, due: Due, apply: Callable[[str, list[E
             lapsed.append(PutMeans(means.with_(status=Status.ACTIVATIE_VERLOPEN)))
     ended: list[Effect] = [DeleteAuthorisation(kvk, mid, uuid) for kvk, mid, uuid, end in due.authorisations
                            if end <= today]
-    chains: list[Effect] = [DeleteChain(kvk, ikvk) for kvk, ikvk, end in due.chains if end <= today]
+    ended_chains: dict[tuple[str, str], list[str]] = {}
+    for kvk, ikvk, uuid, end in due.chains:
+        if end <= today:
+            ended_chains.setdefault((kvk, ikvk), []).append(uuid)
+    chains = [_chain_without(kvk, chain, uuids) for (kvk, ikvk), uuids in sorted(ended_chains.items())
+              if (chain := view.chain(kvk, ikvk)) is not None]
     for event, effects in zip(TIME_EVENTS, (lapsed, ended, chains)):
         if effects:
             apply(event, effects)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from reconciler.domain.means import ByEmail, MeansType, Role, SecondFactorType, Subscription
 from reconciler.domain.catalogue import Catalogue
@@ -90,12 +90,24 @@ class Membership:
 
 @dataclass(frozen=True, slots=True)
 class Chain:
-    """The chain authorisations issued to one intermediary (R18)."""
+    """The chain authorisations issued to one intermediary (R18): one per service, each with its own end date
+    (adding a service never moves the others' dates)."""
 
     intermediary_kvk: str
     name: str | None
-    services: frozenset[str]            # service UUIDs
-    end_date: dt.date
+    ends: dict[str, dt.date]            # service UUID -> its end date
+
+    @property
+    def services(self) -> frozenset[str]:
+        return frozenset(self.ends)
+
+    def with_ends(self, ends: dict[str, dt.date]) -> "Chain":
+        return Chain(self.intermediary_kvk, self.name, ends)
+
+    @classmethod
+    def issued(cls, intermediary_kvk: str, name: str | None, services: Iterable[str], end_date: dt.date) -> "Chain":
+        """Chain authorisations issued together: the services, one end date."""
+        return cls(intermediary_kvk, name, {uuid: end_date for uuid in services})
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +193,7 @@ class Due:
 
     activations: Sequence[str] = ()                                  # means ids awaiting activation
     authorisations: Sequence[tuple[str, str, str, dt.date]] = ()     # (kvk, means id, service UUID, end date)
-    chains: Sequence[tuple[str, str, dt.date]] = ()                  # (kvk, intermediary KvK, end date)
+    chains: Sequence[tuple[str, str, str, dt.date]] = ()             # (kvk, intermediary KvK, service, end date)
     terminations: Sequence[tuple[str, str, dt.date]] = ()            # (kvk, means id, termination date)
 
 
@@ -280,8 +292,8 @@ class World:
                    authorisations=[(kvk, mid, uuid, end) for kvk, state in sorted(self.orgs.items())
                                    for mid, held in sorted(state.authorisations.items())
                                    for uuid, end in sorted(held.items())],
-                   chains=[(kvk, ikvk, chain.end_date) for kvk, state in sorted(self.orgs.items())
-                           for ikvk, chain in sorted(state.chains.items())],
+                   chains=[(kvk, ikvk, uuid, end) for kvk, state in sorted(self.orgs.items())
+                           for ikvk, chain in sorted(state.chains.items()) for uuid, end in sorted(chain.ends.items())],
                    terminations=[(kvk, mid, ms.terminates_on) for kvk, state in sorted(self.orgs.items())
                                  for mid, ms in sorted(state.members.items()) if ms.terminates_on is not None])
 

@@ -195,7 +195,7 @@ def _drift(change: Change, world: World) -> list[tuple[DriftItem, Match]]:
         return items
     target = target_text(change.target)
     means = world.get_means(p["means_id"]) if isinstance(p.get("means_id"), str) else world.means_by_email(target)
-    chain = a in (Action.ISSUE_CHAIN, Action.SET_CHAIN_END_DATE, Action.REMOVE_INTERMEDIARY)
+    chain = a in (Action.ISSUE_CHAIN, Action.SET_CHAIN_END_DATE, Action.REVOKE_CHAIN, Action.REMOVE_INTERMEDIARY)
     match = Match(a.value, means_id=means.id if means else None, email=None if chain else target,
                   intermediary=target if chain else None)
     return [(item, match) for item in _means_drift(change, target)]
@@ -213,6 +213,9 @@ def _means_drift(change: Change, target: str) -> list[DriftItem]:
             return [DriftItem(a.value, target, "no means here (not in the config)", "a means here")]
         case Action.ISSUE_CHAIN:
             return [DriftItem(a.value, target, change.detail, "not issued")]
+        case Action.REVOKE_CHAIN:
+            return [DriftItem(a.value, target, f"no {', '.join(p.get('service_keys', []))} (not in the config)",
+                              "issued")]
         case Action.REMOVE_INTERMEDIARY:
             return [DriftItem(a.value, target, "no chain authorisations (not in the config)", "issued")]
         case Action.RESEND_INVITATION:
@@ -239,12 +242,14 @@ def _expiring(world: World, desired: DesiredOrg, today: dt.date) -> list[Expirin
             out.append(Expiring("authorisation", means.email, service.key if service else uuid, end, left,
                                 _renewal(want.until if want else None)))
     for ikvk, chain in state.chains.items():
-        left = (chain.end_date - today).days
-        if left <= window:
-            keys = sorted((s.key if (s := world.catalogue.by_uuid(u)) else u) for u in chain.services)
-            chain_wanted = desired.chains.get(ikvk)
-            out.append(Expiring("chain authorisation", f"{chain.name or ''} ({ikvk})".strip(), ", ".join(keys),
-                                chain.end_date, left, _renewal(chain_wanted.until if chain_wanted else None)))
+        chain_wanted = desired.chains.get(ikvk)
+        for uuid, end in chain.ends.items():           # each chain authorisation has its own end date (R18)
+            left = (end - today).days
+            if left <= window:
+                service = world.catalogue.by_uuid(uuid)
+                until = chain_wanted.until.get(uuid) if chain_wanted else None
+                out.append(Expiring("chain authorisation", f"{chain.name or ''} ({ikvk})".strip(),
+                                    service.key if service else uuid, end, left, _renewal(until)))
     return sorted(out, key=lambda e: (e.end_date, e.who, e.what))
 
 

@@ -37,6 +37,7 @@ CAUSES: dict[str, frozenset[str]] = {
     "request_means": frozenset({"terminate_means", "membership_terminated", "means_deleted", "reject"}),
     "issue_chain": frozenset({"remove_intermediary", "set_chain_end_date", "chain_expired", "issue_chain"}),
     "set_chain_end_date": frozenset({"set_chain_end_date", "issue_chain"}),
+    "revoke_chain": frozenset({"issue_chain", "set_chain_end_date"}),
     "remove_intermediary": frozenset({"issue_chain", "set_chain_end_date"}),
 }
 #: Events after which a means holds fewer authorisations (the start of an idle spell), and its activation.

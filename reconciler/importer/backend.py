@@ -145,7 +145,7 @@ def build_org(snap: Snapshot, *, catalogue_file: str | None, when: dt.datetime) 
     _keep_a_beheerder(org)
     org.users_left_out.sort(key=lambda item: item.user.sort_key() if item.user else (2, ""))
     for ikvk, chain in sorted(state.chains.items()):
-        _chain(org, ikvk, chain.name, chain.services, chain.end_date, snap.today, namer)
+        _chain(org, ikvk, chain.name, chain.ends, snap.today, namer)
     if namer.extra:
         org.catalogue = list(namer.extra.values())
         org.catalogue_file = catalogue_file
@@ -268,29 +268,35 @@ def _second_factor(user: ImportedUser, means: Means) -> None:
                           "`reconciler plan` reports a manual step if it differs).")
 
 
-def _chain(org: ImportedOrg, ikvk: str, name: str | None, uuids: frozenset[str], end: dt.date, today: dt.date,
+def _chain(org: ImportedOrg, ikvk: str, name: str | None, ends: dict[str, dt.date], today: dt.date,
            namer: _Namer) -> None:
+    """An intermediary's chain authorisations as config entries, one per end date (each has its own, R18); the
+    whole intermediary is left out when one of its services cannot be named (declared without it, the plan
+    would revoke it)."""
     label = f"{name} ({ikvk})" if name else ikvk
-    keys: list[str] = []
+    by_end: dict[dt.date, list[str]] = {}
     unnamed: list[str] = []
-    for uuid in sorted(uuids):
+    for uuid, end in sorted(ends.items()):
         key, why = namer.key(uuid)
         if key is None:
             unnamed.append(why)
         else:
-            keys.append(key)
-    chain = ImportedChain(ikvk, name, sorted(keys), end) if keys else None
-    if end <= today:
-        org.chains_left_out.append(LeftOut([f"Left out: the chain authorisation of {label}: it ends today (R9)."],
-                                           chain=chain))
-    elif unnamed:
-        org.chains_left_out.append(LeftOut([
-            f"Left out: the chain authorisation of {label} until {end}, because not all its services can be named: "
-            + "; ".join(unnamed) + ". Declared without them, the plan would report them as extra; undeclared, "
-            "`policy.prune: false` leaves the intermediary alone."], chain=chain))
-    else:
-        assert chain is not None
-        org.chains.append(chain)
+            by_end.setdefault(end, []).append(key)
+    for end, keys in sorted(by_end.items()):
+        chain = ImportedChain(ikvk, name, sorted(keys), end)
+        if end <= today:
+            org.chains_left_out.append(LeftOut([f"Left out: the chain authorisation of {label} for "
+                                                f"{', '.join(sorted(keys))}: it ends today (R9)."], chain=chain))
+        elif unnamed:
+            org.chains_left_out.append(LeftOut([
+                f"Left out: the chain authorisation of {label} until {end}, because not all its services can be "
+                "named: " + "; ".join(unnamed) + ". Declared without them, the plan would revoke them; "
+                "undeclared, `policy.prune: false` leaves the intermediary alone."], chain=chain))
+        else:
+            org.chains.append(chain)
+    if unnamed and not by_end:
+        org.chains_left_out.append(LeftOut([f"Left out: the chain authorisation of {label}: none of its services "
+                                            "can be named: " + "; ".join(unnamed) + "."]))
 
 
 __all__ = ["ImportFailure", "Snapshot", "build_org", "read_snapshot"]

@@ -113,7 +113,7 @@ class ImportedOrg:
         return sorted(self.users, key=ImportedUser.sort_key)
 
     def sorted_chains(self) -> list[ImportedChain]:
-        return sorted(self.chains, key=lambda c: c.intermediary_kvk)
+        return sorted(self.chains, key=lambda c: (c.intermediary_kvk, c.until))
 
     def to_data(self) -> dict[str, Any]:
         """The plain data the rendered YAML loads as (dates as ISO strings, as the config loader keeps them)."""

@@ -37,10 +37,12 @@ class DesiredUser:
 
 @dataclass(frozen=True)
 class DesiredChain:
+    """What the config says of one intermediary: its services, each with its own `until` (R18)."""
+
     kvk: str
     name: str | None
     services: dict[str, Service]                              # UUID -> service
-    until: Until
+    until: dict[str, Until]                                   # UUID -> until
 
 
 @dataclass
@@ -69,7 +71,12 @@ def desired_org(org: LoadedOrg) -> DesiredOrg:
             wanted[service.uuid] = DesiredAuthorisation(service, eff.until, eff.note())
         out.users[user.key] = DesiredUser(user, wanted)
     for chain in cfg.chain_authorisations:
-        services = {org.catalogue[key].uuid: org.catalogue[key] for key in chain.services}
-        out.chains[chain.intermediary.kvk] = DesiredChain(chain.intermediary.kvk, chain.intermediary.name, services,
-                                                          chain.until)
+        kvk = chain.intermediary.kvk
+        entry = out.chains.setdefault(kvk, DesiredChain(kvk, chain.intermediary.name, {}, {}))
+        if entry.name is None and chain.intermediary.name is not None:
+            entry = out.chains[kvk] = DesiredChain(kvk, chain.intermediary.name, entry.services, entry.until)
+        for key in chain.services:
+            service = org.catalogue[key]
+            entry.services[service.uuid] = service
+            entry.until[service.uuid] = chain.until
     return out

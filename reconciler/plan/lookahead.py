@@ -19,14 +19,14 @@ from typing import Callable, Iterable
 
 from reconciler.domain import rules
 from reconciler.domain.state import Status, World
-from reconciler.plan.model import Action, Change, Deferred, Manual, Plan, _Blocked, target_list
+from reconciler.plan.model import PER_SERVICE, Action, Change, Deferred, Manual, Plan, _Blocked, target_list
 
 #: Rounds looked ahead. Each round is one wait for the supplier and the holders; chains of dependencies in
 #: practice are at most three long (activate, then promote, then demote the old admin).
 ROUNDS = 4
 
 #: Steps whose target is a list of service keys of one person (the others name one object).
-_PER_SERVICE = frozenset({Action.GRANT, Action.SET_END_DATE, Action.REVOKE})
+
 
 Key = tuple[str, str, str, str]
 
@@ -61,7 +61,7 @@ def the_dates(world: World) -> bool:
 def change_keys(change: Change) -> Iterable[Key]:
     """What a change does, in the terms blocked items are named in."""
     action = change.action.value
-    if change.action in _PER_SERVICE:
+    if change.action in PER_SERVICE:
         people = target_list(change.target)
         for person in people:
             for key in change.params.get("service_keys", []):
@@ -72,7 +72,7 @@ def change_keys(change: Change) -> Iterable[Key]:
 
 def item_keys(item: _Blocked) -> list[Key]:
     action = item.action.value
-    if item.action in _PER_SERVICE:
+    if item.action in PER_SERVICE:
         services = target_list(item.target)
         return [(item.kvk, action, (item.person or "").lower(), key) for key in services]
     return [(item.kvk, action, str(item.target).lower(), "")]

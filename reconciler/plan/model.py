@@ -2,8 +2,9 @@
 
 Vocabulary (INTERFACE.md): changes are `request_means`, `link_means`, `change_role`, `change_level`,
 `change_type`, `change_phone`, `change_email`, `resend_invitation`, `terminate_means`, `grant`,
-`set_end_date`, `revoke`, `issue_chain`, `set_chain_end_date`, `remove_intermediary`; besides them a plan
-lists `deferred` steps (cannot happen yet) and `manual` steps (no admin can do them through the backend).
+`set_end_date`, `revoke`, `issue_chain`, `set_chain_end_date`, `revoke_chain`, `remove_intermediary`; besides
+them a plan lists `deferred` steps (cannot happen yet) and `manual` steps (no admin can do them through the
+backend).
 """
 
 from __future__ import annotations
@@ -32,8 +33,13 @@ class Action(str, Enum):
     REVOKE = "revoke"
     ISSUE_CHAIN = "issue_chain"
     SET_CHAIN_END_DATE = "set_chain_end_date"
+    REVOKE_CHAIN = "revoke_chain"
     REMOVE_INTERMEDIARY = "remove_intermediary"
 
+
+#: Steps on a person's authorisations: the services are part of what they act on (blocked ones are listed by
+#: service; in JSON every item's `target` is the person and `services` the keys).
+PER_SERVICE = frozenset({Action.GRANT, Action.SET_END_DATE, Action.REVOKE})
 
 #: Terraform-like symbols: + adds, ~ changes, - removes.
 SYMBOL = {
@@ -41,7 +47,7 @@ SYMBOL = {
     Action.CHANGE_ROLE: "~", Action.CHANGE_LEVEL: "~", Action.CHANGE_TYPE: "~", Action.CHANGE_PHONE: "~",
     Action.CHANGE_EMAIL: "~", Action.RESEND_INVITATION: "~", Action.SET_END_DATE: "~",
     Action.SET_CHAIN_END_DATE: "~",
-    Action.TERMINATE_MEANS: "-", Action.REVOKE: "-", Action.REMOVE_INTERMEDIARY: "-",
+    Action.TERMINATE_MEANS: "-", Action.REVOKE: "-", Action.REVOKE_CHAIN: "-", Action.REMOVE_INTERMEDIARY: "-",
 }
 
 
@@ -108,11 +114,14 @@ class Change:
 
     @property
     def removal_count(self) -> int:
-        """Against policy.max_removals: a revoke counts once per user and service, other removals once."""
+        """Against policy.max_removals: a revoke counts once per user and service, a chain revoke once per
+        service, other removals once."""
         if not self.removal:
             return 0
         if self.action is Action.REVOKE:
             return len(self.params["means_ids"]) * len(self.params["services"])
+        if self.action is Action.REVOKE_CHAIN:
+            return len(self.params["services"])
         return 1
 
 

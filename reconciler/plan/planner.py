@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from reconciler.config.models import ROLLING, MeansType, Role, SecondFactorType, Until, User
 from reconciler.domain import rules
@@ -489,7 +489,7 @@ class _OrgPlanner:
         role = membership.role.value if membership else "gebruiker"
         held = sorted((_key(self.sim, uuid), uuid, end) for uuid, end in
                       self.sim.authorisations_of(self.kvk, means.id).items())
-        chains = [{"kvk": kvk, "name": state.info.name, "service": key, "end_date": chain.end_date.isoformat()}
+        chains = [{"kvk": kvk, "name": state.info.name, "service": key, "end_date": chain.ends[uuid].isoformat()}
                   for kvk, state in sorted(self.sim.orgs.items()) if kvk != self.kvk
                   and (chain := state.chains.get(self.kvk)) is not None
                   for key, uuid, _ in held if uuid in chain.services]
@@ -686,61 +686,80 @@ class _OrgPlanner:
                 self._step(rules.RemoveIntermediary(self.kvk, ikvk), ikvk, Stage.REMOVE,
                            detail=f"{have.name or ''} not in the config; removing it removes all its chain "
                            f"authorisations ({self._chain_text(have)}) and cannot be undone "
-                           "(R18)".strip(), removal=True, **self._chain_ends(have, None))
+                           "(R18)".strip(), removal=True, **self._chain_ends(ikvk, have, sorted(have.ends), None))
             else:
                 self.out.unmanaged.append(Unmanaged(self.kvk, "intermediary", ikvk, have.name or ""))
 
-    def _chain_text(self, have: Chain) -> str:
-        return f"{', '.join(sorted(_key(self.sim, u) for u in have.services))} until {have.end_date}"
+    def _chain_text(self, have: Chain, uuids: Iterable[str] | None = None) -> str:
+        """"a, b until D" (or "a until D1, b until D2"): chain authorisations as a reviewer reads them."""
+        ends = {_key(self.sim, u): end for u, end in have.ends.items() if uuids is None or u in uuids}
+        if len(set(ends.values())) == 1:
+            return f"{', '.join(sorted(ends))} until {next(iter(ends.values()))}"
+        return ", ".join(f"{k} until {end}" for k, end in sorted(ends.items()))
 
-    def _chain_ends(self, have: Chain, end: dt.date | None) -> dict[str, Any]:
-        """Before/after of a chain step: "<intermediary KvK> <service>" -> end date (None: removed)."""
-        keys = sorted(f"{have.intermediary_kvk} {_key(self.sim, u)}" for u in have.services)
-        before: dict[str, Any] = {"end_dates": {k: have.end_date.isoformat() for k in keys}}
-        if end is None and have.name:
+    def _chain_ends(self, ikvk: str, have: Chain | None, uuids: Sequence[str], end: dt.date | None
+                    ) -> dict[str, Any]:
+        """Before/after of a chain step: "<intermediary KvK> <service>" -> end date (None: none)."""
+        held = have.ends if have else {}
+        keys = {u: f"{ikvk} {_key(self.sim, u)}" for u in uuids}
+        before: dict[str, Any] = {"end_dates": {keys[u]: held[u].isoformat() if u in held else None
+                                                for u in sorted(uuids, key=keys.__getitem__)}}
+        if end is None and have is not None and have.name and set(uuids) >= set(held):
             before["name"] = have.name
-        return {"before": before, "after": {"end_dates": {k: end.isoformat() if end else None for k in keys}}}
+        return {"before": before, "after": {"end_dates": {keys[u]: end.isoformat() if end else None
+                                                          for u in sorted(uuids, key=keys.__getitem__)}}}
 
-    def _chain(self, want: DesiredChain, have: Any) -> None:
+    def _chain(self, want: DesiredChain, have: Chain | None) -> None:
+        """Each chain authorisation (intermediary x service) by its own `until` (R18): one step per kind and end
+        date; the intermediary itself goes when every one it holds has passed."""
         label = f"{want.name} ({want.kvk})" if want.name else want.kvk
-        self._horizon(want.until, have.end_date if have else None, f"the chain authorisation of {label}")
-        what, end = target_end(want.until, have.end_date if have else None, self.today, self.renew)
-        if what == "revoke":
+        held = have.ends if have else {}
+        groups: dict[tuple[str, dt.date | None], list[str]] = defaultdict(list)
+        for uuid in sorted(set(want.services) | set(held), key=lambda u: _key(self.sim, u)):
+            if uuid not in want.services:
+                groups[("dropped", None)].append(uuid)
+                continue
+            until = want.until[uuid]
+            self._horizon(until, held.get(uuid), f"the chain authorisation of {label} for {want.services[uuid].key}")
+            what, end = target_end(until, held.get(uuid), self.today, self.renew)
+            if what == "set" and end is not None:
+                what = "extend" if end > held[uuid] else "shorten"
+            if what is not None:
+                groups[(what, end)].append(uuid)
+        passed = groups.get(("revoke", None), [])
+        if have is not None and passed and set(passed) == set(held) and len(groups) == 1:
             self._step(rules.RemoveIntermediary(self.kvk, want.kvk), want.kvk, Stage.REMOVE,
                        detail=f"{label}: its end date has passed; removes {self._chain_text(have)} (R18)",
-                       removal=True, time_driven=True,
-                       **self._chain_ends(have, None))
+                       removal=True, time_driven=True, **self._chain_ends(want.kvk, have, passed, None))
             return
-        if have is None:
-            if what is None:
-                return
-            uuids = sorted(want.services)
-            self._step(rules.IssueChain(self.kvk, want.kvk, tuple(uuids), end, want.name), want.kvk, Stage.GRANT,
-                       service_keys=[want.services[u].key for u in uuids],
-                       detail=f"{label}: {', '.join(want.services[u].key for u in uuids)} until {end}",
-                       escalation=True, cost_yearly=self.tariffs.intermediary_yearly)
-            return
-        missing = sorted(set(want.services) - set(have.services))
-        extra = sorted(set(have.services) - set(want.services))
-        if missing:
-            new_end = end or have.end_date
-            self._step(rules.IssueChain(self.kvk, want.kvk, tuple(missing), new_end, want.name), want.kvk,
-                       Stage.GRANT, service_keys=[want.services[u].key for u in missing],
-                       detail=f"{label}: add {', '.join(want.services[u].key for u in missing)}", escalation=True)
-            end = None if new_end == end else end
-        if extra:
-            keys = [(s.key if (s := self.sim.catalogue.by_uuid(u)) else u) for u in extra]
-            self._manual(Action.REMOVE_INTERMEDIARY, want.kvk, "R18",
-                         f"{label} holds {', '.join(keys)}, which the config no longer lists; the backend removes "
-                         "chain authorisations only per intermediary (all at once, irreversibly): remove and issue "
-                         "again in the Beheermodule if you mean it")
-        if what == "set" and end is not None and end != have.end_date:
-            stage = Stage.GRANT if end > have.end_date else Stage.SHORTEN
-            self._step(rules.SetChainEndDate(self.kvk, want.kvk, end), want.kvk, stage,
-                       detail=f"{label}: {have.end_date} -> {end}", time_driven=want.until == ROLLING,
-                       **self._chain_ends(have, end))
+        new_intermediary = have is None
+        for (what, end), uuids in sorted(groups.items(), key=lambda g: (_CHAIN_ORDER[g[0][0]], str(g[0][1]))):
+            keys = [_key(self.sim, u) for u in uuids]
+            if what == "grant":
+                assert end is not None
+                self._step(rules.IssueChain(self.kvk, want.kvk, tuple(uuids), end, want.name), want.kvk,
+                           Stage.GRANT, service_keys=keys, escalation=True,
+                           detail=f"{label}: {'' if new_intermediary else 'add '}{', '.join(keys)} until {end}",
+                           cost_yearly=self.tariffs.intermediary_yearly if new_intermediary else 0.0,
+                           **self._chain_ends(want.kvk, have, uuids, end))
+                new_intermediary = False
+            elif what in ("extend", "shorten"):
+                assert have is not None and end is not None
+                self._step(rules.SetChainEndDate(self.kvk, want.kvk, end, tuple(uuids)), want.kvk,
+                           Stage.GRANT if what == "extend" else Stage.SHORTEN, service_keys=keys,
+                           detail=f"{label}: {self._chain_text(have, uuids)} -> {end}",
+                           time_driven=all(want.until[u] == ROLLING for u in uuids),
+                           **self._chain_ends(want.kvk, have, uuids, end))
+            else:
+                assert have is not None
+                why = "its end date has passed" if what == "revoke" else "not in the config"
+                self._step(rules.RevokeChain(self.kvk, want.kvk, tuple(uuids)), want.kvk, Stage.SHORTEN,
+                           service_keys=keys, removal=True, time_driven=what == "revoke",
+                           detail=f"{label}: {self._chain_text(have, uuids)}: {why}; it ends now (R18)",
+                           **self._chain_ends(want.kvk, have, uuids, None))
 
 
+_CHAIN_ORDER = {"grant": 0, "extend": 1, "shorten": 2, "revoke": 3, "dropped": 4}
 _ORDER = {"grant": 0, "extend": 1, "shorten": 2, "revoke": 3}
 _ACTION = {"grant": Action.GRANT, "extend": Action.SET_END_DATE, "shorten": Action.SET_END_DATE,
            "revoke": Action.REVOKE}

@@ -6,9 +6,11 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from reconciler.plan.model import Change, Deferred, Manual, OrgPlan, Plan, Unmanaged
+from reconciler.plan.model import PER_SERVICE, Change, Deferred, Manual, OrgPlan, Plan, Unmanaged, target_list
 
-PLAN_FORMAT_VERSION = 1
+#: 2: an item's `target` is the object acted on in all three lists (a blocked grant named its services), with
+#: `services` beside it. `apply --plan` refuses another version: plan again.
+PLAN_FORMAT_VERSION = 2
 
 
 def _item(item: Change | Deferred | Manual | Unmanaged) -> dict[str, Any]:
@@ -19,8 +21,23 @@ def _item(item: Change | Deferred | Manual | Unmanaged) -> dict[str, Any]:
     if isinstance(item, Change):
         data["symbol"] = item.symbol
         data["stage"] = int(item.stage)
+        data = _with_services(data, item.target, list(item.params.get("service_keys", [])))
+    elif isinstance(item, (Deferred, Manual)):
+        by_service = item.action in PER_SERVICE and item.person is not None
+        data = _with_services(data, item.person if by_service else item.target,
+                              target_list(item.target) if by_service else [])
     data.pop("kvk", None)
     return data
+
+
+def _with_services(data: dict[str, Any], target: Any, services: list[str]) -> dict[str, Any]:
+    """The item with `target` the object acted on and `services` right after it (one shape for every list)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out[key] = target if key == "target" else value
+        if key == "target":
+            out["services"] = services
+    return out
 
 
 def _org(org: OrgPlan) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from reconciler.render.consequences import consequences
 from reconciler.render.safe import terminal
 
 _COLOURS = {"+": "green", "~": "yellow", "-": "red", ">": "cyan", "!": "magenta", "?": "bright_black"}
-_CHAINS = ("issue_chain", "set_chain_end_date", "remove_intermediary")
+_CHAINS = ("issue_chain", "set_chain_end_date", "revoke_chain", "remove_intermediary")
 
 
 def render_text(plan: Plan, *, colour: bool = False) -> str:

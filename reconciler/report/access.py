@@ -155,16 +155,17 @@ def _chain_rows(kvk: str, state: OrgState, desired: DesiredOrg | None, services:
     rows = []
     for ikvk, chain in state.chains.items():
         wanted = desired.chains.get(ikvk) if desired is not None else None
-        declared = set(wanted.services) if wanted is not None and _in_force(wanted.until, today) else set()
+        declared = {u for u, until in wanted.until.items() if _in_force(until, today)} if wanted is not None \
+            else set()
         name = chain.name or (wanted.name if wanted is not None and wanted.name else "")
-        for uuid in chain.services:
+        for uuid, end in chain.ends.items():
             key, sname, provider, level = _service_columns(uuid, services)
             rows.append(AccessRow(kvk=kvk, organisation=state.info.name, person=ikvk, person_name=name,
                                   role=INTERMEDIARY, level="", means_type="", status="", service_key=key,
                                   service_name=sname, provider=provider, service_level=level,
-                                  end_date=chain.end_date, days_left=(chain.end_date - today).days, means_ends=None,
+                                  end_date=end, days_left=(end - today).days, means_ends=None,
                                   config=DECLARED if uuid.lower() in declared else NOT_IN_CONFIG,
-                                  ends_soon=_soon(today, chain.end_date)))
+                                  ends_soon=_soon(today, end)))
     return rows
 
 

@@ -243,9 +243,11 @@ class Cli:
         return run_cli(*args, "--backend", self.sandbox.url, cwd=self.cwd, token=token, timeout=timeout,
                        control_token=self.sandbox.control_token)
 
-    def init(self, kvk: str, name: str, admin: str, level: str = "EH3") -> str:
+    def init(self, kvk: str, name: str, admin: str, level: str = "EH3", factor: dict[str, str] | None = None) -> str:
         """`sandbox init`: the token is the only line on stdout (the rest goes to stderr)."""
-        r = self.run("sandbox", "init", "--kvk", kvk, "--name", name, "--admin", admin, "--level", level)
+        extra = ["--second-factor", factor["type"]] + (["--phone", factor["phone"]] if "phone" in factor else []) \
+            if factor else []
+        r = self.run("sandbox", "init", "--kvk", kvk, "--name", name, "--admin", admin, "--level", level, *extra)
         assert r.code == 0, str(r)
         lines = r.out.strip().splitlines()
         assert len(lines) == 1 and len(lines[0]) >= 32, str(r)
@@ -357,8 +359,10 @@ def expected_state(config: Path, today: dt.date) -> Expected:
         for g in u.get("groups", []):
             granted += groups[g]
         auths |= {(email, a["service"]) for a in granted if live(a["until"])}
-    chains = {str(c["intermediary"]["kvk"]): set(c["services"]) for c in data.get("chain_authorisations") or []
-              if live(c["until"])}
+    chains: dict[str, set[str]] = {}                 # an intermediary may have entries per until (R18)
+    for c in data.get("chain_authorisations") or []:
+        if live(c["until"]):
+            chains.setdefault(str(c["intermediary"]["kvk"]), set()).update(c["services"])
     return Expected(str(data["organisation"]["kvk"]), users, auths, chains)
 
 
@@ -379,7 +383,7 @@ def assert_backend_matches(sandbox: Sandbox, expected: Expected) -> None:
     held = {(a["email"].lower(), a["service_key"]) for a in sandbox.authorisations(kvk)}
     assert held == expected.authorisations, {"missing": sorted(expected.authorisations - held),
                                              "extra": sorted(held - expected.authorisations)}
-    chains = {c["intermediary_kvk"]: set(c["services"]) for c in sandbox.chains(kvk)}
+    chains = {c["intermediary_kvk"]: {s["service"] for s in c["services"]} for c in sandbox.chains(kvk)}
     uuid_to_key = {}
     for s in sandbox.http.get("/v1/services", params={"limit": 100},
                               headers={"Authorization": f"Bearer {sandbox.tokens[kvk]}"}).json()["items"]:

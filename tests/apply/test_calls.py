@@ -317,19 +317,25 @@ def test_grant_without_an_end_date_gets_the_backend_s_default(tmp_path: Path) ->
 
 
 # -------------------------------------------------------------------------------------- chains
-def test_issue_chain_set_its_end_date_and_remove_the_intermediary(tmp_path: Path) -> None:
+def test_issue_chain_set_its_end_date_revoke_one_and_remove_the_intermediary(tmp_path: Path) -> None:
+    """Each chain authorisation keeps its own end date (R18): re-dating and revoking name their services."""
     async def work(b: Backend) -> None:
         await b.send(change(Action.ISSUE_CHAIN, {"intermediary_kvk": INTERMEDIARY, "name": "Boekhouder BV",
-                                                 "services": [TENDERNED], "end_date": "2026-06-01"},
+                                                 "services": [TENDERNED, GENERAL3], "end_date": "2026-06-01"},
                             stage=Stage.GRANT))
         [chain] = await b.client.list_all_chains(KVK)
-        assert (chain.intermediary_kvk, chain.name, chain.services, chain.end_date) == (
-            INTERMEDIARY, "Boekhouder BV", frozenset({TENDERNED}), dt.date(2026, 6, 1))
+        assert (chain.intermediary_kvk, chain.name, chain.ends) == (
+            INTERMEDIARY, "Boekhouder BV", {TENDERNED: dt.date(2026, 6, 1), GENERAL3: dt.date(2026, 6, 1)})
 
-        await b.send(change(Action.SET_CHAIN_END_DATE, {"intermediary_kvk": INTERMEDIARY, "end_date": "2027-01-01"},
-                            stage=Stage.GRANT))
+        await b.send(change(Action.SET_CHAIN_END_DATE, {"intermediary_kvk": INTERMEDIARY, "end_date": "2027-01-01",
+                                                        "services": [GENERAL3]}, stage=Stage.GRANT))
         [chain] = await b.client.list_all_chains(KVK)
-        assert chain.end_date == dt.date(2027, 1, 1) and chain.services == frozenset({TENDERNED})
+        assert chain.ends == {TENDERNED: dt.date(2026, 6, 1), GENERAL3: dt.date(2027, 1, 1)}
+
+        await b.send(change(Action.REVOKE_CHAIN, {"intermediary_kvk": INTERMEDIARY, "services": [TENDERNED]},
+                            stage=Stage.SHORTEN))
+        [chain] = await b.client.list_all_chains(KVK)
+        assert chain.ends == {GENERAL3: dt.date(2027, 1, 1)}
 
         await b.send(change(Action.REMOVE_INTERMEDIARY, {"intermediary_kvk": INTERMEDIARY}, stage=Stage.REMOVE))
         assert await b.client.list_all_chains(KVK) == []
@@ -341,7 +347,7 @@ def test_issue_chain_without_a_name_or_end_date(tmp_path: Path) -> None:
         await b.send(change(Action.ISSUE_CHAIN, {"intermediary_kvk": INTERMEDIARY, "name": None,
                                                  "services": [TENDERNED], "end_date": None}, stage=Stage.GRANT))
         [chain] = await b.client.list_all_chains(KVK)
-        assert (chain.name, chain.end_date) == (None, dt.date(2030, 6, 1))
+        assert (chain.name, chain.ends) == (None, {TENDERNED: dt.date(2030, 6, 1)})
     run(tmp_path, work)
 
 
@@ -361,5 +367,5 @@ def test_every_action_is_sent(tmp_path: Path) -> None:
     covered = {Action.REQUEST_MEANS, Action.LINK_MEANS, Action.CHANGE_ROLE, Action.CHANGE_LEVEL, Action.CHANGE_TYPE,
                Action.CHANGE_PHONE, Action.CHANGE_EMAIL, Action.RESEND_INVITATION, Action.TERMINATE_MEANS,
                Action.GRANT, Action.SET_END_DATE, Action.REVOKE, Action.ISSUE_CHAIN, Action.SET_CHAIN_END_DATE,
-               Action.REMOVE_INTERMEDIARY}
+               Action.REVOKE_CHAIN, Action.REMOVE_INTERMEDIARY}
     assert covered == set(Action)

@@ -354,7 +354,8 @@ async def test_list_helpers_for_authorisations_chains_events(script, make_client
         {"means_id": "m1", "email": "u1@acme.nl", "service": "2B7C-UUID", "service_key": "rvo/tenderned",
          "end_date": "2027-02-14"}], "next_cursor": None}))
     script.on("GET", f"{org}/chain-authorisations", ok({"items": [
-        {"intermediary_kvk": "47474747", "name": "Vries", "services": ["U1", "u2"], "end_date": "2029-10-14"}],
+        {"intermediary_kvk": "47474747", "name": "Vries", "services": [
+            {"service": "U1", "end_date": "2029-10-14"}, {"service": "u2", "end_date": "2027-01-31"}]}],
         "next_cursor": None}))
     script.on("GET", f"{org}/events", ok({"items": [
         {"id": "e1", "at": "2025-06-01T10:00:00+00:00", "today": "2025-06-01", "actor": "m1", "action": "grant",
@@ -365,6 +366,7 @@ async def test_list_helpers_for_authorisations_chains_events(script, make_client
         [event] = await client.list_all_events(KVK)
     assert auth.service == "2b7c-uuid" and auth.end_date == dt.date(2027, 2, 14)
     assert chain.services == frozenset({"u1", "u2"}) and chain.to_chain().intermediary_kvk == "47474747"
+    assert chain.ends == {"u1": dt.date(2029, 10, 14), "u2": dt.date(2027, 1, 31)}      # each its own (R18)
     assert event.target == ("m1", "m2") and event.at.tzinfo is not None
 
 

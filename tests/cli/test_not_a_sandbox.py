@@ -42,7 +42,7 @@ CASES: dict[str, tuple[Callable[[Path], str], str]] = {
     "random bytes": (_random, "not a SQLite database"),
     "/dev/null": (lambda _: "/dev/null", "not a regular file"),
     "/dev/zero": (lambda _: "/dev/zero", "not a regular file"),
-    "future schema": (_future, "schema 99 is not 2"),
+    "future schema": (_future, "schema 99 is not 3"),
 }
 
 

@@ -248,11 +248,22 @@ def test_duplicate_authorisation(check: Callable[..., list], minimal_org: str) -
     assert check(text) == [(13, 19, E, "duplicate-authorisation"), (19, 19, E, "duplicate-authorisation")]
 
 
-def test_r18_own_kvk_and_duplicate_intermediary(check: Callable[..., list], minimal_org: str) -> None:
-    chain = '  - intermediary: {{kvk: "{}"}}\n    services: [rvo/tenderned]\n    until: rolling\n'
-    text = minimal_org + "chain_authorisations:\n" + chain.format("12345678") + chain.format("47474747") \
-        + chain.format("47474747")
-    assert check(text) == [(12, 25, E, "R18"), (18, 25, E, "duplicate-intermediary")]
+def test_r18_own_kvk_and_a_chain_authorisation_listed_twice(check: Callable[..., list], minimal_org: str) -> None:
+    chain = '  - intermediary: {{kvk: "{}"}}\n    services: [{}]\n    until: {}\n'
+    text = minimal_org + "chain_authorisations:\n" + chain.format("12345678", "rvo/tenderned", "rolling") \
+        + chain.format("47474747", "rvo/tenderned", "rolling") + chain.format("47474747", "rvo/tenderned", "2027-01-01")
+    assert check(text) == [(12, 25, E, "R18"), (19, 16, E, "duplicate-chain-service")]
+
+
+def test_r18_an_intermediary_may_have_entries_with_their_own_until(check: Callable[..., list],
+                                                                   minimal_org: str) -> None:
+    """Issue #13: each chain authorisation has its own end date, so one intermediary may have several entries."""
+    chain = '  - intermediary: {{kvk: "47474747"{}}}\n    services: [{}]\n    until: {}\n'
+    ok = minimal_org + "chain_authorisations:\n" + chain.format(", name: Vries", "rvo/tenderned", "rolling") \
+        + chain.format("", "uwv/werkgeversportaal", "2027-01-01")
+    assert check(ok) == []
+    named_twice = ok.replace('"47474747"}', '"47474747", name: Others}')
+    assert check(named_twice) == [(15, 43, E, "intermediary-name")]
 
 
 def test_unused_group(check: Callable[..., list], minimal_org: str) -> None:

@@ -52,7 +52,10 @@ CASES: list[tuple[ops.AdminOperation, dict[str, Any] | None, dict[str, Any]]] = 
     (ops.IssueChain(KVK, "87654321", ("u1",), None, "Boekhouder"), {"service_keys": ["k1"]},
      {"intermediary_kvk": "87654321", "name": "Boekhouder", "services": ["u1"], "service_keys": ["k1"],
       "end_date": None}),
-    (ops.SetChainEndDate(KVK, "87654321", D), None, {"intermediary_kvk": "87654321", "end_date": "2027-03-31"}),
+    (ops.SetChainEndDate(KVK, "87654321", D, ("u1",)), {"service_keys": ["k1"]},
+     {"intermediary_kvk": "87654321", "end_date": "2027-03-31", "services": ["u1"], "service_keys": ["k1"]}),
+    (ops.RevokeChain(KVK, "87654321", ("u1", "u2")), {"service_keys": ["k1", "k2"]},
+     {"intermediary_kvk": "87654321", "services": ["u1", "u2"], "service_keys": ["k1", "k2"]}),
 ]
 
 

@@ -216,6 +216,25 @@ def test_r18_chain_authorisations(w: World) -> None:
     assert w.chain(KVK, "47474747") is None
 
 
+def test_r18_each_chain_authorisation_its_own_end_date(w: World) -> None:
+    """Issue #13: issuing sets the listed services' dates only; end-date and revoke name their services."""
+    month, five = TODAY + dt.timedelta(days=30), rules.max_end_date(TODAY)
+    run(w, rules.IssueChain(KVK, "47474747", (UWV,), month))
+    run(w, rules.IssueChain(KVK, "47474747", (TAX, TENDER)))                      # the default: five years
+    assert w.chain(KVK, "47474747").ends == {UWV: month, TAX: five, TENDER: five}
+    run(w, rules.SetChainEndDate(KVK, "47474747", month, (TAX,)))
+    assert w.chain(KVK, "47474747").ends == {UWV: month, TAX: month, TENDER: five}
+    run(w, rules.RevokeChain(KVK, "47474747", (TENDER,)))
+    assert w.chain(KVK, "47474747").ends == {UWV: month, TAX: month}
+    assert refused(w, rules.RevokeChain(KVK, "47474747", (TENDER,))).code == "not-found"
+    assert refused(w, rules.SetChainEndDate(KVK, "47474747", month, (TENDER,))).code == "not-found"
+    assert refused(w, rules.RevokeChain(KVK, "47474747", ())).code == "invalid"
+    run(w, rules.SetChainEndDate(KVK, "47474747", five))                          # no services: all of them
+    assert set(w.chain(KVK, "47474747").ends.values()) == {five}
+    run(w, rules.RevokeChain(KVK, "47474747", (UWV, TAX)))                        # the last: the intermediary goes
+    assert w.chain(KVK, "47474747") is None
+
+
 def test_r19_second_factor_required(w: World) -> None:
     op = rules.RequestMeans(KVK, "n1", "n@x.nl", "N", Role.GEBRUIKER, Level.EH3)
     assert refused(w, op).code == "R19"
@@ -297,7 +316,7 @@ def test_pass_time_is_the_calendar_r5_r9_r18_r14() -> None:
               (person("user"), Role.GEBRUIKER))
     org = w.orgs[KVK]
     org.authorisations["user"] = {UWV: day, TENDER: day + dt.timedelta(days=1)}
-    org.chains["47474747"] = Chain("47474747", "Boek", frozenset({UWV}), day)
+    org.chains["47474747"] = Chain.issued("47474747", "Boek", frozenset({UWV}), day)
     org.members["user"] = Membership(Role.GEBRUIKER, terminates_on=day)
     seen: list[str] = []
 

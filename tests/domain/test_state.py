@@ -42,7 +42,7 @@ def world() -> World:
         PutMembership(OTHER, "anna", Membership(Role.BEHEERDER)),
         PutAuthorisation(KVK, "bob", TENDERNED, END),
         PutAuthorisation(KVK, "bob", GENERAL3, END),
-        PutChain(KVK, Chain("11223344", "Boekhouder", frozenset({TENDERNED}), END)),
+        PutChain(KVK, Chain.issued("11223344", "Boekhouder", frozenset({TENDERNED}), END)),
     ])
     return w
 
@@ -205,7 +205,7 @@ def test_put_overwrites_and_delete_of_a_missing_thing_is_a_no_op() -> None:
     w = world()
     w.apply([PutAuthorisation(KVK, "bob", TENDERNED, dt.date(2027, 1, 1)),
              PutMembership(KVK, "bob", Membership(Role.BEHEERDER, terminates_on=dt.date(2025, 7, 1))),
-             PutChain(KVK, Chain("11223344", None, frozenset({GENERAL3}), END))])
+             PutChain(KVK, Chain.issued("11223344", None, frozenset({GENERAL3}), END))])
     assert w.authorisation(KVK, "bob", TENDERNED) == dt.date(2027, 1, 1)
     assert w.membership(KVK, "bob") == Membership(Role.BEHEERDER, dt.date(2025, 7, 1))
     assert w.chain(KVK, "11223344").services == frozenset({GENERAL3})  # type: ignore[union-attr]
@@ -236,7 +236,7 @@ def test_effects_applied_to_a_copy_leave_the_original_unchanged() -> None:
         PutMembership(KVK, "anna", Membership(Role.BEHEERDER, terminates_on=END)),
         PutAuthorisation(KVK, "bob", TENDERNED, dt.date(2027, 1, 1)),   # a nested dict (means -> service -> end)
         DeleteAuthorisation(KVK, "bob", GENERAL3),
-        PutChain(KVK, Chain("99887766", None, frozenset({TENDERNED}), END)),
+        PutChain(KVK, Chain.issued("99887766", None, frozenset({TENDERNED}), END)),
         DeleteChain(KVK, "11223344"),
         DeleteMembership(OTHER, "anna"),
         DeleteOrganisation(OTHER),

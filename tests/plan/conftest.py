@@ -57,7 +57,7 @@ class Backend:
         self.world.orgs[kvk].authorisations.setdefault(mid, {})[uuid(key)] = end
 
     def chain(self, ikvk: str, keys: list[str], end: dt.date) -> None:
-        self.world.orgs[KVK].chains[ikvk] = Chain(ikvk, None, frozenset(uuid(k) for k in keys), end)
+        self.world.orgs[KVK].chains[ikvk] = Chain.issued(ikvk, None, frozenset(uuid(k) for k in keys), end)
 
 
 @pytest.fixture

@@ -144,8 +144,8 @@ def actual_states(draw: Any) -> Actual:
         for ikvk in draw(st.lists(st.sampled_from([k for k in INTERMEDIARIES if k != kvk]), unique=True,
                                   max_size=2)):
             services = draw(st.lists(st.sampled_from(SERVICES), unique_by=lambda s: s.uuid, min_size=1, max_size=3))
-            state.chains[ikvk] = Chain(ikvk, draw(st.sampled_from([None, f"Kantoor {ikvk}"])),
-                                       frozenset(s.uuid for s in services), draw(end_dates()))
+            state.chains[ikvk] = Chain(ikvk, draw(st.sampled_from([None, f"Kantoor {ikvk}"])),   # each its own date
+                                       {s.uuid: draw(end_dates()) for s in services})
     return Actual(world, actors)
 
 
@@ -277,7 +277,7 @@ def describe(actual: Actual) -> str:
             term = f" terminates {ms.terminates_on}" if ms.terminates_on else ""
             lines.append(f"    {mid} {ms.role.value}{term} {auths}")
         for ikvk, c in sorted(s.chains.items()):
-            lines.append(f"    chain {ikvk} {sorted(key(u) for u in c.services)} until {c.end_date}")
+            lines.append(f"    chain {ikvk} {sorted((key(u), str(end)) for u, end in c.ends.items())}")
     return "\n".join(lines)
 
 
@@ -378,11 +378,16 @@ def _desired_org(draw: Any, actual: Actual, kvk: str, person: Any) -> dict[str, 
                 keys = draw(st.lists(st.sampled_from([s.key for s in SERVICES]), unique=True, min_size=1, max_size=4))
         else:
             keys = draw(st.lists(st.sampled_from([s.key for s in SERVICES]), unique=True, min_size=1, max_size=3))
-        chain: dict[str, Any] = {"intermediary": {"kvk": ikvk}, "services": keys,
-                                 "until": _until(draw, have.end_date if have else None)}
-        if draw(st.booleans()):
-            chain["intermediary"]["name"] = f"Kantoor {ikvk}"
-        chains.append(chain)
+        by_until: dict[str, list[str]] = {}                   # R18: one entry per until, each service its own
+        for key in keys:
+            held = have.ends.get(CAT[key].uuid) if have else None
+            by_until.setdefault(_until(draw, held), []).append(key)
+        named = draw(st.booleans())
+        for until, entry_keys in by_until.items():
+            chain: dict[str, Any] = {"intermediary": {"kvk": ikvk}, "services": entry_keys, "until": until}
+            if named:
+                chain["intermediary"]["name"] = f"Kantoor {ikvk}"
+            chains.append(chain)
     policy: dict[str, Any] = {"prune": draw(st.booleans())}
     policy["renew_before"] = draw(st.sampled_from(["60d", "30d", "90d"]))
     if draw(st.booleans()):

@@ -297,21 +297,50 @@ def test_unknown_organisation_is_manual_r16(tmp_path, backend: Backend) -> None:
 
 
 def test_chain_authorisations_r18(plan_for: PlanFn, backend: Backend) -> None:
+    """Issue #13: each chain authorisation (intermediary x service) has its own end date; adding a service
+    leaves the others' dates alone, a service the config drops is revoked by itself (not the whole
+    intermediary), and an intermediary the config drops is removed with prune."""
     backend.means("admin@acme.nl", "beheerder")
     backend.chain("47474747", ["uwv/werkgeversportaal", "rvo/tenderned"], dt.date(2028, 1, 1))
     backend.chain("11111111", ["rvo/tenderned"], dt.date(2028, 1, 1))
     plan = plan_for("policy: {prune: true}\n" + ADMIN + """\
 chain_authorisations:
-  - {intermediary: {kvk: "47474747"}, services: [uwv/werkgeversportaal, algemene-bevoegdheid-3], until: 2029-01-01}
+  - {intermediary: {kvk: "47474747"}, services: [uwv/werkgeversportaal], until: 2029-01-01}
+  - {intermediary: {kvk: "47474747"}, services: [algemene-bevoegdheid-3], until: 2027-06-30}
   - {intermediary: {kvk: "22222222"}, services: [rvo/tenderned], until: rolling}
 """)
-    got = [(c.action.value, c.target, c.stage) for c in plan.changes]
-    assert ("issue_chain", "47474747", Stage.GRANT) in got           # adds algemene-bevoegdheid-3
-    assert ("set_chain_end_date", "47474747", Stage.GRANT) not in got  # the issue re-dated it already
-    assert ("issue_chain", "22222222", Stage.GRANT) in got
-    assert ("remove_intermediary", "11111111", Stage.REMOVE) in got
-    assert [(m.action.value, m.rule) for m in plan.organisations[0].manual] == [("remove_intermediary", "R18")]
-    assert any(c.escalation for c in plan.changes if c.action is Action.ISSUE_CHAIN)
+    got = [(c.action.value, c.target, c.stage, tuple(c.params.get("service_keys", ()))) for c in plan.changes]
+    assert got == [
+        ("issue_chain", "47474747", Stage.GRANT, ("algemene-bevoegdheid-3",)),
+        ("set_chain_end_date", "47474747", Stage.GRANT, ("uwv/werkgeversportaal",)),
+        ("issue_chain", "22222222", Stage.GRANT, ("rvo/tenderned",)),
+        ("revoke_chain", "47474747", Stage.SHORTEN, ("rvo/tenderned",)),
+        ("remove_intermediary", "11111111", Stage.REMOVE, ()),
+    ], got
+    issue = next(c for c in plan.changes if c.action is Action.ISSUE_CHAIN and c.target == "47474747")
+    assert issue.params["end_date"] == "2027-06-30" and issue.escalation and issue.cost_yearly == 0.0
+    assert next(c for c in plan.changes if c.target == "22222222").cost_yearly > 0        # a new intermediary
+    revoke = next(c for c in plan.changes if c.action is Action.REVOKE_CHAIN)
+    assert revoke.removal and revoke.removal_count == 1 and revoke.after == {"end_dates": {
+        "47474747 rvo/tenderned": None}}
+    assert plan.organisations[0].manual == []
+
+
+def test_a_chain_authorisation_whose_date_passed_ends_alone_r18(plan_for: PlanFn, backend: Backend) -> None:
+    backend.means("admin@acme.nl", "beheerder")
+    backend.chain("47474747", ["uwv/werkgeversportaal", "rvo/tenderned"], dt.date(2028, 1, 1))
+    plan = plan_for(ADMIN + """\
+chain_authorisations:
+  - {intermediary: {kvk: "47474747"}, services: [uwv/werkgeversportaal], until: 2028-01-01}
+  - {intermediary: {kvk: "47474747"}, services: [rvo/tenderned], until: 2026-01-01}
+""")
+    assert [(c.action.value, c.params["service_keys"], c.time_driven) for c in plan.changes] == [
+        ("revoke_chain", ["rvo/tenderned"], True)]
+    plan = plan_for(ADMIN + """\
+chain_authorisations:
+  - {intermediary: {kvk: "47474747"}, services: [uwv/werkgeversportaal, rvo/tenderned], until: 2026-01-01}
+""")
+    assert [c.action.value for c in plan.changes] == ["remove_intermediary"]       # every one passed
 
 
 def test_planning_does_not_change_the_actual_state(plan_for: PlanFn, backend: Backend) -> None:

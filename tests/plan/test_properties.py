@@ -216,8 +216,11 @@ def test_e_removals_count_terminations_demotions_revoked_pairs_and_intermediarie
                 expected += 1
             elif c.action is Action.REVOKE:
                 expected += len(c.params["means_ids"]) * len(c.params["services"])
+            elif c.action is Action.REVOKE_CHAIN:                      # once per chain authorisation (R18)
+                expected += len(c.params["services"])
         assert org.removals == expected, listing(plan)
-        assert all(c.removal == (c.action in (Action.TERMINATE_MEANS, Action.REMOVE_INTERMEDIARY, Action.REVOKE)
+        assert all(c.removal == (c.action in (Action.TERMINATE_MEANS, Action.REMOVE_INTERMEDIARY, Action.REVOKE,
+                                              Action.REVOKE_CHAIN)
                                  or (c.action is Action.CHANGE_ROLE and c.params["role"] == "gebruiker"))
                    for c in org.changes), listing(plan)
 
@@ -345,21 +348,21 @@ def mismatches(world: World, desired: list[DesiredOrg], plan: Plan) -> list[str]
             skip = excuses.get((d.kvk, ikvk), set())
             if "all" in skip:
                 continue
-            if isinstance(want.until, dt.date) and want.until <= TODAY:
-                if have is not None:
-                    out.append(f"{d.kvk}: chain {ikvk} should be gone (until {want.until})")
-                continue
-            if have is None:
-                out.append(f"{d.kvk}: chain {ikvk} missing")
-                continue
-            if not set(want.services) <= have.services or (
-                    "chain-services" not in skip and set(want.services) != have.services):
-                out.append(f"{d.kvk}: chain {ikvk} services differ")
-            if want.until == ROLLING:
-                if (have.end_date - TODAY).days < renew:
-                    out.append(f"{d.kvk}: chain {ikvk} rolling, ends {have.end_date}")
-            elif have.end_date != want.until:
-                out.append(f"{d.kvk}: chain {ikvk} until {want.until}, ends {have.end_date}")
+            held = have.ends if have is not None else {}
+            for uuid, until in want.until.items():                  # each chain authorisation by itself (R18)
+                end = held.get(uuid)
+                if isinstance(until, dt.date) and until <= TODAY:
+                    if end is not None:
+                        out.append(f"{d.kvk}: chain {ikvk} {uuid} should be gone (until {until})")
+                elif end is None:
+                    out.append(f"{d.kvk}: chain {ikvk} {uuid} missing")
+                elif until == ROLLING and (end - TODAY).days < renew:
+                    out.append(f"{d.kvk}: chain {ikvk} {uuid} rolling, ends {end}")
+                elif until != ROLLING and end != until:
+                    out.append(f"{d.kvk}: chain {ikvk} {uuid} until {until}, ends {end}")
+            extra = sorted(set(held) - set(want.until))
+            if extra and "chain-services" not in skip:
+                out.append(f"{d.kvk}: chain {ikvk} holds undeclared {extra}")
         if d.policy.prune:
             extra = sorted(set(state.chains) - set(d.chains))
             if extra:

@@ -49,7 +49,7 @@ def leaver(backend: Backend) -> None:
     backend.auth(lea, "uwv/werkgeversportaal", dt.date(2030, 1, 1))
     backend.auth(lea, "rvo/tenderned", dt.date(2028, 6, 30))
     backend.world.orgs[CLIENT] = OrgState(OrgInfo(CLIENT, "Client BV"))
-    backend.world.orgs[CLIENT].chains[KVK] = Chain(KVK, "Acme", frozenset({uuid("uwv/werkgeversportaal")}),
+    backend.world.orgs[CLIENT].chains[KVK] = Chain.issued(KVK, "Acme", frozenset({uuid("uwv/werkgeversportaal")}),
                                                    dt.date(2029, 3, 31))
     backend.world.orgs[OTHER] = OrgState(OrgInfo(OTHER, "Other BV"))
     backend.means("other@acme.nl", "beheerder", kvk=OTHER)
@@ -121,7 +121,7 @@ chain_authorisations:
     assert revoke.detail == "mijn-overheid/ondernemers until 2028-01-01 -> revoked"
     assert (revoke.before, revoke.after) == ({"end_dates": {"admin@acme.nl mijn-overheid/ondernemers": "2028-01-01"}},
                                              {"end_dates": {"admin@acme.nl mijn-overheid/ondernemers": None}})
-    assert chain.detail == "47474747: 2030-01-01 -> 2028-02-01"
+    assert chain.detail == "47474747: rvo/tenderned until 2030-01-01 -> 2028-02-01"
     assert (chain.before, chain.after) == ({"end_dates": {"47474747 rvo/tenderned": "2030-01-01"}},
                                            {"end_dates": {"47474747 rvo/tenderned": "2028-02-01"}})
     text = render_text(plan)

@@ -42,13 +42,16 @@ SAMPLES: dict[Action, tuple[str | list[str], dict[str, Any], Stage]] = {
                                   "service_keys": ["algemene-bevoegdheid-3"]}, Stage.SHORTEN),
     Action.ISSUE_CHAIN: ("47474747", {"intermediary_kvk": "47474747", "name": None, "services": [UUID_A],
                                       "service_keys": ["rvo/tenderned"], "end_date": "2029-10-14"}, Stage.GRANT),
-    Action.SET_CHAIN_END_DATE: ("47474747", {"intermediary_kvk": "47474747", "end_date": "2030-01-01"},
+    Action.SET_CHAIN_END_DATE: ("47474747", {"intermediary_kvk": "47474747", "end_date": "2030-01-01",
+                                             "services": ["U-TENDER"], "service_keys": ["rvo/tenderned"]},
                                 Stage.GRANT),
+    Action.REVOKE_CHAIN: ("47474747", {"intermediary_kvk": "47474747", "services": ["U-LOON"],
+                                       "service_keys": ["belastingdienst/loonaangifte"]}, Stage.SHORTEN),
     Action.TERMINATE_MEANS: ("gone@acme.nl", {"means_id": "m-gone", "mode": "now"}, Stage.REMOVE),
     Action.REMOVE_INTERMEDIARY: ("58585858", {"intermediary_kvk": "58585858"}, Stage.REMOVE),
 }
 ESCALATING = {Action.REQUEST_MEANS, Action.CHANGE_ROLE, Action.CHANGE_LEVEL, Action.GRANT, Action.ISSUE_CHAIN}
-REMOVING = {Action.REVOKE, Action.TERMINATE_MEANS, Action.REMOVE_INTERMEDIARY}
+REMOVING = {Action.REVOKE, Action.REVOKE_CHAIN, Action.TERMINATE_MEANS, Action.REMOVE_INTERMEDIARY}
 
 
 def change(action: Action, target: str | list[str] | None = None, *, kvk: str = KVK, detail: str = "",

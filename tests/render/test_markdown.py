@@ -29,8 +29,8 @@ def test_title_line_has_counts_api_calls_and_cost() -> None:
     text = render_markdown(every_action_plan())
     first, second = text.split("\n")[:2]
     assert first == MARKER
-    assert second == ("### Plan: 4 to add, 8 to change, 3 to remove, 2 deferred, 3 manual, 3 unmanaged \u00b7 "
-                      "15 API calls \u00b7 cost EUR 40.00 once and EUR 19.95 a year")
+    assert second == ("### Plan: 4 to add, 8 to change, 4 to remove, 2 deferred, 3 manual, 3 unmanaged \u00b7 "
+                      "16 API calls \u00b7 cost EUR 40.00 once and EUR 19.95 a year")
 
 
 def test_escalations_come_first_in_their_own_table() -> None:
@@ -58,7 +58,7 @@ def test_one_details_section_per_organisation_with_its_tables() -> None:
     assert text.count("<details>") == text.count("</details>") == len(made.organisations) == 2
     summaries = [line for line in text.split("\n") if line.startswith("<summary>")]
     assert summaries == [
-        "<summary><b>Acme B.V.</b> (KvK 99966564): 15 changes, 2 deferred, 2 manual, 3 unmanaged, 1 warning, "
+        "<summary><b>Acme B.V.</b> (KvK 99966564): 16 changes, 2 deferred, 2 manual, 3 unmanaged, 1 warning, "
         "\u26a0\ufe0f 5 privilege escalations</summary>",
         "<summary><b>Unknown B.V.</b> (KvK 12345678): 1 manual</summary>"]
     doc = parse(text)

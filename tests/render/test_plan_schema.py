@@ -189,6 +189,32 @@ def test_real_plan_with_unmanaged_and_manual_steps(tmp_path: Path, validator: Dr
     assert errors(validator, data) == []
 
 
+def test_every_list_names_its_target_the_same_way(tmp_path: Path, validator: Draft202012Validator) -> None:
+    """Issue #13: a grant change and a deferred grant both have the person as `target` and the service keys in
+    `services` (a deferred grant named its services as target); a saved plan reads back to the same JSON."""
+    from reconciler.apply.saved import plan_from_data
+    from reconciler.domain.state import Status
+
+    backend = Backend()
+    backend.means("admin@acme.nl", "beheerder")
+    backend.means("wacht@acme.nl", status=Status.WACHTEN_OP_ACTIVATIE)
+    plan = _plan(tmp_path, backend, "users:\n" + ADMIN.rstrip()[:-1]
+                 + ", authorisations: [{service: rvo/tenderned, until: 2028-01-01}]}\n"
+                 "  - {email: wacht@acme.nl, name: W, role: gebruiker, level: EH3, second_factor: {type: otp},\n"
+                 "     authorisations: [{service: rvo/tenderned, until: 2028-01-01}]}\n")
+    data = as_json(plan)
+    [org] = data["organisations"]
+    [grant] = [c for c in org["changes"] if c["action"] == "grant"]
+    [waits] = [d for d in org["deferred"] if d["action"] == "grant"]
+    assert (grant["target"], grant["services"]) == ("admin@acme.nl", ["rvo/tenderned"])
+    assert (waits["target"], waits["services"], waits["person"]) == ("wacht@acme.nl", ["rvo/tenderned"],
+                                                                      "wacht@acme.nl")
+    assert list(grant)[list(grant).index("target") + 1] == "services" == list(waits)[list(waits).index("target")
+                                                                                      + 1]
+    assert data["format_version"] == 2 and errors(validator, data) == []
+    assert as_json(plan_from_data(data)) == data
+
+
 def test_real_plan_for_an_unknown_organisation(tmp_path: Path, validator: Draft202012Validator) -> None:
     desired = config(tmp_path, "users:\n" + ADMIN, header='version: 1\norganisation: {kvk: "11112222", name: New}\n')
     data = as_json(make_plan(PlanInput([desired], Backend().world, TODAY, {}, {})))
@@ -266,7 +292,8 @@ REJECTED: dict[str, Callable[[dict[str, Any]], None]] = {
     "params of another action": _set(_change("request_means"), "params", {"means_id": "m", "role": "beheerder"}),
     "stage 5": _set(_change("request_means"), "stage", 5),
     "unknown origin": _set(_change("request_means"), "origin", "magic"),
-    "format version 2": _set(lambda d: d, "format_version", 2),
+    "format version 1 (before the uniform targets)": _set(lambda d: d, "format_version", 1),
+    "format version 3": _set(lambda d: d, "format_version", 3),
     "unknown top-level key": _set(lambda d: d, "extra", True),
     "unknown organisation key": _set(_org, "extra", True),
     "unknown change key": _set(_change("request_means"), "extra", True),

@@ -135,7 +135,7 @@ def test_chain_authorisations_have_the_intermediary_as_the_person(tmp_path: Path
     b = Backend()
     b.means("admin@acme.nl", "beheerder")
     b.chain("47474747", ["uwv/werkgeversportaal", "rvo/tenderned"], LATER)
-    b.world.orgs[KVK].chains["11111111"] = Chain("11111111", "Other", frozenset({uuid("rvo/tenderned")}), SOON)
+    b.world.orgs[KVK].chains["11111111"] = Chain.issued("11111111", "Other", frozenset({uuid("rvo/tenderned")}), SOON)
     desired = config(tmp_path, "users:\n" + ADMIN + """\
 chain_authorisations:
   - {intermediary: {kvk: "47474747", name: Vries}, services: [uwv/werkgeversportaal], until: 2029-01-01}

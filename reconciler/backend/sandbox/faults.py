@@ -157,6 +157,7 @@ RULE_FAULTS: dict[str, str] = {
     "R4-link": "links into an organisation where the acting admin is only a gebruiker are accepted",
     "R9": "any end date is accepted (today, or more than five years ahead)",
     "R13": "a belastingdienst means of any level, as beheerder, or a second one is accepted",
+    "R18": "issuing chain authorisations re-dates all the intermediary's others (one end date per intermediary)",
     "R19": "EH2+, EH3 and EH4 without a second factor, and sms without a number, are accepted",
     "idempotency": "a repeated Idempotency-Key with another body replays the first answer instead of 422",
 }
@@ -223,6 +224,7 @@ def install_rule_faults() -> None:
     global _installed
     from reconciler.domain import rules
     from reconciler.backend.sandbox.store import SandboxStore
+    from reconciler.domain.state import PutChain
 
     with _install_lock:
         if _installed:
@@ -231,6 +233,7 @@ def install_rule_faults() -> None:
         tax_means_ok, second_factor_ok = rules._tax_means_ok, rules._second_factor_ok
         in_target, link_means = rules._execute_in_target, rules._link_means
         lookup = SandboxStore.idempotency_get
+        issue_chain = rules._HANDLERS[rules.IssueChain]
 
         def _up_to_actor(actor: Any, level: Any, what: str) -> None:
             if not broken("R4"):
@@ -258,6 +261,14 @@ def install_rule_faults() -> None:
                 return in_target(view, actor_id, op, today)
             return link_means(view, actor, op, today)
 
+        def _issue_chain(view: Any, actor: Any, op: Any, today: Any) -> Any:
+            """R18 off: the date issued becomes the date of every chain authorisation of the intermediary."""
+            effects = issue_chain(view, actor, op, today)
+            if not broken("R18"):
+                return effects
+            end = rules._end_date(today, op.end_date)
+            return [PutChain(e.kvk, e.chain.with_ends({u: end for u in e.chain.ends})) for e in effects]
+
         def idempotency_get(self: Any, token_hash: str, key: str) -> Any:
             record = lookup(self, token_hash, key)
             if record is not None and broken("idempotency"):
@@ -267,5 +278,6 @@ def install_rule_faults() -> None:
         rules._up_to_actor, rules._end_date = _up_to_actor, _end_date  # type: ignore[assignment]
         rules._tax_means_ok, rules._second_factor_ok = _tax_means_ok, _second_factor_ok  # type: ignore[assignment]
         rules._execute_in_target = _execute_in_target  # type: ignore[assignment]
+        rules._HANDLERS[rules.IssueChain] = _issue_chain
         SandboxStore.idempotency_get = idempotency_get  # type: ignore[method-assign]
         _installed = True

@@ -162,13 +162,19 @@ class Authorisation(_Out):
     end_date: dt.date
 
 
+class ChainService(_Out):
+    """One chain authorisation: a service the intermediary may act at, until its own end date (R18)."""
+
+    service: str = Field(description="The service's UUID.")
+    end_date: dt.date
+
+
 class ChainAuthorisation(_Out):
-    """The chain authorisations issued to one intermediary organisation (R18)."""
+    """The chain authorisations issued to one intermediary organisation (R18), each with its own end date."""
 
     intermediary_kvk: str
     name: str | None
-    services: list[str] = Field(description="Service UUIDs.")
-    end_date: dt.date
+    services: list[ChainService] = Field(description="By service UUID.")
 
 
 #: A catalogue service as the client reads it (`RemoteService`).
@@ -304,9 +310,16 @@ class ChainIn(_In):
 
 
 class ChainEndDateIn(_In):
-    """A new end date for an intermediary's chain authorisations (R9, R18)."""
+    """A new end date for some of an intermediary's chain authorisations (R9, R18); without services, for all."""
 
     end_date: Date
+    services: list[ServiceUuid] = Field(default_factory=list, max_length=1000)
+
+
+class ChainRevokeIn(_In):
+    """Chain authorisations to end now (R18); the intermediary goes with its last."""
+
+    services: list[ServiceUuid] = Field(min_length=1, max_length=1000)
 
 
 # ------------------------------------------------------------------------------------------ mutation answers
@@ -366,6 +379,11 @@ class RevokeMutation(_Mutation):
 
 class ChainMutation(_Mutation):
     result: ChainAuthorisation
+
+
+class ChainRevokeMutation(_Mutation):
+    result: ChainAuthorisation | None = Field(description="What the intermediary still holds; null when the "
+                                                          "revoke took its last (the intermediary is gone).")
 
 
 class RemoveIntermediaryMutation(_Mutation):

@@ -52,13 +52,14 @@ async def open_controls(backend: str | None) -> AsyncIterator[SandboxControls]:
 
 
 async def init(backend: str | None, kvk: str, name: str, *, admin_email: str, admin_name: str | None, level: str,
-               branch_number: str | None) -> SandboxOrganisation:
-    """Create an organisation with one active admin (named after the e-mail unless given); its token is in the
-    answer, once."""
+               branch_number: str | None, second_factor: str | None = None,
+               phone: str | None = None) -> SandboxOrganisation:
+    """Create an organisation with one active admin (named after the e-mail unless given, with its second factor
+    when given: R19); its token is in the answer, once."""
     async with open_controls(backend) as controls:
         return await controls.create_organisation(
             kvk, name, admin_email=admin_email, admin_name=admin_name or admin_email.split("@")[0], level=level,
-            branch_number=branch_number)
+            second_factor=second_factor, phone=phone, branch_number=branch_number)
 
 
 def _applies(step: str, means: SandboxMeans) -> bool:

@@ -489,8 +489,9 @@ _CHAINS = "chain authorisations"
 @router.post("/organisations/{kvk}/chain-authorisations", **_change(
     "Issue chain authorisations to an intermediary",
     "Authorises the intermediary organisation (by KvK) for the services, adding them to "
-    "those it already has, with one end date for all: default five years, at most five years "
-    "ahead (R9, R18). A new intermediary costs a yearly fee.", tag=_CHAINS, model=m.ChainMutation))
+    "those it already has. The listed services get the end date (default five years, at most five years "
+    "ahead, R9); the intermediary's other chain authorisations keep theirs (R18). A new intermediary costs a "
+    "yearly fee.", tag=_CHAINS, model=m.ChainMutation))
 async def issue_chain(request: Request, actor: CurrentActor, kvk: KvkPath, body: m.ChainIn,
                       conditional: Conditional) -> Response:
     op = rules.IssueChain(kvk=kvk, intermediary_kvk=body.intermediary_kvk,
@@ -504,10 +505,26 @@ IkvkPath = Annotated[str, Path(pattern=r"^[0-9]{8}$", description="The intermedi
 
 @router.post("/organisations/{kvk}/chain-authorisations/{intermediary_kvk}/end-date", **_change(
     "Change the end date of an intermediary's chain authorisations",
-    "Between tomorrow and five years ahead (R9, R18).", tag=_CHAINS, model=m.ChainMutation))
+    "For the listed services (each has its own end date, R18), or for all when none are listed; between "
+    "tomorrow and five years ahead (R9). A service the intermediary does not hold is 404.", tag=_CHAINS,
+    model=m.ChainMutation))
 async def set_chain_end_date(request: Request, actor: CurrentActor, kvk: KvkPath, intermediary_kvk: IkvkPath,
                              body: m.ChainEndDateIn, conditional: Conditional) -> Response:
-    op = rules.SetChainEndDate(kvk=kvk, intermediary_kvk=intermediary_kvk, end_date=body.end_date)
+    op = rules.SetChainEndDate(kvk=kvk, intermediary_kvk=intermediary_kvk, end_date=body.end_date,
+                               services=tuple(s.lower() for s in body.services))
+    return await mutate(request, actor, kvk, conditional, action=op.action, target=intermediary_kvk,
+                        work=_decided(kvk, actor.means_id, op, _chain_result(kvk, intermediary_kvk)))
+
+
+@router.post("/organisations/{kvk}/chain-authorisations/{intermediary_kvk}/revoke", **_change(
+    "Revoke some of an intermediary's chain authorisations",
+    "Ends the listed chain authorisations now; the others keep their end dates. With its last the "
+    "intermediary goes (R18). A service the intermediary does not hold is 404.", tag=_CHAINS,
+    model=m.ChainRevokeMutation))
+async def revoke_chain(request: Request, actor: CurrentActor, kvk: KvkPath, intermediary_kvk: IkvkPath,
+                       body: m.ChainRevokeIn, conditional: Conditional) -> Response:
+    op = rules.RevokeChain(kvk=kvk, intermediary_kvk=intermediary_kvk,
+                           services=tuple(s.lower() for s in body.services))
     return await mutate(request, actor, kvk, conditional, action=op.action, target=intermediary_kvk,
                         work=_decided(kvk, actor.means_id, op, _chain_result(kvk, intermediary_kvk)))
 

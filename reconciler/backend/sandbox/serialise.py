@@ -69,8 +69,8 @@ def authorisation_dicts(rows: Sequence[Sequence[Any]], store: SandboxStore) -> l
 
 
 def chain_dict(chain: Chain) -> dict[str, Any]:
-    return {"intermediary_kvk": chain.intermediary_kvk, "name": chain.name, "services": sorted(chain.services),
-            "end_date": chain.end_date.isoformat()}
+    return {"intermediary_kvk": chain.intermediary_kvk, "name": chain.name,
+            "services": [{"service": uuid, "end_date": end.isoformat()} for uuid, end in sorted(chain.ends.items())]}
 
 
 def service_dict(s: Service) -> dict[str, Any]:

@@ -34,10 +34,13 @@ from reconciler.domain.state import (
 
 from reconciler.backend.sandbox.pagination import decode_cursor, page_of
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Statements that bring a database of the previous version up to date.
 _MIGRATIONS = {1: ("ALTER TABLE means ADD COLUMN pending_second_factor TEXT",
-                   "ALTER TABLE means ADD COLUMN pending_phone TEXT")}
+                   "ALTER TABLE means ADD COLUMN pending_phone TEXT"),
+               # R18: each chain authorisation its own end date; the one date each had becomes every service's
+               2: ("UPDATE chains SET services = (SELECT json_group_object(value, chains.end_date) "
+                   "FROM json_each(chains.services))",)}
 
 #: Ids per IN (...) list: far below SQLite's bound-parameter limit.
 _CHUNK = 900
@@ -115,8 +118,8 @@ CREATE TABLE IF NOT EXISTS chains (
     kvk              TEXT NOT NULL REFERENCES organisations(kvk) ON DELETE CASCADE,
     intermediary_kvk TEXT NOT NULL,
     name             TEXT,
-    services         TEXT NOT NULL,                 -- JSON array of service UUIDs, sorted
-    end_date         TEXT NOT NULL,
+    services         TEXT NOT NULL,                 -- JSON object: service UUID -> its end date (R18)
+    end_date         TEXT NOT NULL,                 -- the earliest of them (what the clock looks for)
     PRIMARY KEY (kvk, intermediary_kvk)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS chains_end ON chains(end_date);
@@ -230,8 +233,8 @@ def _membership_from(role: str, terminates_on: str | None) -> Membership:
 
 
 def _chain_from_row(row: Sequence[Any]) -> Chain:
-    return Chain(intermediary_kvk=row[0], name=row[1], services=frozenset(json.loads(row[2])),
-                 end_date=dt.date.fromisoformat(row[3]))
+    return Chain(intermediary_kvk=row[0], name=row[1],
+                 ends={uuid: dt.date.fromisoformat(end) for uuid, end in json.loads(row[2]).items()})
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -620,15 +623,21 @@ class SandboxStore:
             authorisations=[(k, m, u, dt.date.fromisoformat(e)) for k, m, u, e in conn.execute(
                 "SELECT kvk, means_id, service, end_date FROM authorisations WHERE end_date <= ? "
                 "ORDER BY kvk, means_id, service", (day,))],
-            chains=[(k, i, dt.date.fromisoformat(e)) for k, i, e in conn.execute(
-                "SELECT kvk, intermediary_kvk, end_date FROM chains WHERE end_date <= ? ORDER BY kvk, "
-                "intermediary_kvk", (day,))],
+            chains=[(k, i, uuid, dt.date.fromisoformat(end)) for k, i, ends in conn.execute(
+                "SELECT kvk, intermediary_kvk, services FROM chains WHERE end_date <= ? ORDER BY kvk, "
+                "intermediary_kvk", (day,)) for uuid, end in sorted(json.loads(ends).items())],
             terminations=[(k, m, dt.date.fromisoformat(e)) for k, m, e in conn.execute(
                 "SELECT kvk, means_id, terminates_on FROM memberships WHERE terminates_on IS NOT NULL "
                 "AND terminates_on <= ? ORDER BY kvk, means_id", (day,))])
         report = SweepReport()
         touched: set[str] = set()
         events: list[tuple[str | None, str, str]] = []
+
+        def chain_ended(kvk: str, ikvk: str, left: frozenset[str]) -> None:
+            before = self.chain(kvk, ikvk)
+            for uuid_ in sorted(before.services - left) if before else []:
+                report.chains_expired += 1
+                events.append((kvk, "chain_expired", f"{ikvk}/{uuid_}"))
 
         def write(event: str, effects: list[Effect]) -> None:
             for effect in effects:
@@ -639,9 +648,10 @@ class SandboxStore:
                     case DeleteAuthorisation(kvk=kvk, means_id=mid, service=uuid_):
                         report.authorisations_expired += 1
                         events.append((kvk, event, f"{mid}/{uuid_}"))
-                    case DeleteChain(kvk=kvk, intermediary_kvk=ikvk):
-                        report.chains_expired += 1
-                        events.append((kvk, event, ikvk))
+                    case PutChain(kvk=kvk, chain=chain):            # some of its services ended (R18)
+                        chain_ended(kvk, chain.intermediary_kvk, chain.services)
+                    case DeleteChain(kvk=kvk, intermediary_kvk=ikvk):   # its last ended
+                        chain_ended(kvk, ikvk, frozenset())
                     case DeleteMembership(kvk=kvk, means_id=mid):
                         report.memberships_terminated += 1
                         events.append((kvk, event, mid))
@@ -873,8 +883,9 @@ class SandboxStore:
                     "INSERT INTO chains (kvk, intermediary_kvk, name, services, end_date) VALUES (?,?,?,?,?) "
                     "ON CONFLICT(kvk, intermediary_kvk) DO UPDATE SET name = excluded.name, "
                     "services = excluded.services, end_date = excluded.end_date",
-                    [(e.kvk, e.chain.intermediary_kvk, e.chain.name, json.dumps(sorted(e.chain.services)),
-                      e.chain.end_date.isoformat()) for e in run])
+                    [(e.kvk, e.chain.intermediary_kvk, e.chain.name,
+                      json.dumps({u: end.isoformat() for u, end in sorted(e.chain.ends.items())}),
+                      min(e.chain.ends.values()).isoformat()) for e in run])
                 touched |= {e.kvk for e in run}
             elif kind is DeleteChain:
                 conn.executemany("DELETE FROM chains WHERE kvk = ? AND intermediary_kvk = ?",

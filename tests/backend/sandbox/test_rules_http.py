@@ -797,21 +797,27 @@ async def test_r17_a_branch_number_organisation_gets_no_uwv_or_belastingdienst(s
 
 
 # ============================================================================================== R18
+def _ends(result: dict[str, Any]) -> dict[str, str]:
+    """A chain authorisation answer as {service UUID: end date}."""
+    return {item["service"]: item["end_date"] for item in result["services"]}
+
+
 async def test_r18_chain_authorisations_issue_redate_and_remove(sc: Scenario) -> None:
     await sc.refused("POST", CHAIN, {"intermediary_kvk": KVK, "services": svc("rvo/tenderned")}, code="R18")
     data = await sc.ok("POST", CHAIN, {"intermediary_kvk": INTERMEDIARY, "name": "Boekhouder",
                                        "services": svc("rvo/tenderned")})
-    assert (data["result"]["end_date"], data["result"]["name"]) == (FIVE_YEARS, "Boekhouder")
+    assert (_ends(data["result"]), data["result"]["name"]) == ({svc("rvo/tenderned")[0]: FIVE_YEARS}, "Boekhouder")
     data = await sc.ok("POST", CHAIN, {"intermediary_kvk": INTERMEDIARY,
                                        "services": svc("belastingdienst/loonaangifte"), "end_date": day(200)})
-    assert sorted(data["result"]["services"]) == sorted(svc("rvo/tenderned", "belastingdienst/loonaangifte"))
+    assert _ends(data["result"]) == {svc("rvo/tenderned")[0]: FIVE_YEARS, svc("belastingdienst/loonaangifte")[0]:
+                                     day(200)}
     assert data["result"]["name"] == "Boekhouder"
     for end in (day(0), "2030-06-02"):
         await sc.refused("POST", CHAIN, {"intermediary_kvk": THIRD, "services": svc("rvo/tenderned"),
                                          "end_date": end}, code="R9")
         await sc.refused("POST", f"{CHAIN}/{INTERMEDIARY}/end-date", {"end_date": end}, code="R9")
     data = await sc.ok("POST", f"{CHAIN}/{INTERMEDIARY}/end-date", {"end_date": day(30)})
-    assert data["result"]["end_date"] == day(30)
+    assert set(_ends(data["result"]).values()) == {day(30)}                  # no services named: all of them
     await sc.ok("POST", CHAIN, {"intermediary_kvk": THIRD, "services": svc("rvo/tenderned")})
 
     r = await sc.call("DELETE", f"{CHAIN}/{INTERMEDIARY}")
@@ -819,6 +825,31 @@ async def test_r18_chain_authorisations_issue_redate_and_remove(sc: Scenario) ->
     assert list(await sc.chains()) == [THIRD]
     await sc.refused("DELETE", f"{CHAIN}/{INTERMEDIARY}", code="not-found", status=404)
     await sc.refused("POST", f"{CHAIN}/{INTERMEDIARY}/end-date", {"end_date": day(30)}, code="not-found", status=404)
+
+
+async def test_r18_each_chain_authorisation_has_its_own_end_date(sc: Scenario) -> None:
+    """Issue #13: adding a service with the default duration stretched an existing 30-day chain authorisation
+    to five years. Now each (intermediary x service) keeps its own date through issue, end-date and revoke."""
+    tender, loon, bev = svc("rvo/tenderned", "belastingdienst/loonaangifte", "algemene-bevoegdheid-3")
+    await sc.ok("POST", CHAIN, {"intermediary_kvk": INTERMEDIARY, "services": [tender], "end_date": day(30)})
+    data = await sc.ok("POST", CHAIN, {"intermediary_kvk": INTERMEDIARY, "services": [loon, bev]})   # 5 years
+    assert _ends(data["result"]) == {tender: day(30), loon: FIVE_YEARS, bev: FIVE_YEARS}
+    data = await sc.ok("POST", f"{CHAIN}/{INTERMEDIARY}/end-date", {"end_date": day(60), "services": [loon]})
+    assert _ends(data["result"]) == {tender: day(30), loon: day(60), bev: FIVE_YEARS}
+    await sc.refused("POST", f"{CHAIN}/{INTERMEDIARY}/end-date", {"end_date": day(60),
+                                                                   "services": svc("uwv/werkgeversportaal")},
+                     code="not-found", status=404)
+    data = await sc.ok("POST", f"{CHAIN}/{INTERMEDIARY}/revoke", {"services": [bev]})
+    assert _ends(data["result"]) == {tender: day(30), loon: day(60)}
+    await sc.refused("POST", f"{CHAIN}/{INTERMEDIARY}/revoke", {"services": [bev]}, code="not-found", status=404)
+    await sc.refused("POST", f"{CHAIN}/{INTERMEDIARY}/revoke", {"services": []}, code="invalid", status=422)
+    listed = (await sc.chains())[INTERMEDIARY]
+    assert _ends(listed) == {tender: day(30), loon: day(60)}
+    # the clock ends them one by one; the intermediary goes with its last
+    report = (await sc.clock(advance=30))["swept"]
+    assert report["chains_expired"] == 1 and _ends((await sc.chains())[INTERMEDIARY]) == {loon: day(60)}
+    data = await sc.ok("POST", f"{CHAIN}/{INTERMEDIARY}/revoke", {"services": [loon]})
+    assert data["result"] is None and await sc.chains() == {}
 
 
 async def test_r18_chain_authorisations_expire_with_the_clock(sc: Scenario) -> None:

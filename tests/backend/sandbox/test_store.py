@@ -104,7 +104,7 @@ def test_everything_survives_closing_and_reopening_the_file(store: SandboxStore,
     anna = admin_id(store)
     users(store, "bob")
     write(store, [PutAuthorisation(KVK, "bob", TENDERNED, END),
-                  PutChain(KVK, Chain("11223344", "Boekhouder", frozenset({TENDERNED, GENERAL3}), END)),
+                  PutChain(KVK, Chain.issued("11223344", "Boekhouder", frozenset({TENDERNED, GENERAL3}), END)),
                   PutMembership(KVK, "bob", Membership(Role.GEBRUIKER, terminates_on=dt.date(2025, 9, 1)))])
     token = store.create_token("bob", read_only=True)
     store.set_setting("faults", {"p_503": 0.5})
@@ -123,7 +123,7 @@ def test_everything_survives_closing_and_reopening_the_file(store: SandboxStore,
             assert again.get_means("bob") == user("bob")
             assert again.membership(KVK, "bob") == Membership(Role.GEBRUIKER, dt.date(2025, 9, 1))
             assert again.authorisations_of(KVK, "bob") == {TENDERNED: END}
-            assert again.chain(KVK, "11223344") == Chain("11223344", "Boekhouder",
+            assert again.chain(KVK, "11223344") == Chain.issued("11223344", "Boekhouder",
                                                          frozenset({TENDERNED, GENERAL3}), END)
     finally:
         again.close()
@@ -291,7 +291,7 @@ def test_authorisations_are_listed_by_means_then_service_and_filter_by_means(sto
 
 
 def test_chains_are_listed_by_intermediary(store: SandboxStore) -> None:
-    write(store, [PutChain(KVK, Chain(k, None, frozenset({TENDERNED}), END)) for k in ("33333333", "11111111",
+    write(store, [PutChain(KVK, Chain.issued(k, None, frozenset({TENDERNED}), END)) for k in ("33333333", "11111111",
                                                                                       "22222222")])
     with store.transaction():
         chains, pages = every(lambda limit, cursor: store.list_chains(KVK, limit, cursor), 2)
@@ -376,7 +376,7 @@ def test_the_store_answers_the_view_as_the_world_does_after_the_same_effects(sto
         PutMembership(KVK, "carl", Membership(Role.BEHEERDER)),
         PutAuthorisation(KVK, "bob", TENDERNED, END), PutAuthorisation(KVK, "bob", GENERAL3, END),
         DeleteAuthorisation(KVK, "bob", GENERAL3),
-        PutChain(KVK, Chain("11223344", "Boekhouder", frozenset({TENDERNED}), END)),
+        PutChain(KVK, Chain.issued("11223344", "Boekhouder", frozenset({TENDERNED}), END)),
     ]
     world.apply(effects)
     write(store, effects)
@@ -414,7 +414,7 @@ def test_the_clock_does_to_the_store_what_pass_time_does_to_the_world(store: San
         PutMembership(KVK, "carl", Membership(Role.GEBRUIKER)),
         PutAuthorisation(KVK, "bob", TENDERNED, END), PutAuthorisation(KVK, "eve", TENDERNED, day),
         PutAuthorisation(KVK, "eve", GENERAL3, END),
-        PutChain(KVK, Chain("11223344", "Boekhouder", frozenset({TENDERNED}), dt.date(2025, 11, 30))),
+        PutChain(KVK, Chain.issued("11223344", "Boekhouder", frozenset({TENDERNED}), dt.date(2025, 11, 30))),
     ]
     world.apply(effects)
     write(store, effects)
