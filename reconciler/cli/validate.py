@@ -8,7 +8,7 @@ import click
 
 from reconciler.cli.options import format_option, today_option
 from reconciler.config.loader import load_paths
-from reconciler.render.diagnostics import render_findings
+from reconciler.render.diagnostics import explain_hint, render_findings
 
 
 @click.command()
@@ -23,4 +23,6 @@ def validate(paths: tuple[str, ...], fmt: str, today: dt.date | None) -> int:
     """
     result = load_paths(paths, today or dt.date.today())
     click.echo(render_findings(result.diagnostics, result.files, fmt), nl=False)
+    if fmt == "text" and (hint := explain_hint(result.diagnostics)):
+        click.echo(hint, err=True)
     return 0 if result.ok else 1

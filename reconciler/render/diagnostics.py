@@ -5,6 +5,7 @@ A message may quote a value of the config (or a file name may hold anything): ea
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 from reconciler.diagnostics import Diagnostic, Severity
@@ -20,6 +21,22 @@ def summary(diagnostics: Sequence[Diagnostic], files: int) -> str:
     noted = f", {notes} note{'s' if notes != 1 else ''}" if notes else ""
     return (f"{verdict}: {errors} error{'s' if errors != 1 else ''}, "
             f"{warnings} warning{'s' if warnings != 1 else ''}{noted} in {files} {noun}")
+
+
+def rules_cited(diagnostics: Sequence[Diagnostic]) -> list[str]:
+    """The backend rules (R1..R20) the findings cite, in their order."""
+    cited = {d.code for d in diagnostics if re.fullmatch(r"R[0-9]{1,2}", d.code)}
+    return sorted(cited, key=lambda code: int(code[1:]))
+
+
+def explain_hint(diagnostics: Sequence[Diagnostic]) -> str | None:
+    """Where to read about the rules the findings cite (what a rule says, where it comes from, what the backend
+    and the planner do): one line for a person, beside the findings a script reads."""
+    cited = rules_cited(diagnostics)
+    if not cited:
+        return None
+    also = f" (and {', '.join(cited[1:])})" if cited[1:] else ""
+    return f"explain: reconciler explain {cited[0]}{also}, or docs/rules.md"
 
 
 def render_text(diagnostics: Sequence[Diagnostic], files: int) -> str:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner, Result
 
@@ -53,3 +55,20 @@ def test_a_missing_rule_is_a_usage_error_not_a_traceback() -> None:
     result = CliRunner().invoke(explain, [])
     assert result.exit_code != 0 and isinstance(result.exception, SystemExit)
     assert "Missing argument 'RULE'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_validate_points_at_the_rules_it_cites() -> None:
+    """Issue #13: every error[Rn] leads to its explanation; the hint goes to stderr, so scripts reading the
+    findings on stdout see the same lines as before."""
+    from click.testing import CliRunner
+
+    from reconciler.cli.main import cli
+
+    examples = Path(__file__).resolve().parents[2] / "examples" / "invalid"
+    result = CliRunner().invoke(cli, ["validate", str(examples / "r8-level-below-service.yaml"),
+                                      str(examples / "r19-eh3-without-second-factor.yaml"), "--today", "2026-12-01"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == "explain: reconciler explain R8 (and R15, R19), or docs/rules.md"
+    assert "explain" not in result.stdout
+    clean = CliRunner().invoke(cli, ["validate", str(examples / "unknown-service.yaml")])
+    assert "explain" not in clean.stderr                    # no rule cited, no hint
