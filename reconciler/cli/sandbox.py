@@ -131,3 +131,30 @@ def clock_set(parent_backend: str | None, day: dt.date, backend: str | None) -> 
 def clock_advance(parent_backend: str | None, days: int, backend: str | None) -> None:
     """Move today forward by DAYS (e.g. 30d, 2w)."""
     click.echo("\n".join(run(lambda: operations.move_clock(backend or parent_backend, days=days))))
+
+
+@sandbox.command("export")
+@click.option("--kvk", default=None, help="The organisation to export (8 digits); its files go into --out itself.")
+@click.option("--all", "all_", is_flag=True, help="Every organisation in the sandbox, one folder per KvK under --out.")
+@click.option("--out", required=True, metavar="DIR", help="The folder to write into (created if need be).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx", "both"]), default="both", show_default=True,
+              help="Write CSV, XLSX or both.")
+@backend_option
+def export(kvk: str | None, all_: bool, out: str, fmt: str, backend: str | None) -> None:
+    """Write the Beheermodule's downloads of the sandbox: users, authorisations, issued chain authorisations.
+
+    \b
+    Per organisation gebruikers, machtigingen and ketenmachtigingen, as .csv (`;`, UTF-8 with BOM) and/or
+    .xlsx, with the Beheermodule's Dutch headers and values (docs/exports.md): the ground truth that
+    `reconciler import --from-csv` and `--backend export:DIR` read.
+    """
+    from reconciler.backend.sandbox import export as exporting
+    from reconciler.render.safe import csv_text
+
+    formats = exporting.FORMATS if fmt == "both" else (fmt,)
+    problem = exporting.usage_problem(kvk, all_, out, formats)
+    if problem:
+        raise exporting.ExportRefused(problem)
+    run(lambda: exporting.export(backend, kvk=kvk, out=out, formats=formats, text=csv_text,
+                                 wrote=lambda path, rows: click.echo(
+                                     f"wrote {terminal(path)} ({rows} row{'s' * (rows != 1)})", err=True)))
