@@ -496,8 +496,14 @@ async def issue_chain(request: Request, actor: CurrentActor, kvk: KvkPath, body:
                       conditional: Conditional) -> Response:
     op = rules.IssueChain(kvk=kvk, intermediary_kvk=body.intermediary_kvk,
                           services=tuple(s.lower() for s in body.services), end_date=body.end_date, name=body.name)
-    return await mutate(request, actor, kvk, conditional, action=op.action, target=body.intermediary_kvk,
-                        work=_decided(kvk, actor.means_id, op, _chain_result(kvk, body.intermediary_kvk)))
+    return await _chain_change(request, actor, conditional, op)
+
+
+async def _chain_change(request: Request, actor: Any, conditional: Any,
+                        op: rules.IssueChain | rules.SetChainEndDate | rules.RevokeChain) -> Response:
+    """A change of an intermediary's chain authorisations, answered with what it then holds."""
+    return await mutate(request, actor, op.kvk, conditional, action=op.action, target=op.intermediary_kvk,
+                        work=_decided(op.kvk, actor.means_id, op, _chain_result(op.kvk, op.intermediary_kvk)))
 
 
 IkvkPath = Annotated[str, Path(pattern=r"^[0-9]{8}$", description="The intermediary's KvK number.")]
@@ -510,10 +516,9 @@ IkvkPath = Annotated[str, Path(pattern=r"^[0-9]{8}$", description="The intermedi
     model=m.ChainMutation))
 async def set_chain_end_date(request: Request, actor: CurrentActor, kvk: KvkPath, intermediary_kvk: IkvkPath,
                              body: m.ChainEndDateIn, conditional: Conditional) -> Response:
-    op = rules.SetChainEndDate(kvk=kvk, intermediary_kvk=intermediary_kvk, end_date=body.end_date,
-                               services=tuple(s.lower() for s in body.services))
-    return await mutate(request, actor, kvk, conditional, action=op.action, target=intermediary_kvk,
-                        work=_decided(kvk, actor.means_id, op, _chain_result(kvk, intermediary_kvk)))
+    return await _chain_change(request, actor, conditional, rules.SetChainEndDate(
+        kvk=kvk, intermediary_kvk=intermediary_kvk, end_date=body.end_date,
+        services=tuple(s.lower() for s in body.services)))
 
 
 @router.post("/organisations/{kvk}/chain-authorisations/{intermediary_kvk}/revoke", **_change(
@@ -523,10 +528,8 @@ async def set_chain_end_date(request: Request, actor: CurrentActor, kvk: KvkPath
     model=m.ChainRevokeMutation))
 async def revoke_chain(request: Request, actor: CurrentActor, kvk: KvkPath, intermediary_kvk: IkvkPath,
                        body: m.ChainRevokeIn, conditional: Conditional) -> Response:
-    op = rules.RevokeChain(kvk=kvk, intermediary_kvk=intermediary_kvk,
-                           services=tuple(s.lower() for s in body.services))
-    return await mutate(request, actor, kvk, conditional, action=op.action, target=intermediary_kvk,
-                        work=_decided(kvk, actor.means_id, op, _chain_result(kvk, intermediary_kvk)))
+    return await _chain_change(request, actor, conditional, rules.RevokeChain(
+        kvk=kvk, intermediary_kvk=intermediary_kvk, services=tuple(s.lower() for s in body.services)))
 
 
 @router.delete("/organisations/{kvk}/chain-authorisations/{intermediary_kvk}", **_change(
