@@ -251,3 +251,18 @@ def test_second_factor_words() -> None:
 def test_every_text_cell_goes_through_the_escaper_and_dates_are_dutch() -> None:
     overview = Overview("x", "X", ("A", "B"), (("-1+2", dt.date(2027, 3, 4)), ("tab\there", "")))
     assert csv_bytes(overview, csv_text) == b"\xef\xbb\xbfA;B\r\n'-1+2;04-03-2027\r\ntab\\there;\r\n"
+
+
+def test_docs_exports_lists_the_columns_the_code_writes() -> None:
+    """docs/exports.md is what the reading side relies on: its tables name the columns in the written order."""
+    import re
+
+    text = (Path(__file__).resolve().parents[3] / "docs" / "exports.md").read_text(encoding="utf-8")
+    for section, columns in (("`gebruikers`", USER_COLUMNS), ("`machtigingen`", AUTHORISATION_COLUMNS),
+                             ("`ketenmachtigingen`", CHAIN_COLUMNS)):
+        body = text.split(f"## {section}", 1)[1].split("\n## ", 1)[0]
+        documented = re.findall(r"^\| [A-Z] \| `([^`]+)` \|", body, re.MULTILINE)
+        assert tuple(documented) == columns, section
+    for word in (*exporting.ROLE_WORDS.values(), *exporting.STATUS_WORDS.values(), "SMS \\| 0612345678", "OTP",
+                 "DD-MM-YYYY", "UTF-8 with a byte order mark"):
+        assert word in text, word
