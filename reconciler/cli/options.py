@@ -50,6 +50,11 @@ def format_option(*choices: str, help: str | None = None) -> Callable[[F], F]:
                         help=help)
 
 
+#: `--lang`: the language of a runbook (`plan --format runbook|runbook-html`); None when not given, so a command can
+#: refuse it with a format it does not apply to.
+lang_option = partial(click.option, "--lang", type=click.Choice(["nl", "en"]), default=None)
+
+
 def _allow_insecure_http(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     """Allow plain http to another host for the rest of this command (reset when its context closes, so an
     in-process caller running several commands does not inherit it)."""

@@ -111,8 +111,13 @@ def summary_line(plan: Plan) -> str:
     return f"Plan: {', '.join(parts)}; {calls}; {cost}{force}."
 
 
-def render_plan(plan: Plan, fmt: str, *, colour: bool = False) -> str:
-    """The plan as `fmt`: text for a terminal, markdown for a pull-request comment, json for scripts."""
+def render_plan(plan: Plan, fmt: str, *, colour: bool = False, lang: str = "nl") -> str:
+    """The plan as `fmt`: text for a terminal, markdown for a pull-request comment, json for scripts, runbook
+    (Markdown) or runbook-html for a beheerder who carries it out in the Beheermodule, in `lang` (nl or en)."""
+    if fmt in ("runbook", "runbook-html"):
+        from reconciler.render.runbook import render_runbook, render_runbook_html
+
+        return (render_runbook if fmt == "runbook" else render_runbook_html)(plan, lang)
     if fmt == "json":
         from reconciler.render.json_plan import render_json
 
