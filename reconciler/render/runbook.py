@@ -65,11 +65,11 @@ TEMPLATES: dict[Action, dict[str, Template]] = {
     Action.LINK_MEANS: _both(
         "3.2.2",
         ("Bestaande gebruiker koppelen",
-         "kies organisatie {from_kvk} → **Gebruikers** → open {email} → de drie puntjes → **Koppel aan een "
+         "ga naar {from_kvk} → **Gebruikers** → open {email} → de drie puntjes → **Koppel aan een "
          "andere organisatie** → rol {role}; vink KvK {kvk} aan; {subscription}; akkoord met de kosten → "
          "**Koppel deze gebruiker aan de geselecteerde organisaties**"),
         ("Link an existing user",
-         "switch to organisation {from_kvk} → **Gebruikers** → open {email} → the three dots → **Koppel aan een "
+         "switch to {from_kvk} → **Gebruikers** → open {email} → the three dots → **Koppel aan een "
          "andere organisatie** (link to another organisation) → role {role}; tick KvK {kvk}; {subscription}; "
          "agree to the costs → **Koppel deze gebruiker aan de geselecteerde organisaties**")),
     Action.CHANGE_ROLE: _both(
@@ -212,7 +212,8 @@ WORDS: dict[str, dict[str, str]] = {
         "phase1": "Fase 1: nu",
         "phase": "Fase {n}: {why}",
         "waits_for": "wacht op: {reason} ({rule})",
-        "manual": "Handmatig: een ander moet handelen",
+        "manual": "Handmatig: wat de reconciler niet kan",
+        "per_date": "doe dit één keer per einddatum, met de diensten van die datum",
         "section": "handleiding {section}",
         "cost": "kosten {costs}",
         "once": "{amount} eenmalig",
@@ -236,6 +237,8 @@ WORDS: dict[str, dict[str, str]] = {
         "or": " of ",
         "unknown": "…",
         "none": "geen",
+        "unchanged": "ongewijzigd",
+        "shared_org": "een organisatie waar zowel u als de gebruiker al in zitten",
         "verify": "Klaar? Download de overzichten (gebruikers, machtigingen, afgegeven ketenmachtigingen) en "
                   "controleer het resultaat met `reconciler drift`.",
     },
@@ -251,7 +254,8 @@ WORDS: dict[str, dict[str, str]] = {
         "phase1": "Phase 1: now",
         "phase": "Phase {n}: {why}",
         "waits_for": "waits for: {reason} ({rule})",
-        "manual": "By hand: someone else must act",
+        "manual": "By hand: what the reconciler cannot do",
+        "per_date": "do this once per end date, with the services of that date",
         "section": "manual {section}",
         "cost": "cost {costs}",
         "once": "{amount} once",
@@ -275,6 +279,8 @@ WORDS: dict[str, dict[str, str]] = {
         "or": " or ",
         "unknown": "…",
         "none": "none",
+        "unchanged": "unchanged",
+        "shared_org": "an organisation both you and the user are in already",
         "verify": "Done? Download the overviews (users, authorisations, issued chain authorisations) and check the "
                   "result with `reconciler drift`.",
     },
@@ -352,7 +358,7 @@ class _Step:
 
 def _fields(m: _Markup, lang: str, item: Change | Deferred | Manual) -> dict[str, str]:
     """Every `{name}` a template may use, escaped; what the item does not say is `…` (its detail says it)."""
-    params: dict[str, Any] = item.params if isinstance(item, Change) else {}
+    params: dict[str, Any] = item.params if isinstance(item, Change) else _blocked_params(item)
     w = WORDS[lang]
     unknown = m.own(w["unknown"])
     targets = target_list(item.target)
@@ -369,7 +375,8 @@ def _fields(m: _Markup, lang: str, item: Change | Deferred | Manual) -> dict[str
 
     factor = params.get("second_factor")
     if factor is None:
-        factor_text = m.own(w["none"]) if isinstance(item, Change) else unknown
+        keeps = item.action is Action.CHANGE_LEVEL or not isinstance(item, Change)
+        factor_text = m.own(w["unchanged"] if keeps else w["none"])
     elif factor == "sms":
         factor_text = "SMS " + (m.value(params["phone"]) if params.get("phone") else unknown)
     else:
@@ -394,13 +401,24 @@ def _fields(m: _Markup, lang: str, item: Change | Deferred | Manual) -> dict[str
         "factor": factor_text,
         "phone": value("phone"),
         "kvk": m.value(item.kvk),
-        "from_kvk": value("from_kvk"),
+        "from_kvk": m.value(params["from_kvk"]) if params.get("from_kvk") else m.own(w["shared_org"]),
         "users": _values(m, people) if people else unknown,
         "services": _values(m, services) if services else unknown,
         "end": end_text,
         "when": when,
         "intermediary": m.value(target_kvk) if target_kvk else unknown,
     }
+
+
+#: A blocked item's detail "old -> new" names the value it wants for these actions.
+_WANTED = {Action.CHANGE_LEVEL: "level", Action.CHANGE_ROLE: "role", Action.CHANGE_EMAIL: "email"}
+
+
+def _blocked_params(item: Deferred | Manual) -> dict[str, Any]:
+    """What a deferred or manual item has of its operation: the new value of its detail ("EH2 -> EH3")."""
+    key = _WANTED.get(item.action)
+    found = re.fullmatch(r".*->\s*(\S+)\s*", item.detail) if key else None
+    return {key: found.group(1)} if key and found else {}
 
 
 def _cost(m: _Markup, lang: str, change: Change) -> str:
@@ -495,6 +513,8 @@ def _organisation(m: _Markup, lang: str, org: OrgPlan) -> _Org:
             facts += waits(item)
             if item.detail and item.action not in PER_SERVICE:      # a grant's detail is its end date, shown
                 facts.append(_word(m, w["see"], detail=m.value(item.detail)))
+            if item.action in PER_SERVICE and item.detail.count(" until ") > 1:     # the UI takes one date a time
+                facts.append(m.own(w["per_date"]))
             steps.append(_Step(number, m.own(template.title), person, path, facts, None))
         why = _word(m, w["waits_for"], reason=m.value(reason), rule=m.value(rule))
         phases.append(_Phase(_word(m, w["phase"], n=m.own(str(len(phases) + 1 + (not org.changes))), why=why),

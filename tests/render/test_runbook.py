@@ -124,6 +124,7 @@ def test_deferred_items_form_later_phases_by_what_unblocks_them() -> None:
     assert "stap-id volgt" in grant
     (level,) = steps(acme[phase3:acme.index("### Handmatig")])
     assert "na stap 2" in level and "toelichting: EH2 -&gt; EH3" in level     # linked in step 2
+    assert "kies EH3" in level and "tweede factor ongewijzigd" in level       # the new level, from its detail
     en = render_runbook(every_action_plan(), "en")
     assert "### Phase 2: waits for: authorisations are added only to active users (R7)" in en
     assert "once new@acme.nl is active \u00b7 after step 1" in en
@@ -145,7 +146,7 @@ def test_deferred_items_of_one_unblocker_share_a_phase() -> None:
 def test_manual_items_say_who_must_act() -> None:
     made = every_action_plan()
     text = render_runbook(made)
-    manual = org_section(text, KVK).split("### Handmatig: een ander moet handelen")[1]
+    manual = org_section(text, KVK).split("### Handmatig: wat de reconciler niet kan")[1]
     holder, by_hand = steps(manual)
     assert "\u2014 de houder van het middel: holder@acme.nl" in holder
     assert "vraag de houder van het middel dit te doen" in holder and "waarom: the holder changes it (R11)" in holder
@@ -270,6 +271,9 @@ def test_plan_format_runbook_on_the_example(tmp_path: Path) -> None:
     assert "## KvK 99966564: Ketelaar Klip Installatietechniek B.V." in out
     assert len(STEP.findall(out)) == 16 and len(re.findall(r"\(stap-id [0-9a-f]{16}\)", out)) == 9  # + 7 deferred
     assert "### Fase 2: wacht op: authorisations are added only to active users" in out
+    (smit,) = [s for s in steps(out)
+               if s.split("\n")[0].endswith("**Machtigingen toevoegen** \u2014 a.smit@ketelaarklip.nl")]
+    assert "uwv/werkgeversportaal until" in smit and "doe dit één keer per einddatum" in smit   # two end dates
     code, page, _ = invoke("plan", str(EXAMPLE), "--backend", f"sandbox:{tmp_path / 'sb.db'}", "--format",
                            "runbook-html", "--lang", "en")
     assert code == 2 and page.startswith("<!DOCTYPE html>") and "Phase 1: now" in page
