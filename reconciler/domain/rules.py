@@ -5,6 +5,7 @@ sandbox all call, so a rule is written once. Each constant or function names its
 from __future__ import annotations
 
 import calendar
+from collections import Counter
 import datetime as dt
 from typing import Callable, Protocol, Sequence
 
@@ -719,17 +720,23 @@ def pass_time(view: View, today: dt.date, due: Due, apply: Callable[[str, list[E
     for event, effects in zip(TIME_EVENTS, (lapsed, ended, chains)):
         if effects:
             apply(event, effects)
-    for kvk, means_id, day in sorted(due.terminations):
-        if day <= today and view.membership(kvk, means_id) is not None:
-            apply(TIME_EVENTS[3], scheduled_termination(view, kvk, means_id))
+    ending = sorted({(kvk, means_id) for kvk, means_id, day in due.terminations if day <= today})
+    if ending:
+        apply(TIME_EVENTS[3], scheduled_terminations(view, ending))
+
+
+def scheduled_terminations(view: View, ending: Sequence[tuple[str, str]]) -> list[Effect]:
+    """Terminations scheduled for a date (R14) take effect together: each membership goes with its
+    authorisations; a means goes when all its memberships end, an organisation when all its members do (two
+    members ending on one day end the organisation, as one after the other would)."""
+    effects: list[Effect] = [DeleteMembership(kvk, means_id) for kvk, means_id in ending]
+    per_means = Counter(means_id for _, means_id in ending)
+    per_org = Counter(kvk for kvk, _ in ending)
+    effects += [DeleteMeans(m) for m, n in sorted(per_means.items()) if len(view.memberships_of(m)) == n]
+    effects += [DeleteOrganisation(k) for k, n in sorted(per_org.items()) if view.member_count(k) == n]
+    return effects
 
 
 def scheduled_termination(view: View, kvk: str, means_id: str) -> list[Effect]:
-    """A termination scheduled for a date (R14) takes effect: the membership and its authorisations go; the means
-    goes when it was its last membership, the organisation when it was its last means (as the sandbox's sweep)."""
-    effects: list[Effect] = [DeleteMembership(kvk, means_id)]
-    if len(view.memberships_of(means_id)) == 1:
-        effects.append(DeleteMeans(means_id))
-    if view.member_count(kvk) == 1:
-        effects.append(DeleteOrganisation(kvk))
-    return effects
+    """One termination scheduled for a date takes effect (R14; see `scheduled_terminations`)."""
+    return scheduled_terminations(view, [(kvk, means_id)])
