@@ -16,9 +16,10 @@ import datetime as dt
 import hashlib
 import json
 import os
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Awaitable, Callable, Sequence, TypeVar
+from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, Sequence, TypeVar
 
 import anyio
 
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from reconciler.apply.report import ApplyReport
     from reconciler.backend.client import BeheerClient
     from reconciler.backend.session import Session
+    from reconciler.config.loaded import LoadedOrg
     from reconciler.domain.state import World
     from reconciler.drift.report import DriftReport
     from reconciler.drift.trail import Trail
@@ -237,6 +239,27 @@ def load_valid(paths: Sequence[str], today: dt.date | None, shard: Shard | None 
     return result
 
 
+# ----------------------------------------------------------------------------------------------- session
+@asynccontextmanager
+async def open_session(backend: str | None, orgs: Sequence[LoadedOrg], *, today: dt.date | None = None,
+                       read_only: bool = False) -> AsyncIterator[Session]:
+    """The backend session a command reads (and apply writes) through: the API of a sandbox or a supplier, or the
+    Beheermodule's downloads (`export:DIR`, read-only: read once, when it opens)."""
+    from reconciler.backend.connect import parse_backend_spec
+    from reconciler.backend.session import open_session as open_api_session  # the HTTP stack, only when used
+
+    spec = parse_backend_spec(backend)
+    if spec.kind == "export":
+        from reconciler.importer.downloads import open_export_session
+
+        assert spec.export_dir is not None
+        async with open_export_session(spec.export_dir, str(spec), orgs, today) as session:
+            yield session
+        return
+    async with open_api_session(backend, orgs, today=today, read_only=read_only) as session:
+        yield session
+
+
 # -------------------------------------------------------------------------------------------------- plan
 @dataclass
 class Planned:
@@ -249,8 +272,6 @@ class Planned:
 async def plan_in_session(session: Session, paths: Sequence[str], result: LoadResult, today: dt.date | None,
                           compare_to: str | None = None, tariffs: Tariffs = DEFAULT_TARIFFS) -> Planned:
     """Read the backend through an open session and plan; the session stays open (apply uses it next)."""
-    from reconciler.backend.read import read_state
-
     day = today or session.today                    # apply --plan re-derives on the plan's day
     if today is None:                               # R9 is judged on the backend's today
         dated = date_findings(result, session.today)
@@ -258,7 +279,7 @@ async def plan_in_session(session: Session, paths: Sequence[str], result: LoadRe
             raise ConfigInvalid(dated, result.files)
     kvks = [org.config.organisation.kvk for org in result.orgs]
     catalogue = Catalogue([s for org in result.orgs for s in org.catalogue])
-    actual = await read_state(session.clients, kvks, catalogue)
+    actual = await session.read(kvks, catalogue)
     data = PlanInput(desired=[desired_org(org) for org in result.orgs], actual=actual.world, today=day,
                      actors=session.actors, revisions=actual.revisions, config_digest=config_digest(result),
                      tool_version=__version__, backend=session.backend, tariffs=tariffs)
@@ -282,8 +303,6 @@ async def build_plan(paths: Sequence[str], backend: str | None, today: dt.date |
                      compare_to: str | None = None, tariffs: Tariffs = DEFAULT_TARIFFS,
                      shard: Shard | None = None, note: Note = _quiet) -> tuple[Plan, list[str]]:
     """`reconciler plan`: the plan and the notes to show with it."""
-    from reconciler.backend.session import open_session  # the HTTP stack, only for commands that use it
-
     result = load_valid(paths, today, shard, note)   # without --today, R9 waits for the backend's today
     async with open_session(backend, result.orgs, today=today) as session:
         planned = await plan_in_session(session, paths, result, today, compare_to, tariffs)
@@ -333,7 +352,6 @@ async def build_drift(paths: Sequence[str], backend: str | None, today: dt.date 
                       note: Note = _quiet) -> tuple[DriftReport, list[str]]:
     """Plan, report, and only for an organisation that needs it (drift, or a possibly idle means) read its
     event trail once, page by page, to say who changed what and since when a means is idle."""
-    from reconciler.backend.session import open_session
     from reconciler.drift.report import build_report
 
     result = load_valid(paths, today, shard, note)
@@ -386,15 +404,13 @@ async def read_trail(client: BeheerClient, kvk: str, world: World, notes: list[s
 async def read_access(paths: Sequence[str], backend: str | None, today: dt.date | None, shard: Shard | None,
                       note: Note = _quiet) -> tuple[AccessReport, list[str]]:
     """Load the config, read its organisations from the backend, and build the access overview."""
-    from reconciler.backend.read import read_state
-    from reconciler.backend.session import open_session
     from reconciler.report.access import access_report
 
     result = load_valid(paths, None, shard, note)  # end dates in the config do not matter to what the backend has
     kvks = [org.config.organisation.kvk for org in result.orgs]
     catalogue = Catalogue([s for org in result.orgs for s in org.catalogue])
     async with open_session(backend, result.orgs, today=today, read_only=True) as session:
-        actual = await read_state(session.clients, kvks, catalogue)
+        actual = await session.read(kvks, catalogue)
         made = access_report(actual.world, [desired_org(org) for org in result.orgs], session.today,
                              unreadable=sorted(actual.unknown), backend=session.backend)
         return made, list(session.notes)
@@ -539,8 +555,6 @@ async def apply(plan_file: str | None, paths: Sequence[str], opts: ApplyOptions)
 
 async def apply_paths(paths: Sequence[str], opts: ApplyOptions) -> ApplyReport | None:
     """Plan the config against the backend and carry the plan out; None when there was nothing to do."""
-    from reconciler.backend.session import open_session
-
     result = load_valid(paths, opts.today, opts.shard, opts.note)  # without --today, R9 waits for the backend's
     async with open_session(opts.backend, result.orgs, today=opts.today) as session:
         planned = await plan_in_session(session, paths, result, opts.today)
@@ -552,6 +566,26 @@ async def apply_paths(paths: Sequence[str], opts: ApplyOptions) -> ApplyReport |
         return await _execute(planned.plan, planned.world, session, opts)
 
 
+async def runbook_plan(paths: Sequence[str], opts: ApplyOptions) -> Plan:
+    """`reconciler apply --executor runbook`: the plan a person carries out by hand (apply.runbook_walk), shown and
+    held to the removal threshold like an apply. Nothing is sent, and the session is closed before the walk, so a
+    person's hour in the Beheermodule holds no backend (an embedded sandbox's lock)."""
+    from reconciler.backend.session import open_session
+
+    result = load_valid(paths, opts.today, opts.shard, opts.note)
+    async with open_session(opts.backend, result.orgs, today=opts.today) as session:
+        planned = await plan_in_session(session, paths, result, opts.today)
+    planned.plan.shard = str(opts.shard) if opts.shard else None
+    for text in planned.notes:
+        opts.note(text)
+    opts.show(planned.plan)
+    try:
+        planned.plan.raise_if_unsafe(opts.force)
+    except UnsafePlan as exc:
+        raise Refused(str(exc)) from None
+    return planned.plan
+
+
 async def apply_saved(path: str, paths: Sequence[str], opts: ApplyOptions) -> ApplyReport | None:
     """Apply a saved plan only when it is the plan that review saw: signed (with RECONCILER_PLAN_KEY set), made
     from the config given (or recorded in it), still current for the backend, and re-derived identically."""
@@ -560,7 +594,6 @@ async def apply_saved(path: str, paths: Sequence[str], opts: ApplyOptions) -> Ap
     from reconciler.apply.signature import SignatureError, check_signature, plan_key
     from reconciler.apply.verify import differences
     from reconciler.backend.connect import parse_backend_spec
-    from reconciler.backend.session import open_session
 
     try:
         data = load_plan_data(Path(path))
@@ -650,6 +683,11 @@ async def _execute(plan: Plan, world: World, session: Session, opts: ApplyOption
     from reconciler.apply.report import what_next
     from reconciler.apply.saved import plan_id
 
+    if session.client is None:
+        raise Refused(f"{session.backend} is the Beheermodule's downloads: reconciler cannot change anything there; "
+                      "nothing was changed. Carry the plan out in the Beheermodule with its runbook (`reconciler plan "
+                      "PATH... --backend export:DIR --format runbook`), then download the overviews again and check "
+                      "with `reconciler drift PATH... --backend export:DIR`")
     if session.read_only:
         raise Refused("the API token is read-only: it can plan and report, not apply; nothing was changed. Use "
                       "the token of a beheerder that may change things")

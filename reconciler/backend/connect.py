@@ -39,23 +39,27 @@ EMBEDDED_BASE_URL = "http://sandbox.embedded"
 #: of that command; `parse_backend_spec(allow_insecure_http=...)` says it explicitly instead.
 INSECURE_HTTP_ALLOWED: ContextVar[bool] = ContextVar("reconciler_insecure_http_allowed", default=False)
 
-_ALLOWED = ("allowed: sandbox:PATH (the embedded sandbox, e.g. sandbox:.reconciler/sandbox.db) "
-            "or the http:// or https:// address of a beheer backend (e.g. https://beheer.example.nl)")
+_ALLOWED = ("allowed: sandbox:PATH (the embedded sandbox, e.g. sandbox:.reconciler/sandbox.db), "
+            "the http:// or https:// address of a beheer backend (e.g. https://beheer.example.nl), "
+            "or export:DIR (the Beheermodule's downloads, read-only)")
 
 
 @dataclass(frozen=True, slots=True)
 class BackendSpec:
     """A parsed `--backend` value: an embedded sandbox database, or a remote base URL."""
 
-    kind: Literal["sandbox", "remote"]
+    kind: Literal["sandbox", "remote", "export"]
     db_path: Path | None = None
     url: str | None = None
+    export_dir: Path | None = None         # export:DIR, the Beheermodule's downloads (read-only)
 
     @property
     def embedded(self) -> bool:
         return self.kind == "sandbox"
 
     def __str__(self) -> str:
+        if self.kind == "export":
+            return f"export:{self.export_dir}"
         return f"sandbox:{self.db_path}" if self.embedded else str(self.url)
 
 
@@ -102,6 +106,13 @@ def parse_backend_spec(spec: str | None, env: Mapping[str, str] | None = None, *
             raise ConfigurationError(f"invalid {source} value {text!r}: sandbox: needs the path of the sandbox "
                                      f"database file; {_ALLOWED}")
         return BackendSpec("sandbox", db_path=Path(raw).expanduser())
+    if text.startswith("export:"):
+        folder = Path(text[len("export:"):].strip()).expanduser()
+        if not str(folder) or not folder.is_dir():
+            raise ConfigurationError(f"invalid {source} value {text!r}: export: needs a directory that holds a "
+                                     "folder per organisation (named by KvK number) with its Beheermodule downloads "
+                                     "(docs/exports.md)")
+        return BackendSpec("export", export_dir=folder)
     scheme = text.split(":", 1)[0].lower() if ":" in text else ""
     if scheme in {"http", "https"}:
         parts = urlsplit(text)
@@ -220,6 +231,9 @@ async def open_backend(spec: str | None = None, *, token: Secret | str | None = 
     (timeouts, retry, sleep, rand).
     """
     parsed = parse_backend_spec(spec, env, allow_insecure_http=allow_insecure_http)
+    if parsed.kind == "export":
+        raise ConfigurationError(f"{parsed} is the Beheermodule's downloads: it can be read by plan, drift, report "
+                                 "access and import, not talked to as an API")
     async with AsyncExitStack() as stack:
         if parsed.embedded:
             assert parsed.db_path is not None

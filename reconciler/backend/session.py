@@ -17,6 +17,7 @@ from reconciler.backend.bootstrap import ActingAdmin, acting_admins, acting_admi
 from reconciler.backend.client import BeheerClient
 from reconciler.backend.connect import open_backend, parse_backend_spec
 from reconciler.backend.errors import ConfigurationError
+from reconciler.backend.read import ActualState, read_state
 from reconciler.backend.sandbox.controls import SandboxControls
 from reconciler.config.loader import LoadedOrg
 from reconciler.domain.catalogue import Catalogue
@@ -26,21 +27,31 @@ from reconciler.domain.catalogue import Catalogue
 class Session:
     backend: str
     embedded: bool
-    client: BeheerClient
+    client: BeheerClient | None              # None: a backend without an API (the Beheermodule's downloads)
     clients: dict[str, BeheerClient] = field(default_factory=dict)     # kvk -> client acting for it
     actors: dict[str, str | None] = field(default_factory=dict)        # kvk -> acting admin's means id
     today: dt.date = field(default_factory=dt.date.today)
     notes: list[str] = field(default_factory=list)
     acting_notes: dict[str, str] = field(default_factory=dict)         # kvk -> why not the preferred admin acts
     read_only: bool = False                                            # the token can read, not change
+    state: ActualState | None = None                                   # read once when the session opened
 
     @property
     def requests_total(self) -> int:
-        return self.client.requests_total
+        return self.client.requests_total if self.client is not None else 0
+
+    async def read(self, kvks: Sequence[str], catalogue: Catalogue) -> ActualState:
+        """The backend's state of `kvks`: through the API, each organisation with its own client, or what the
+        session read when it opened."""
+        if self.state is not None:
+            return self.state
+        return await read_state(self.clients, kvks, catalogue)
 
     async def catalogue(self) -> Catalogue:
         """The backend's own service catalogue (for a saved plan or an import: no config names services)."""
         reader = next(iter(self.clients.values()), self.client)       # one with a token
+        if reader is None:
+            raise ConfigurationError(f"{self.backend} has no service catalogue of its own: give a config")
         return Catalogue([s.to_service() for s in await reader.list_services()])
 
 

@@ -56,6 +56,16 @@ async def read_snapshot(backend: str | None, kvk: str) -> Snapshot:
     from reconciler.backend.read import read_state
 
     spec = parse_backend_spec(backend)
+    if spec.kind == "export":
+        from reconciler.domain.catalogue import bundled_catalogue
+        from reconciler.importer.downloads import read_downloads
+
+        assert spec.export_dir is not None
+        services = bundled_catalogue()
+        made = read_downloads(spec.export_dir, [kvk], services)
+        if kvk in made.actual.unknown:
+            raise ImportFailure(f"there is no users download of organisation {kvk} in {spec.export_dir / kvk}")
+        return Snapshot(kvk, made.actual.world, services, dt.date.today(), str(spec), None, None)
     if spec.embedded:
         await _embedded_knows(backend, spec.db_path, kvk)     # before a session bootstraps or creates anything
     async with open_plan_session(backend, {kvk: None}) as session:

@@ -104,7 +104,8 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str
 def render_text(report: DriftReport) -> str:
     lines: list[str] = []
     for org in report.organisations:
-        lines.append(f"organisation {terminal(org.kvk)} {terminal(org.name)} (revision {org.revision}): "
+        revision = f" (revision {org.revision})" if org.revision is not None else ""     # downloads have none
+        lines.append(f"organisation {terminal(org.kvk)} {terminal(org.name)}{revision}: "
                      + ("in sync" if org.in_sync else "needs attention"))
         for title, attr, columns in SECTIONS:
             rows = _rows(org, attr, columns)
