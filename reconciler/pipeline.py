@@ -569,9 +569,8 @@ async def apply_paths(paths: Sequence[str], opts: ApplyOptions) -> ApplyReport |
 async def runbook_plan(paths: Sequence[str], opts: ApplyOptions) -> Plan:
     """`reconciler apply --executor runbook`: the plan a person carries out by hand (apply.runbook_walk), shown and
     held to the removal threshold like an apply. Nothing is sent, and the session is closed before the walk, so a
-    person's hour in the Beheermodule holds no backend (an embedded sandbox's lock)."""
-    from reconciler.backend.session import open_session
-
+    person's hour in the Beheermodule holds no backend (an embedded sandbox's lock); `export:DIR` plans from the
+    Beheermodule's downloads."""
     result = load_valid(paths, opts.today, opts.shard, opts.note)
     async with open_session(opts.backend, result.orgs, today=opts.today) as session:
         planned = await plan_in_session(session, paths, result, opts.today)

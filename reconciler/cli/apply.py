@@ -35,6 +35,10 @@ def interactive() -> bool:
                                             "terminating the acting admin, terminating an organisation's last means.")
 @click.option("--audit-log", "audit_log", default=".reconciler/audit.jsonl", show_default=True, metavar="FILE",
               help="Append one JSON line per request and its outcome (never a token); '-' for none.")
+@click.option("--executor", type=click.Choice(["api", "runbook"]), default="api", show_default=True,
+              help="api: send the steps to the backend. runbook: send nothing; walk a person through the steps "
+                   "in the Beheermodule on the terminal (done / skip / failed / quit, each answer in the audit log, "
+                   "resumable from .reconciler/), ending with the downloads and the drift command that verify it.")
 @click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 32),
               help="Organisations applied at the same time (steps within one always in plan order).")
 @format_option("text", "json", help="The final report: text for people, json for scripts.")
@@ -47,7 +51,7 @@ def interactive() -> bool:
 @backend_option
 def apply(paths: tuple[str, ...], plan_file: str | None, auto_approve: bool, force: bool, audit_log: str,
           concurrency: int, fmt: str, quiet: bool, today: dt.date | None, shard: Shard | None,
-          backend: str | None, summary_file: str | None = None) -> int:
+          backend: str | None, summary_file: str | None = None, executor: str = "api") -> int:
     """Make the backend match the config: plan, show the plan, ask, then carry it out.
 
     \b
@@ -62,8 +66,25 @@ def apply(paths: tuple[str, ...], plan_file: str | None, auto_approve: bool, for
     1 when anything failed or the apply was refused (stale plan, removal threshold, no confirmation).
     """
     problem = pipeline.apply_usage_problem(paths, plan_file, today, shard)
+    if problem is None and executor == "runbook":
+        from reconciler.apply import runbook_walk
+
+        problem = runbook_walk.usage_problem(plan_file, auto_approve)
     if problem is not None:
         raise click.UsageError(problem)
+    if executor == "runbook":
+        from reconciler.apply import runbook_walk
+
+        runbook_walk.require_terminal(interactive)          # before the backend is read: no one to answer
+        walked = pipeline.ApplyOptions(
+            backend=backend, force=force, today=today, shard=shard, note=note,
+            show=(lambda plan: None) if quiet else lambda plan: click.echo(render_text(plan, colour=use_colour()),
+                                                                            nl=False))
+        plan = run(lambda: pipeline.runbook_plan(paths, walked))
+        result = runbook_walk.walk(plan, is_interactive=interactive,
+                                   audit_log=None if audit_log == "-" else Path(audit_log),
+                                   commands=runbook_walk.Commands(paths, backend, today, shard))
+        return EXIT_OK if result.ok else EXIT_ERROR
     from reconciler.apply.progress import choose
 
     opts = pipeline.ApplyOptions(

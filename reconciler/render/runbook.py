@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable
 
 from reconciler.plan.cost import money
 from reconciler.plan.model import PER_SERVICE, Action, Change, Deferred, Manual, OrgPlan, Plan, target_list
-from reconciler.render.safe import html_text, md
+from reconciler.render.safe import html_text, md, terminal
 
 LANGUAGES = ("nl", "en")
 
@@ -335,6 +335,9 @@ class _Markup:
 _MD = _Markup(own=lambda text: text, value=md, label=lambda text: f"**{text}**")
 _HTML = _Markup(own=lambda text: html.escape(text, quote=True), value=html_text,
                 label=lambda text: f"<b>{html.escape(text, quote=True)}</b>")
+_TERMINAL = _Markup(own=lambda text: text, value=terminal, label=lambda text: text)
+#: The formats `step_text` writes in.
+_MARKUPS = {"markdown": _MD, "html": _HTML, "terminal": _TERMINAL}
 
 
 def _values(m: _Markup, items: Iterable[object]) -> str:
@@ -453,6 +456,31 @@ def _who(item: Manual) -> list[str]:
     return found or ["someone"]
 
 
+@dataclass(frozen=True)
+class StepText:
+    """What one step says, escaped for its format: the renderer's steps and `apply --executor runbook`'s walk
+    are made of the same words."""
+
+    title: str
+    person: str          # who or what the step is about
+    path: str            # the path through the UI, with the values to enter
+    section: str         # the manual's section it follows ("3.2"; our text)
+
+
+def step_text(item: Change | Deferred | Manual, lang: str = "nl", fmt: str = "terminal") -> StepText:
+    """One item's title, subject and UI path in `lang`, escaped for `fmt` (`terminal`, `markdown` or `html`)."""
+    if lang not in LANGUAGES:
+        raise ValueError(f"unknown language {lang!r}: use one of {', '.join(LANGUAGES)}")
+    return _step_text(_MARKUPS[fmt], lang, item)
+
+
+def _step_text(m: _Markup, lang: str, item: Change | Deferred | Manual) -> StepText:
+    template = TEMPLATES[item.action][lang]
+    person = item.person or ", ".join(target_list(item.target))
+    return StepText(m.own(template.title), m.value(person), m.fill(template.path, _fields(m, lang, item)),
+                    template.section)
+
+
 @dataclass
 class _Phase:
     heading: str
@@ -486,9 +514,8 @@ def _organisation(m: _Markup, lang: str, org: OrgPlan) -> _Org:
         return [m.own(w["after_step"].format(steps=", ".join(steps)))] if steps else []
 
     def base(item: Change | Deferred | Manual) -> tuple[Template, str, str]:
-        template = TEMPLATES[item.action][lang]
-        person = item.person or ", ".join(target_list(item.target))
-        return template, m.value(person), m.fill(template.path, _fields(m, lang, item))
+        text = _step_text(m, lang, item)
+        return TEMPLATES[item.action][lang], text.person, text.path
 
     if org.changes:
         steps = []
