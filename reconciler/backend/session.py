@@ -17,7 +17,8 @@ from reconciler.backend.bootstrap import ActingAdmin, acting_admins, acting_admi
 from reconciler.backend.client import BeheerClient
 from reconciler.backend.connect import open_backend, parse_backend_spec
 from reconciler.backend.errors import ConfigurationError
-from reconciler.backend.read import ActualState, read_state
+from reconciler.backend import read as reading
+from reconciler.backend.read import ActualState
 from reconciler.backend.sandbox.controls import SandboxControls
 from reconciler.config.loader import LoadedOrg
 from reconciler.domain.catalogue import Catalogue
@@ -45,7 +46,7 @@ class Session:
         session read when it opened."""
         if self.state is not None:
             return self.state
-        return await read_state(self.clients, kvks, catalogue)
+        return await reading.read_state(self.clients, kvks, catalogue)
 
     async def catalogue(self) -> Catalogue:
         """The backend's own service catalogue (for a saved plan or an import: no config names services)."""
