@@ -128,6 +128,23 @@ def _cell(cells: tuple[Cell, ...], index: int | None) -> str:
     return value.strip() if isinstance(value, str) else str(value)
 
 
+def _intermediary(table: Table, row_number: int, cells: tuple[Cell, ...], index: int | None) -> str:
+    """The intermediary's KvK number: 8 digits as text. A number cell (XLSX) has lost its leading zeros, so it is
+    padded; text is taken only as 8 digits, never padded or cut into another company's number."""
+    value = cells[index] if index is not None and index < len(cells) else ""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 10 ** 8:
+        return f"{value:08d}"
+    text = _cell(cells, index)
+    if len(text) == 8 and text.isascii() and text.isdigit():
+        return text
+    column = column_letter(index) if index is not None else "?"
+    shown = f"{text!r} is not a KvK number" if text else "empty"
+    lost = " (a leading 0 lost in a spreadsheet? write it back)" if text.isascii() and text.isdigit() and \
+        len(text) < 8 else ""
+    raise ImportFailure(f"{table.source}: row {row_number}, column {column}: {shown}; the intermediary's KvK number "
+                        f"has 8 digits{lost}")
+
+
 def _date(table: Table, row_number: int, cells: tuple[Cell, ...]) -> dt.date:
     index = _index(table, _END)
     assert index is not None
@@ -183,15 +200,17 @@ def read_downloads(root: Path, kvks: Sequence[str], catalogue: Catalogue,
                 email = _cell(row.cells, email_at).lower()
                 means_id = by_email.get(email)
                 if means_id is None or means_id not in state.members:
-                    raise ImportFailure(f"{org.authorisations.source}: row {row.number}: {email or '(no e-mail)'} "
-                                        f"is not in the users download of {kvk}; download both overviews together")
+                    column = f", column {column_letter(email_at)}" if email_at is not None else ""
+                    raise ImportFailure(f"{org.authorisations.source}: row {row.number}{column}: "
+                                        f"{email or '(no e-mail)'} is not in the users download of {kvk}; download "
+                                        "both overviews together")
                 service = _service(org.authorisations, row.number, row.cells, catalogue, by_name)
                 state.authorisations.setdefault(means_id, {})[service.uuid] = _date(org.authorisations, row.number,
                                                                                     row.cells)
         if org.chains is not None:
             ikvk_at, name_at = _index(org.chains, _INTERMEDIARY), _index(org.chains, _INTERMEDIARY_NAME)
             for row in org.chains.rows:
-                ikvk = _cell(row.cells, ikvk_at).zfill(8)
+                ikvk = _intermediary(org.chains, row.number, row.cells, ikvk_at)
                 service = _service(org.chains, row.number, row.cells, catalogue, by_name)
                 have = state.chains.get(ikvk)
                 ends = dict(have.ends) if have else {}

@@ -1,7 +1,7 @@
 """Reading a spreadsheet download as rows of cells: CSV (separator `;`, `,` or tab, sniffed; UTF-8 with or
 without BOM, else Windows-1252 as Excel writes it; Excel's `sep=` first line) or XLSX (by extension or by its
-zip signature; the first sheet). What the columns mean is `export`'s business; this module only keeps the
-row numbers a spreadsheet shows, so every error can point at the row."""
+zip signature; exactly one sheet, as a download has). What the columns mean is `export`'s business; this
+module only keeps the row numbers a spreadsheet shows, so every error can point at the row."""
 
 from __future__ import annotations
 
@@ -113,8 +113,16 @@ def _xlsx_rows(path: Path, data: bytes) -> list[Row]:
     try:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds on a damaged file; all mean "not readable"
-        raise ImportFailure(f"{path}: not a readable .xlsx file ({type(exc).__name__}: {exc})") from None
+        raise ImportFailure(f"{path}: not a readable .xlsx file ({type(exc).__name__}: {exc}); download it again "
+                            "as .xlsx or .csv") from None
     try:
+        names = book.sheetnames
+        if len(names) != 1 or not book.worksheets:
+            # a download is one sheet: reading the first of several could read the wrong overview without a word
+            shown = ", ".join(repr(n) for n in names) or "none"
+            raise ImportFailure(f"{path}: the workbook has {len(names)} sheet{'s' * (len(names) != 1)} ({shown}), "
+                                "not one worksheet as a download has: save the overview's sheet alone as its own "
+                                "file, or download it again")
         sheet = book.worksheets[0]
         rows = []
         for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):

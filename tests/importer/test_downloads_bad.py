@@ -1,0 +1,153 @@
+"""Bad downloads under `--backend export:DIR` (issue 14, section 4): each is one message that names the file, the
+row and the column where there is one, exit 1, no traceback, and nothing planned. The downloads are the
+sandbox's own (`reconciler sandbox export`), spoilt one way per test, so everything else in them is good.
+(A missing column, a date in another format, a file of another kind and an empty file are in test_downloads.)"""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+from click.testing import Result
+
+from tests.importer.test_downloads import EXAMPLE, KVK, TODAY, export, run, sandbox
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NO_COLOR", "1")
+    shutil.copy(EXAMPLE, tmp_path / "org.yaml")
+    applied = run("apply", "org.yaml", "--auto-approve", "-q", "--audit-log", "-", "--today", TODAY,
+                  "--backend", sandbox(tmp_path))
+    assert applied.exit_code == 0, applied.output
+    return tmp_path
+
+
+def downloads(repo: Path, fmt: str = "csv") -> Path:
+    """The example organisation's downloads, in `fmt` only; the folder they are in."""
+    export(repo, fmt)
+    return repo / "dl" / KVK
+
+
+def plan(repo: Path) -> Result:
+    return run("plan", "org.yaml", "--today", TODAY, "--backend", f"export:{repo / 'dl'}")
+
+
+def refused(repo: Path, *says: str) -> str:
+    """The plan through the downloads is refused with every one of `says` in the message; the message."""
+    made = plan(repo)
+    assert made.exit_code == 1, made.output
+    assert "Traceback" not in made.output and "internal error" not in made.output.lower()
+    assert made.stdout == ""                                        # nothing planned
+    for text in says:
+        assert text in made.stderr, made.stderr
+    return made.stderr
+
+
+def rewrite(path: Path, old: str, new: str, count: int = 1) -> None:
+    """Replace `old` by `new` in a CSV download (`count` times: each must be there)."""
+    text = path.read_text(encoding="utf-8-sig")
+    assert text.count(old) >= count, (old, text)
+    path.write_text(text.replace(old, new, count), encoding="utf-8-sig")
+
+
+def test_an_unknown_role_word_is_positioned(repo: Path) -> None:
+    """`Medewerker` is no role of the Beheermodule's (Beheerder, Gebruiker): the cell is named, not guessed."""
+    users = downloads(repo) / "gebruikers.csv"
+    rewrite(users, ";p.jansen@ketelaarklip.nl;Gebruiker;", ";p.jansen@ketelaarklip.nl;Medewerker;")
+    row = 1 + next(i for i, line in enumerate(users.read_text(encoding="utf-8-sig").splitlines()) if "p.jansen" in line)
+    refused(repo, f"gebruikers.csv: row {row}, column 'Rol' (D): 'Medewerker' is not a role",
+            "allowed: Beheerder, Gebruiker")
+
+
+def test_an_xlsx_with_two_sheets_is_refused_naming_them(repo: Path) -> None:
+    """A download is one sheet; reading the first of two could judge the wrong overview without a word."""
+    users = downloads(repo, "xlsx") / "gebruikers.xlsx"
+    assert plan(repo).exit_code in (0, 2)                          # the download as written is good
+    book = openpyxl.load_workbook(users)
+    book.create_sheet("Notities").append(["iets", "anders"])
+    book.save(users)
+    refused(repo, "gebruikers.xlsx: the workbook has 2 sheets ('Gebruikers', 'Notities')",
+            "save the overview's sheet alone")
+
+
+def test_an_xlsx_with_two_sheets_is_refused_by_import_from_csv_too(tmp_path: Path) -> None:
+    """One reader, one rule: `import --from-csv` does not pick the first sheet either."""
+    book = openpyxl.Workbook()
+    book.active.title = "Oud"
+    book.active.append(["Naam", "E-mailadres", "Rol", "Niveau"])
+    book.active.append(["Johan Bakker", "j.bakker@acme.nl", "Beheerder", "EH3"])
+    book.create_sheet("Nieuw").append(["Naam", "E-mailadres", "Rol", "Niveau"])
+    book.save(tmp_path / "export.xlsx")
+    made = run("import", "--from-csv", str(tmp_path / "export.xlsx"), "--kvk", KVK, "--out", str(tmp_path / "out"))
+    assert made.exit_code == 1 and "Traceback" not in made.output, made.output
+    assert "export.xlsx: the workbook has 2 sheets ('Oud', 'Nieuw')" in made.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_authorisation_of_someone_not_in_the_users_file_is_positioned(repo: Path) -> None:
+    """The e-mail links an authorisation to a person: one that is not in the users download is named by its cell,
+    not dropped (dropping it would plan a grant that exists) and not guessed."""
+    rewrite(downloads(repo) / "machtigingen.csv", ";j.bakker@ketelaarklip.nl;TenderNed",
+            ";iemand@elders.nl;TenderNed")
+    refused(repo, "machtigingen.csv: row 3, column C: iemand@elders.nl is not in the users download of "
+            f"{KVK}", "download both overviews together")
+
+
+@pytest.mark.parametrize("kvk, says", [
+    ("4747474", "'4747474' is not a KvK number; the intermediary's KvK number has 8 digits (a leading 0 lost"),
+    ("474747470", "'474747470' is not a KvK number"),
+    ("4747474X", "'4747474X' is not a KvK number"),
+    ("", "column A: empty; the intermediary's KvK number has 8 digits"),
+])
+def test_a_chain_kvk_that_is_not_8_digits_is_positioned(repo: Path, kvk: str, says: str) -> None:
+    """A KvK number is never padded or cut into another company's: before, `4747474` was read as 04747474 and
+    the plan removed the real chain authorisation and issued one to 47474747 again."""
+    rewrite(downloads(repo) / "ketenmachtigingen.csv", "47474747;Accountants Vries;Werkgeversportaal",
+            f"{kvk};Accountants Vries;Werkgeversportaal")
+    refused(repo, "ketenmachtigingen.csv: row 3, column A: " + says.split("column A: ")[-1])
+
+
+def test_a_chain_kvk_as_a_number_cell_gets_its_leading_zero_back(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """In an XLSX, Excel turns `04747474` into the number 4747474: a number cell is padded back, so the chain
+    authorisation reads the same as text or as a number and the plan stays empty."""
+    monkeypatch.chdir(tmp_path)
+    config = EXAMPLE.read_text(encoding="utf-8")
+    assert config.count("47474747") == 1
+    (tmp_path / "org.yaml").write_text(config.replace("47474747", "04747474"), encoding="utf-8")
+    for _ in range(2):                                      # the second apply finishes what the first deferred
+        run("apply", "org.yaml", "--auto-approve", "-q", "--audit-log", "-", "--today", TODAY,
+            "--backend", sandbox(tmp_path))
+        run("sandbox", "approve", "--all", "--backend", sandbox(tmp_path))
+        run("sandbox", "activate", "--all", "--backend", sandbox(tmp_path))
+    chains = downloads(tmp_path, "xlsx") / "ketenmachtigingen.xlsx"
+    assert plan(tmp_path).exit_code == 0, plan(tmp_path).output
+    book = openpyxl.load_workbook(chains)
+    cells = [cell for (cell,) in book.active.iter_rows(min_row=2, max_col=1)]
+    assert [c.value for c in cells] == ["04747474", "04747474"]
+    for cell in cells:
+        cell.value = int(cell.value)
+    book.save(chains)
+    as_number = plan(tmp_path)
+    assert as_number.exit_code == 0, as_number.output
+
+
+@pytest.mark.parametrize("content, says", [
+    (b"ID;Naam\n1;iemand\n", "not a readable .xlsx file (BadZipFile"),
+    (None, "not a readable .xlsx file (KeyError"),
+])
+def test_an_xlsx_that_is_not_a_workbook_is_named(repo: Path, content: bytes | None, says: str) -> None:
+    """A CSV saved under .xlsx, or a zip that is not a workbook, in the folder: the file is named, with what to
+    do; the good downloads beside it are not read as if it were not there."""
+    extra = downloads(repo) / "overzicht.xlsx"
+    if content is None:
+        with zipfile.ZipFile(extra, "w") as archive:
+            archive.writestr("word/document.xml", "<w:document/>")
+    else:
+        extra.write_bytes(content)
+    refused(repo, f"overzicht.xlsx: {says}", "download it again as .xlsx or .csv")
