@@ -207,6 +207,10 @@ def read_downloads(root: Path, kvks: Sequence[str], catalogue: Catalogue,
                 service = _service(org.authorisations, row.number, row.cells, catalogue, by_name)
                 state.authorisations.setdefault(means_id, {})[service.uuid] = _date(org.authorisations, row.number,
                                                                                     row.cells)
+            # in the API's order (by service UUID), not the file's (by provider and name): a step lists its
+            # services in this order and the item id hashes it, so the plan is the API's to the id
+            for means_id, held in state.authorisations.items():
+                state.authorisations[means_id] = dict(sorted(held.items()))
         if org.chains is not None:
             ikvk_at, name_at = _index(org.chains, _INTERMEDIARY), _index(org.chains, _INTERMEDIARY_NAME)
             for row in org.chains.rows:

@@ -5,6 +5,7 @@ sandbox's own (`reconciler sandbox export`), spoilt one way per test, so everyth
 
 from __future__ import annotations
 
+import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -151,3 +152,30 @@ def test_an_xlsx_that_is_not_a_workbook_is_named(repo: Path, content: bytes | No
     else:
         extra.write_bytes(content)
     refused(repo, f"overzicht.xlsx: {says}", "download it again as .xlsx or .csv")
+
+
+# ----------------------------------------------------------------------------------------------- row order
+def test_a_revoke_through_the_downloads_is_the_apis_to_the_item_id(repo: Path) -> None:
+    """The downloads list authorisations by provider and name, the API by service UUID; a revoke step lists its
+    services in the order they were read and its item id hashes them, so the downloads are read in the API's
+    order: the plan (and the runbook's item ids) is the same through either."""
+    for step in ("approve", "activate"):
+        assert run("sandbox", step, "--all", "--backend", sandbox(repo)).exit_code == 0
+    assert run("apply", "org.yaml", "--auto-approve", "-q", "--audit-log", "-", "--today", TODAY,
+               "--backend", sandbox(repo)).exit_code == 0
+    config = repo / "org.yaml"
+    sevda = ("    groups: [finance]\n    authorisations:\n"
+             "      - {service: gemeente-baarn/zaaksysteem, until: 2027-06-30}\n")
+    assert sevda in config.read_text(encoding="utf-8")        # Gemeente Baarn, Mijn Overheid, RVO.nl: not by UUID
+    config.write_text(config.read_text(encoding="utf-8").replace(sevda, ""), encoding="utf-8")
+    downloads(repo)
+
+    def changes(backend: str) -> list[tuple[str, str, list[str], str]]:
+        made = run("plan", "org.yaml", "--format", "json", "--today", TODAY, "--backend", backend)
+        assert made.exit_code == 2, made.output
+        [org] = json.loads(made.stdout)["organisations"]
+        return [(c["id"], c["action"], c["services"], c["target"]) for c in org["changes"]]
+
+    via_api = changes(sandbox(repo))
+    assert [c for c in via_api if c[1] == "revoke" and len(c[2]) == 3]         # Sevda's three, in one step
+    assert changes(f"export:{repo / 'dl'}") == via_api
