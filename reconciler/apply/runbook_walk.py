@@ -37,9 +37,8 @@ from reconciler.apply.audit import AuditError, AuditLog
 from reconciler.apply.saved import plan_id as plan_id_of
 from reconciler.config.shard import Shard
 from reconciler.pipeline import Refused
-from reconciler.plan.cost import money
 from reconciler.plan.model import Change, OrgPlan, Plan
-from reconciler.render.runbook import WORDS, step_text
+from reconciler.render.runbook import WORDS, cost_text, step_text
 from reconciler.render.safe import terminal
 
 #: Where the walk's state is kept (beside the audit log's default).
@@ -197,14 +196,6 @@ def walk_steps(plan: Plan) -> list[WalkStep]:
     return steps
 
 
-def _cost(lang: str, change: Change) -> str:
-    w = WORDS[lang]
-    parts = []
-    if change.cost_once:
-        parts.append(w["once"].format(amount=money(change.cost_once)))
-    if change.cost_yearly:
-        parts.append(w["yearly"].format(amount=money(change.cost_yearly)))
-    return w["cost"].format(costs=", ".join(parts)) if parts else w["free"]
 
 
 _DOT = " \u00b7 "
@@ -215,7 +206,7 @@ def show_step(step: WalkStep, total: int, lang: str) -> list[str]:
     its cost and its id (every value from the config or the backend escaped for the terminal)."""
     text = step_text(step.change, lang, "terminal")
     w = WORDS[lang]
-    facts = [w["section"].format(section=text.section), _cost(lang, step.change),
+    facts = [w["section"].format(section=text.section), cost_text(lang, step.change),
              f"{w['id']} {terminal(step.change.id)}"]
     return [f"Step {step.number} of {total}: {text.title} \u2014 {text.person}",
             f"  {text.path}",

@@ -424,14 +424,19 @@ def _blocked_params(item: Deferred | Manual) -> dict[str, Any]:
     return {key: found.group(1)} if key and found else {}
 
 
-def _cost(m: _Markup, lang: str, change: Change) -> str:
+def cost_text(lang: str, change: Change) -> str:
+    """What a step costs, in words of `lang` (the walk on a terminal says it the same way)."""
     w = WORDS[lang]
     parts = []
     if change.cost_once:
         parts.append(w["once"].format(amount=money(change.cost_once)))
     if change.cost_yearly:
         parts.append(w["yearly"].format(amount=money(change.cost_yearly)))
-    return m.own(w["cost"].format(costs=", ".join(parts)) if parts else w["free"])
+    return w["cost"].format(costs=", ".join(parts)) if parts else w["free"]
+
+
+def _cost(m: _Markup, lang: str, change: Change) -> str:
+    return m.own(cost_text(lang, change))
 
 
 def _subjects(item: Change | Deferred | Manual) -> set[str]:
