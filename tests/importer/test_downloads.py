@@ -163,3 +163,58 @@ def test_an_empty_users_file_and_a_missing_folder(repo: Path) -> None:
     assert made.exit_code == 1 and "Traceback" not in made.output and "gebruikers.csv" in made.stderr, made.output
     missing = run("plan", "org.yaml", "--backend", f"export:{repo / 'nothing-here'}")
     assert missing.exit_code == 1 and "export: needs a directory" in missing.stderr
+
+
+def test_one_person_in_two_exported_organisations_is_one_means(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    """examples/multi-org: the director and the controller are in both organisations (R15, one means each). Both
+    organisations' downloads (`sandbox export --all`) give the same plan as the API at every stage, and the
+    shared people are one means across the two folders."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NO_COLOR", "1")
+    shutil.copytree(EXAMPLE.parent / "multi-org", tmp_path / "orgs")
+    db = f"sandbox:{tmp_path / 'sb.db'}"
+
+    def both() -> tuple[dict[str, Any], dict[str, Any]]:
+        if (tmp_path / "dl").exists():
+            shutil.rmtree(tmp_path / "dl")
+        assert run("sandbox", "export", "--all", "--out", str(tmp_path / "dl"), "--format", "csv",
+                   "--backend", db).exit_code == 0
+        plans = []
+        for backend in (db, f"export:{tmp_path / 'dl'}"):
+            made = run("plan", "orgs", "--format", "json", "--today", TODAY, "--backend", backend)
+            assert made.exit_code in (0, 2), made.output
+            plans.append(json.loads(made.stdout))
+        return plans[0], plans[1]
+
+    def decided(plan: dict[str, Any]) -> list[Any]:
+        return [[(c["action"], c["target"], c["params"]) for c in o["changes"]]
+                + [(d["action"], d["target"], d["rule"]) for d in o["deferred"] + o["manual"]]
+                for o in plan["organisations"]]
+
+    assert run("apply", "orgs", "--auto-approve", "-q", "--audit-log", "-", "--today", TODAY,
+               "--backend", db).exit_code == 0
+    for step in ("approve", "activate", "apply", "approve", "activate", "apply"):
+        if step == "apply":                               # the links to the other organisation (R15)
+            assert run("apply", "orgs", "--auto-approve", "-q", "--audit-log", "-", "--today", TODAY,
+                       "--backend", db).exit_code == 0
+        else:
+            assert run("sandbox", step, "--all", "--backend", db).exit_code == 0
+        via_api, via_export = both()
+        assert decided(via_export) == decided(via_api), step
+    # the sandbox's two organisations have no person in common yet (each link is a manual step here, R4), so
+    # the shared director is written into both folders as the Beheermodule would list her: one means
+    from reconciler.domain.catalogue import bundled_catalogue
+    from reconciler.importer.downloads import read_downloads
+
+    header = "ID;Naam;E-mailadres;Rol;Status;Activatie einddatum;Niveau;Tweede factor\n"
+    for kvk, role in (("11111111", "Beheerder"), ("22222222", "Gebruiker")):
+        (tmp_path / "two" / kvk).mkdir(parents=True)
+        (tmp_path / "two" / kvk / "gebruikers.csv").write_text(
+            header + f"m-eva;Eva van Dijk;{'E.vanDijk' if role == 'Gebruiker' else 'e.vandijk'}@vandijk-groep.nl;"
+            f"{role};Actief;;EH3;OTP\n", encoding="utf-8")
+    made = read_downloads(tmp_path / "two", ["11111111", "22222222"], bundled_catalogue())
+    [eva] = made.actual.world.means.values()
+    assert made.actual.world.linked[eva.id] == ("11111111", "22222222")
+    assert {k: s.members[eva.id].role.value for k, s in made.actual.world.orgs.items()} == {
+        "11111111": "beheerder", "22222222": "gebruiker"}
