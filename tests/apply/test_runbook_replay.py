@@ -74,14 +74,21 @@ class Round:
 
 @dataclass
 class Replay:
-    """An organisation in its own embedded sandbox, created with the config's first beheerder as its admin
-    (as `sandbox init` would be run for it), and the loop that carries out its runbooks."""
+    """An organisation (and the `others`, one config each) in its own embedded sandbox, each created with its
+    config's first beheerder as its admin (as `sandbox init` would be run for it), and the loop that carries
+    out their runbooks."""
 
     root: Path
     config: Path
     kvk: str = ""
     token: str = ""
+    others: list[Path] = field(default_factory=list)
+    tokens: dict[str, str] = field(default_factory=dict)       # kvk -> its admin's token
     rounds: list[Round] = field(default_factory=list)
+
+    @property
+    def paths(self) -> list[str]:
+        return [str(p) for p in (self.config, *self.others)]
 
     @property
     def sandbox(self) -> str:
@@ -92,46 +99,52 @@ class Replay:
         return f"export:{self.root / 'dl'}"
 
     def init(self) -> None:
-        """`sandbox init` with the config's first declared beheerder, at its level and with its second factor
-        (R19), on the sandbox's clock set to TODAY."""
-        data = yaml.safe_load(self.config.read_text(encoding="utf-8"))
-        self.kvk = str(data["organisation"]["kvk"])
-        admin = next(u for u in data["users"] if u["role"] == "beheerder")
+        """`sandbox init` of each organisation with its config's first declared beheerder, at its level and with
+        its second factor (R19), on the sandbox's clock set to TODAY."""
         clock = run("sandbox", "clock", "set", TODAY.isoformat(), "--backend", self.sandbox)
         assert clock.exit_code == 0, clock.output
-        factor = admin.get("second_factor") or {}
-        extra = (["--second-factor", factor["type"]] + (["--phone", factor["phone"]] if "phone" in factor else [])
-                 if factor else [])
-        made = run("sandbox", "init", "--kvk", self.kvk, "--name", data["organisation"]["name"], "--admin",
-                   admin["email"], "--level", admin["level"], *extra, "--backend", self.sandbox)
-        assert made.exit_code == 0, made.output
-        self.token = made.stdout.strip()
-        assert len(self.token) >= 32, made.output
+        for path in self.paths:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+            kvk = str(data["organisation"]["kvk"])
+            admin = next(u for u in data["users"] if u["role"] == "beheerder")
+            factor = admin.get("second_factor") or {}
+            extra = (["--second-factor", factor["type"]] + (["--phone", factor["phone"]] if "phone" in factor
+                                                             else []) if factor else [])
+            made = run("sandbox", "init", "--kvk", kvk, "--name", data["organisation"]["name"], "--admin",
+                       admin["email"], "--level", admin["level"], *extra, "--backend", self.sandbox)
+            assert made.exit_code == 0, made.output
+            self.tokens[kvk] = made.stdout.strip()
+            assert len(self.tokens[kvk]) >= 32, made.output
+        self.kvk = next(iter(self.tokens))
+        self.token = self.tokens[self.kvk]
 
     def export(self) -> None:
-        """The organisation's downloads, as the beheerder would fetch them now, under root/dl/KVK."""
-        target = self.root / "dl" / self.kvk
-        if target.exists():
-            shutil.rmtree(target)
-        done = run("sandbox", "export", "--kvk", self.kvk, "--out", str(target), "--backend", self.sandbox)
-        assert done.exit_code == 0, done.output
+        """Each organisation's downloads, as its beheerder would fetch them now, under root/dl/KVK."""
+        for kvk in self.tokens:
+            target = self.root / "dl" / kvk
+            if target.exists():
+                shutil.rmtree(target)
+            done = run("sandbox", "export", "--kvk", kvk, "--out", str(target), "--backend", self.sandbox)
+            assert done.exit_code == 0, done.output
 
     def plan(self) -> Plan:
-        made, _notes = anyio.run(build_plan, [str(self.config)], self.downloads, TODAY)
+        made, _notes = anyio.run(build_plan, self.paths, self.downloads, TODAY)
         return made
 
     def runbook(self) -> str:
-        shown = run("plan", str(self.config), "--backend", self.downloads, "--today", TODAY.isoformat(),
+        shown = run("plan", *self.paths, "--backend", self.downloads, "--today", TODAY.isoformat(),
                     "--format", "runbook")
         assert shown.exit_code in (0, 2) and "Traceback" not in shown.output, shown.output
         return shown.stdout
 
     def carry_out(self, steps: list[Change]) -> None:
-        """Each step as the one request its plan item stands for, by the organisation's admin, in this order;
-        the organisation's current revision as If-Match (what the UI acts on). A refusal fails the test."""
+        """Each step as the one request its plan item stands for, in this order, by the admin of the organisation
+        it is made in (a link: the one the means is already in, R15), with that organisation's current revision
+        as If-Match (what the UI acts on). A refusal fails the test."""
         async def go() -> str | None:
-            async with open_backend(self.sandbox, token=self.token, env={}) as client:
+            async with open_backend(self.sandbox, env={}) as raw:
                 for number, change in enumerate(steps, 1):
+                    client = raw.with_token(self.tokens[path_kvk(change)])
                     revision = (await client.get_organisation(path_kvk(change))).revision
                     try:
                         await send(client, change, if_match=revision, key=f"replay-{len(self.rounds)}-{change.id}")
@@ -162,13 +175,14 @@ class Replay:
             # complete and in order: the runbook's numbered steps are the plan's changes, each once, as planned
             assert ids == [c.id for c in changes], (ids, [(c.id, c.action.value, c.target) for c in changes])
             assert runbook_ids(render_runbook(made, "en")) == ids            # the English one says the same
-            if previous:        # what the previous runbook put in a later phase is a step of this one
-                wanted = previous.deferred
-                have = {(c.action.value, p) for c in changes for p in _people(c)}
-                assert wanted <= have, {"deferred, not planned now": sorted(wanted - have)}
+            deferred = {(d.kvk, d.action.value, p) for org in made.organisations for d in org.deferred
+                        for p in _people(d)}
+            if previous:        # what the previous runbook put in a later phase is a step of this one (or of a
+                wanted = previous.deferred              # later phase still, when it waits on one of this one)
+                have = {(c.kvk, c.action.value, p) for c in changes for p in _people(c)}
+                assert wanted <= have | deferred, {"announced, now gone": sorted(wanted - have - deferred)}
                 # and nothing turns up now that the previous runbook did not announce: it was complete
                 assert have <= wanted, {"planned now, not announced before": sorted(have - wanted)}
-            deferred = {(d.action.value, p) for org in made.organisations for d in org.deferred for p in _people(d)}
             manual = [m for org in made.organisations for m in org.manual]
             assert not manual, manual                      # nobody but the admin, supplier and holders acts here
             if not changes:
@@ -184,9 +198,9 @@ class Replay:
     def assert_converged(self) -> None:
         """drift through fresh downloads exits 0, and the sandbox's own API sees no difference either."""
         self.export()
-        drift = run("drift", str(self.config), "--backend", self.downloads, "--today", TODAY.isoformat())
+        drift = run("drift", *self.paths, "--backend", self.downloads, "--today", TODAY.isoformat())
         assert drift.exit_code == 0 and "in sync" in drift.stdout, drift.output
-        truth = run("plan", str(self.config), "--backend", self.sandbox, "--today", TODAY.isoformat())
+        truth = run("plan", *self.paths, "--backend", self.sandbox, "--today", TODAY.isoformat())
         assert truth.exit_code == 0, truth.output
 
 
@@ -196,10 +210,15 @@ def _people(item: Any) -> list[str]:
 
 
 def _means(replay: Replay) -> dict[str, Any]:
-    """The organisation's means as the sandbox's API lists them, by e-mail."""
-    async def go() -> dict[str, Any]:
-        async with open_backend(replay.sandbox, token=replay.token, env={}) as client:
-            return {m.email: m for m in await client.list_all_means(replay.kvk)}
+    """The first organisation's means as the sandbox's API lists them, by e-mail."""
+    return {m.email: m for m in _means_in(replay, replay.kvk)}
+
+
+def _means_in(replay: Replay, kvk: str) -> list[Any]:
+    """An organisation's means as the sandbox's API lists them to its admin."""
+    async def go() -> list[Any]:
+        async with open_backend(replay.sandbox, token=replay.tokens[kvk], env={}) as client:
+            return list(await client.list_all_means(kvk))
     return anyio.run(go)
 
 
@@ -393,7 +412,7 @@ def test_a_later_phases_step_carried_out_before_activation_is_refused(example: R
     first = example.plan()
     example.carry_out(first.changes)
     assert run("sandbox", "approve", "--all", "--backend", example.sandbox).exit_code == 0
-    early = Replay(tmp_path / "early", example.config, example.kvk, example.token)
+    early = Replay(tmp_path / "early", example.config, example.kvk, example.token, tokens=dict(example.tokens))
     early.root.mkdir()
     with sqlite3.connect(example.root / "sb.db") as source, sqlite3.connect(early.root / "sb.db") as copy:
         source.backup(copy)
@@ -404,3 +423,33 @@ def test_a_later_phases_step_carried_out_before_activation_is_refused(example: R
     with pytest.raises(AssertionError, match=r"was refused: .*R7|was refused: .*activ"):
         early.carry_out([grant])
     example.carry_out([grant])
+
+
+# ------------------------------------------------------------------------------ one person, two organisations
+def test_a_person_in_two_organisations_is_requested_once_and_linked(tmp_path: Path) -> None:
+    """Two generated organisations in one sandbox with one admin (a beheerder of both, as `sandbox init` links
+    it), planned together from both downloads, with one more person declared in both (same e-mail): the
+    runbooks request that means in one organisation and link it into the other, asked for in the organisation
+    it is already in by an admin of both (R4, R15), after it exists; both reach their configs, and the person
+    has the one means in both."""
+    rng = random.Random(CHANGED_SEEDS[0])
+    configs: list[Path] = []
+    admin: dict[str, Any] = {}
+    for n in range(2):
+        kvk = f"{rng.randrange(10**7, 10**8)}"
+        config = _ahead(generated_config(rng, kvk, 4, services(), TODAY, extras=False))
+        admin = admin or config["users"][0]
+        config["users"][0] = admin
+        config["users"].append({"email": "gedeeld@voorbeeld.nl", "name": "Gedeeld", "role": "gebruiker",
+                                "level": "EH3", "second_factor": {"type": "otp"},
+                                "authorisations": [{"service": _fits("EH3")[n], "until": "rolling"}]})
+        configs.append(write_config(tmp_path / f"org{n}.yaml", config))
+    replay = Replay(tmp_path, configs[0], others=configs[1:])
+    replay.init()
+    replay.replay()
+    actions = [a for r in replay.rounds for a in r.actions]
+    assert actions.count("link_means") == 1 and actions.count("request_means") == 2 * 3 + 1, replay.rounds
+    assert len(replay.rounds) == 3          # request; link (once approved) and grants; the grant after the link
+    replay.assert_converged()
+    shared = [m for kvk in replay.tokens for m in _means_in(replay, kvk) if m.email == "gedeeld@voorbeeld.nl"]
+    assert len(shared) == 2 and len({m.id for m in shared}) == 1, shared
