@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import AsyncIterator, Mapping, Sequence
 
@@ -60,8 +61,14 @@ class Downloads:
     notes: list[str] = field(default_factory=list)
 
 
-def _index(table: Table, names: Sequence[str]) -> int | None:
-    keys = [_header_key(h) for h in table.header]
+def _index(table: Table, names: tuple[str, ...]) -> int | None:
+    """The first column whose header is one of `names`; asked once per row, so the answer is kept per header."""
+    return _index_in(table.header, names)
+
+
+@lru_cache(maxsize=256)
+def _index_in(header: tuple[str, ...], names: tuple[str, ...]) -> int | None:
+    keys = [_header_key(h) for h in header]
     return next((i for i, key in enumerate(keys) if key in names), None)
 
 
