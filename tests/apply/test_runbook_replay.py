@@ -32,9 +32,10 @@ from reconciler.apply.calls import path_kvk, send
 from reconciler.backend.connect import open_backend
 from reconciler.backend.errors import BackendError
 from reconciler.cli.main import cli
+from reconciler.domain.means import MeansType
 from reconciler.pipeline import build_plan
 from reconciler.plan.model import Change, Plan, target_list
-from reconciler.render.runbook import render_runbook
+from reconciler.render.runbook import TEMPLATES, render_runbook
 from tests.apply.served import EXAMPLE, generated_config, write_config
 
 #: The sandbox's today and the plan's (`--today`): the example's dates are ahead of it, and the generated
@@ -63,13 +64,50 @@ def runbook_ids(markdown: str) -> list[str]:
     return STEP_ID.findall(markdown)
 
 
+#: A step's title in the Dutch runbook -> its plan action.
+TITLES = {TEMPLATES[action]["nl"].title: action.value for action in TEMPLATES}
+_ORG = re.compile(r"## KvK (\d{8})\b")
+_STEP = re.compile(r"- \[ \] (\d+)\. \*\*(.+?)\*\* \u2014 (.+)")
+_MARK = re.compile(r"<sub>\((.+?)\)</sub>$")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One numbered step of a (Dutch) runbook as a person reads it."""
+
+    kvk: str
+    number: int
+    action: str
+    people: tuple[str, ...]
+    ident: str | None                   # its plan item id; None for a later phase's step
+    later: bool                         # "stap-id volgt ...": a later phase's step, made by a later plan
+
+
+def runbook_steps(markdown: str) -> list[Step]:
+    """The steps of a Markdown runbook, per organisation, with what each acts on and its id marker."""
+    steps: list[Step] = []
+    kvk = ""
+    lines = markdown.splitlines()
+    for n, line in enumerate(lines):
+        if found := _ORG.match(line):
+            kvk = found.group(1)
+        elif found := _STEP.match(line):
+            number, title, person = found.groups()
+            [mark] = _MARK.findall(lines[n + 2])
+            ident = STEP_ID.fullmatch(f"({mark})")
+            people = tuple(re.sub(r"\\(.)", r"\1", p) for p in person.split(", "))
+            steps.append(Step(kvk, int(number), TITLES[title], people, ident.group(1) if ident else None,
+                              mark.startswith("stap-id volgt")))
+    return steps
+
+
 @dataclass
 class Round:
     """One phase as carried out: the plan's change ids (= the runbook's step ids), and its deferred items."""
 
     steps: list[str]
     actions: list[str]
-    deferred: set[tuple[str, str]]
+    deferred: set[tuple[str, str, str]]              # (kvk, action, person) of its later phases' items
 
 
 @dataclass
@@ -171,12 +209,22 @@ class Replay:
             self.export()
             made = self.plan()
             changes = made.changes
-            ids = runbook_ids(self.runbook())
+            book = self.runbook()
+            steps = runbook_steps(book)
+            ids = runbook_ids(book)
             # complete and in order: the runbook's numbered steps are the plan's changes, each once, as planned
             assert ids == [c.id for c in changes], (ids, [(c.id, c.action.value, c.target) for c in changes])
+            assert [(s.kvk, s.action, s.ident) for s in steps if s.ident] == [
+                (c.kvk, c.action.value, c.id) for c in changes]
+            for kvk in {s.kvk for s in steps}:                              # numbered 1, 2, ... per organisation
+                assert [s.number for s in steps if s.kvk == kvk] == list(range(1, 1 + sum(s.kvk == kvk
+                                                                                          for s in steps)))
             assert runbook_ids(render_runbook(made, "en")) == ids            # the English one says the same
-            deferred = {(d.kvk, d.action.value, p) for org in made.organisations for d in org.deferred
-                        for p in _people(d)}
+            # what the runbook puts in later phases (read from the runbook, not the plan) is the plan's deferred
+            assert all(s.ident or s.later for s in steps), steps            # no manual step: nobody else acts
+            deferred = {(s.kvk, s.action, p) for s in steps if s.later for p in s.people}
+            assert deferred == {(d.kvk, d.action.value, p) for org in made.organisations for d in org.deferred
+                                for p in _people(d)}
             if previous:        # what the previous runbook put in a later phase is a step of this one (or of a
                 wanted = previous.deferred              # later phase still, when it waits on one of this one)
                 have = {(c.kvk, c.action.value, p) for c in changes for p in _people(c)}
@@ -251,11 +299,13 @@ def test_the_belastingdienst_means_type_unseen_in_the_downloads_does_not_break_t
     assert all("change_type" not in r.actions for r in example.rounds), [r.actions for r in example.rounds]
     assert final.changes == []
     tax = _means(example)["belasting@ketelaarklip.nl"]
-    assert str(getattr(tax.type, "value", tax.type)) == "belastingdienst", tax
-    example.export()
-    users = (example.root / "dl" / example.kvk / "gebruikers.csv").read_text(encoding="utf-8-sig")
-    assert "belasting@ketelaarklip.nl" in users and "belastingdienst" not in users.lower().split("\n", 1)[0]
+    assert tax.type is MeansType.BELASTINGDIENST, tax
     example.assert_converged()
+    folder = example.root / "dl" / example.kvk
+    users = (folder / "gebruikers.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert "type" not in [h.lower() for h in users[0].split(";")] and any("belasting@" in u for u in users[1:])
+    granted = (folder / "machtigingen.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert any("belasting@ketelaarklip.nl" in row and "omzetbelasting" in row.lower() for row in granted), granted
 
 
 # ---------------------------------------------------------------------------------- generated organisations
