@@ -548,6 +548,7 @@ def _organisation(m: _Markup, lang: str, org: OrgPlan) -> _Org:
             if item.action in PER_SERVICE and item.detail.count(" until ") > 1:     # the UI takes one date a time
                 facts.append(m.own(w["per_date"]))
             steps.append(_Step(number, m.own(template.title), person, path, facts, None))
+            done.append((number, _subjects(item)))          # a later phase's step may wait for this one too
         why = _word(m, w["waits_for"], reason=m.value(reason), rule=m.value(rule))
         phases.append(_Phase(_word(m, w["phase"], n=m.own(str(len(phases) + 1 + (not org.changes))), why=why),
                              steps))

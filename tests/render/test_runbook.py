@@ -303,3 +303,18 @@ def test_the_hostile_sandbox_as_a_runbook(tmp_path: Path) -> None:
     assert code == 2
     assert_terminal_safe(page.replace("\n", ""))
     assert "<script" not in page and {tag for tag, _ in tags(page)} <= OWN_TAGS
+
+
+def test_a_later_phase_step_says_which_earlier_later_phase_step_it_waits_for() -> None:
+    """A grant that waits for a link (two later phases, one person) points at the link's step, as steps of the
+    first phase do (the runbook replay found it missing)."""
+    link = Deferred(KVK, Action.LINK_MEANS, "x@acme.nl", "R15", "the link awaits the supplier", "x@acme.nl",
+                    "the existing means")
+    grant = Deferred(KVK, Action.GRANT, "rvo/tenderned", "R7", "its means is not linked yet", "x@acme.nl",
+                     "until 2030-01-01")
+    text = render_runbook(plan(OrgPlan(KVK, "Acme", 1, "admin@acme.nl", deferred=[link, grant])), lang="nl")
+    steps = [line for line in text.splitlines() if line.startswith("- [ ]")]
+    assert len(steps) == 2
+    number = re.match(r"- \[ \] (\d+)\.", steps[0]).group(1)     # type: ignore[union-attr]
+    grant_part = text[text.index(steps[1]):]
+    assert f"na stap {number}" in grant_part.split("\n- [ ]")[0], grant_part
