@@ -156,6 +156,7 @@ class _OrgPlanner:
     renamed: dict[str, Means] = field(default_factory=dict, init=False)
     old_end: dict[tuple[str, str], dt.date | None] = field(default_factory=dict, init=False)  # before the plan
     notes: dict[tuple[str, str], str] = field(default_factory=dict, init=False)  # an override or cap to show
+    renamed_ids: set[str] = field(default_factory=set, init=False)
 
     def __post_init__(self) -> None:
         self.kvk = self.d.kvk
@@ -173,6 +174,7 @@ class _OrgPlanner:
     def run(self) -> None:
         self.out.existing_objects = self._existing_objects()
         self.renamed = _renames(self.d, self.sim)
+        self.renamed_ids = {m.id for m in self.renamed.values()}
         for user in self.d.users.values():
             self._person_additions(user)
         self._authorisations()
@@ -454,8 +456,8 @@ class _OrgPlanner:
     def _leaving(self, means: Means) -> bool | None:
         """Whether a member of the organisation goes: None when it stays (declared, unmanaged, renamed), False
         when it is not declared but kept (no policy.prune, its until not come), True when it goes."""
-        if means.key in set(self.d.users) - self.ended or means.key in self.unmanaged or any(
-                m.id == means.id for m in self.renamed.values()):
+        if (means.key in self.d.users and means.key not in self.ended) or means.key in self.unmanaged \
+                or means.id in self.renamed_ids:
             return None
         return self.d.policy.prune or means.key in self.ended
 
