@@ -11,6 +11,7 @@ organisations (the same e-mail) is one means, as on the API.
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -20,6 +21,7 @@ from typing import AsyncIterator, Mapping, Sequence
 from reconciler.backend.read import ActualState
 from reconciler.backend.session import Session
 from reconciler.config.loaded import LoadedOrg
+from reconciler.config.models import User
 from reconciler.domain.catalogue import Catalogue, Service
 from reconciler.domain.means import MeansType, Role, Subscription
 from reconciler.domain.state import Chain, Means, Membership, OrgInfo, OrgState, Status, World
@@ -176,6 +178,7 @@ def read_downloads(root: Path, kvks: Sequence[str], catalogue: Catalogue,
     desired = desired or {}
     declared = {u.key: u for org in desired.values() for u in org.config.users}
     by_email: dict[str, str] = {}                          # e-mail -> means id, across organisations
+    defaulted: dict[str, bool] = {}                        # means id -> its type is a default (no Type column)
     for kvk in kvks:
         org = _folder(root, kvk)
         if org.users is None:
@@ -194,6 +197,8 @@ def read_downloads(root: Path, kvks: Sequence[str], catalogue: Catalogue,
             by_email[key] = means_id
             if means_id not in world.means:
                 config = declared.get(key)
+                if config is None:
+                    defaulted[means_id] = person.type is None
                 world.means[means_id] = Means(
                     id=means_id, email=person.email, name=person.name, level=person.level,
                     type=person.type or (config.type if config else MeansType.REGULIER),
@@ -230,9 +235,41 @@ def read_downloads(root: Path, kvks: Sequence[str], catalogue: Catalogue,
         world.orgs[kvk] = state
         made.actual.revisions[kvk] = None
         made.notes.append(f"{kvk}: {BLIND_SPOTS}")
+    _take_renamed(world, desired, defaulted)
     for means_id in world.means:
         world.linked[means_id] = tuple(sorted(k for k, s in world.orgs.items() if means_id in s.members))
     return made
+
+
+def _name_key(name: str) -> str:
+    return " ".join(name.lower().replace(".", " ").split())
+
+
+def _take_renamed(world: World, desired: Mapping[str, LoadedOrg], defaulted: dict[str, bool]) -> None:
+    """A means whose e-mail the config changes (R11) gets that person's type and subscription term, as one the
+    config names by its e-mail does: the planner takes an undeclared member with the name of one declared
+    person the backend does not know for that person (`reconciler.plan.planner._renames`), and compares the
+    type then; a default there would plan a type change for a column that is not in the downloads."""
+    for kvk, loaded in desired.items():
+        state = world.orgs.get(kvk)
+        if state is None:
+            continue
+        users = {u.key: u for u in loaded.config.users}
+        unmanaged = loaded.config.policy.unmanaged_keys
+        undeclared: dict[str, list[Means]] = defaultdict(list)
+        for means_id in state.members:
+            means = world.means[means_id]
+            if means.key not in users and means.key not in unmanaged:
+                undeclared[_name_key(means.name)].append(means)
+        newcomers: dict[str, list[User]] = defaultdict(list)
+        for user in users.values():
+            if world.means_by_email(user.email) is None:
+                newcomers[_name_key(user.name)].append(user)
+        for name, found in newcomers.items():
+            if len(found) == 1 and len(undeclared.get(name, [])) == 1 and undeclared[name][0].id in defaulted:
+                means, user = undeclared[name][0], found[0]
+                world.means[means.id] = means.with_(type=user.type if defaulted.pop(means.id) else means.type,
+                                                    subscription=user.subscription)
 
 
 def acting_admin(state: OrgState, world: World, loaded: LoadedOrg) -> str | None:
