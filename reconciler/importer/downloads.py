@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import AsyncIterator, Mapping, Sequence
@@ -28,6 +28,7 @@ from reconciler.domain.state import Chain, Means, Membership, OrgInfo, OrgState,
 from reconciler.importer.export import BadValue, map_columns, parse_date, read_people, _header_key
 from reconciler.importer.model import ImportFailure
 from reconciler.importer.table import Cell, Table, column_letter, read_table
+from reconciler.render.safe import csv_text
 
 #: What an export cannot show (docs/exports.md), said once per organisation.
 BLIND_SPOTS = ("the downloads do not show a means' type or subscription term (the config's are taken), changes "
@@ -94,7 +95,7 @@ def _folder(root: Path, kvk: str) -> _Org:
     for path in sorted(folder.iterdir()):
         if not path.is_file() or path.name.startswith((".", "~$")) or path.suffix.lower() not in _SUFFIXES:
             continue
-        table = read_table(path)
+        table = _unescaped(read_table(path))
         kind = _kind(table)
         if kind is None:
             shown = ", ".join(repr(h) for h in table.header if h) or "none"
@@ -112,6 +113,17 @@ def _folder(root: Path, kvk: str) -> _Org:
                                 "one download of each overview per folder")
         setattr(org, kind, table)
     return org
+
+
+def _unescaped(table: Table) -> Table:
+    """The cells as the backend has them: a text the download escaped against running as a formula (a `'` in
+    front of a leading =, +, -, @, as `sandbox export` writes it, reconciler.render.safe.csv_text) is read
+    without that `'`, so a name or an e-mail that starts so is the person's own, not another one."""
+    def cell(value: Cell) -> Cell:
+        return value[1:] if isinstance(value, str) and value.startswith("'") and csv_text(value[1:]) == value \
+            else value
+
+    return replace(table, rows=tuple(replace(row, cells=tuple(cell(c) for c in row.cells)) for row in table.rows))
 
 
 def _service(table: Table, row_number: int, cells: tuple[Cell, ...], catalogue: Catalogue,
