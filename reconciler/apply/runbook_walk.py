@@ -82,8 +82,11 @@ def require_terminal(is_interactive: Callable[[], bool] = interactive) -> None:
 
 
 def _prompt(question: str) -> str:
-    """Ask on the terminal; an empty line is an empty answer (asked again), never a default."""
-    return str(click.prompt(question, default="", show_default=False))
+    """Ask on the terminal; an empty line is an empty answer (asked again), never a default. The end of the input
+    is EOFError: click's prompt with a default gives the default there in some versions (8.2.0), which would ask
+    again for ever."""
+    sys.stdout.flush()
+    return input(f"{question}: ")
 
 
 def _now() -> dt.datetime:
