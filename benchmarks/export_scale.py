@@ -12,10 +12,10 @@ start to exit) and the child's own peak RSS (`os.wait4`, so one child's number i
 each export: run to the sandbox run (target: within 1.5x), and whether the plans are equal. With
 `--profile`, the slowest export: run is profiled (cProfile) and its top functions printed.
 
-Measured on the 2-core machine, 10,000 users (median of 3; peak RSS of the plan process):
-  sandbox 7.3 s 152 MB;  export CSV 6.7 s 177 MB (0.92x, 1.17x);  export XLSX 10.1 s 173 MB (1.38x, 1.14x).
-About 4.5 s of every run is the planner's, the same through each backend (`_leaving` builds a set of every
-declared user once per member); reading the XLSX downloads is ~3 s of XML for 100,000 rows, the CSV ~0.3 s.
+Measured on the 2-core machine, 10,000 users (median of 3; peak RSS of the plan process), after the planner
+stopped rebuilding the declared users' set per member (which had cost every run 4.5 s):
+  sandbox 3.0 s 152 MB;  export CSV 2.4 s 177 MB (0.79x, 1.17x);  export XLSX 5.6 s 174 MB (1.85x, 1.15x).
+Reading the XLSX downloads is ~3 s of XML for 100,000 rows, the CSV ~0.3 s: XLSX misses the 1.5x target.
 
 Run: python benchmarks/export_scale.py [--users 10000] [--repeat 3] [--profile]
 """
