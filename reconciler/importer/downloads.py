@@ -11,7 +11,6 @@ organisations (the same e-mail) is one means, as on the API.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -21,13 +20,13 @@ from typing import AsyncIterator, Mapping, Sequence
 from reconciler.backend.read import ActualState
 from reconciler.backend.session import Session
 from reconciler.config.loaded import LoadedOrg
-from reconciler.config.models import User
 from reconciler.domain.catalogue import Catalogue, Service
 from reconciler.domain.means import MeansType, Role, Subscription
 from reconciler.domain.state import Chain, Means, Membership, OrgInfo, OrgState, Status, World
 from reconciler.importer.export import BadValue, map_columns, parse_date, read_people, _header_key
 from reconciler.importer.model import ImportFailure
 from reconciler.importer.table import Cell, Table, column_letter, read_table
+from reconciler.plan.planner import renames
 from reconciler.render.safe import csv_text
 
 #: What an export cannot show (docs/exports.md), said once per organisation.
@@ -253,33 +252,19 @@ def read_downloads(root: Path, kvks: Sequence[str], catalogue: Catalogue,
     return made
 
 
-def _name_key(name: str) -> str:
-    return " ".join(name.lower().replace(".", " ").split())
-
-
 def _take_renamed(world: World, desired: Mapping[str, LoadedOrg], defaulted: dict[str, bool]) -> None:
     """A means whose e-mail the config changes (R11) gets that person's type and subscription term, as one the
-    config names by its e-mail does: the planner takes an undeclared member with the name of one declared
-    person the backend does not know for that person (`reconciler.plan.planner._renames`), and compares the
-    type then; a default there would plan a type change for a column that is not in the downloads."""
+    config names by its e-mail does: the planner takes the same member for that person (`planner.renames`) and
+    compares the type then; a default there would plan a type change for a column that is not in the
+    downloads."""
     for kvk, loaded in desired.items():
         state = world.orgs.get(kvk)
         if state is None:
             continue
         users = {u.key: u for u in loaded.config.users}
-        unmanaged = loaded.config.policy.unmanaged_keys
-        undeclared: dict[str, list[Means]] = defaultdict(list)
-        for means_id in state.members:
-            means = world.means[means_id]
-            if means.key not in users and means.key not in unmanaged:
-                undeclared[_name_key(means.name)].append(means)
-        newcomers: dict[str, list[User]] = defaultdict(list)
-        for user in users.values():
-            if world.means_by_email(user.email) is None:
-                newcomers[_name_key(user.name)].append(user)
-        for name, found in newcomers.items():
-            if len(found) == 1 and len(undeclared.get(name, [])) == 1 and undeclared[name][0].id in defaulted:
-                means, user = undeclared[name][0], found[0]
+        for key, means in renames(users, loaded.config.policy.unmanaged_keys, state, world).items():
+            if means.id in defaulted:
+                user = users[key]
                 world.means[means.id] = means.with_(type=user.type if defaulted.pop(means.id) else means.type,
                                                     subscription=user.subscription)
 

@@ -14,14 +14,14 @@ import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Collection, Iterable, Mapping, Sequence
 
 from reconciler.config.models import ROLLING, MeansType, Role, SecondFactorType, Until, User
 from reconciler.domain import rules
 from reconciler.domain.catalogue import Service
 from reconciler.domain.levels import Level
 from reconciler.domain.operations import AdminOperation, encode
-from reconciler.domain.state import Chain, Means, Status, World
+from reconciler.domain.state import Chain, Means, OrgState, Status, World
 from reconciler.plan.cost import DEFAULT_TARIFFS, Tariffs, money
 from reconciler.plan.desired import DesiredChain, DesiredOrg, DesiredUser
 from reconciler.plan.lookahead import classify, look_ahead, needed
@@ -97,18 +97,25 @@ def _renames_everywhere(desired: Sequence[DesiredOrg], sim: World) -> dict[str, 
 
 
 def _renames(desired: DesiredOrg, sim: World) -> dict[str, Means]:
-    state = sim.orgs[desired.kvk]
+    return renames({key: wanted.user for key, wanted in desired.users.items()}, desired.policy.unmanaged_keys,
+                   sim.orgs[desired.kvk], sim)
+
+
+def renames(users: Mapping[str, User], unmanaged: Collection[str], state: OrgState, world: World
+            ) -> dict[str, Means]:
+    """New e-mail key -> the means of the organisation (`state`) it most likely belongs to (R11): the one
+    undeclared member with the name of the one declared person (`users`, by key) the backend does not know."""
     undeclared: dict[str, list[Means]] = defaultdict(list)
     for means_id in state.members:
-        means = sim.means[means_id]
-        if means.key not in desired.users and means.key not in desired.policy.unmanaged_keys:
+        means = world.means[means_id]
+        if means.key not in users and means.key not in unmanaged:
             undeclared[_name_key(means.name)].append(means)
     newcomers: dict[str, list[User]] = defaultdict(list)
-    for wanted in desired.users.values():
-        if sim.means_by_email(wanted.user.email) is None:
-            newcomers[_name_key(wanted.user.name)].append(wanted.user)
-    return {users[0].key: undeclared[name][0] for name, users in newcomers.items()
-            if len(users) == 1 and len(undeclared.get(name, [])) == 1}
+    for user in users.values():
+        if world.means_by_email(user.email) is None:
+            newcomers[_name_key(user.name)].append(user)
+    return {found[0].key: undeclared[name][0] for name, found in newcomers.items()
+            if len(found) == 1 and len(undeclared.get(name, [])) == 1}
 
 
 def target_end(until: Until, actual: dt.date | None, today: dt.date, renew_before: int) -> tuple[str | None, dt.date | None]:
