@@ -509,8 +509,17 @@ class ApplyOptions:
     progress: Callable[[], Progress] | None = None      # made once the apply starts
 
 
+def _runbook_usage_problem(plan_file: str | None, auto_approve: bool) -> str | None:
+    """What cannot go with `apply --executor runbook` (a usage error, said before any work), or None."""
+    if auto_approve:
+        return "--auto-approve cannot go with --executor runbook: a person answers each step"
+    if plan_file:
+        return "--executor runbook walks a fresh plan of PATH...; --plan is for --executor api"
+    return None
+
+
 def apply_usage_problem(paths: Sequence[str], plan_file: str | None, today: dt.date | None,
-                        shard: Shard | None) -> str | None:
+                        shard: Shard | None, *, executor: str = "api", auto_approve: bool = False) -> str | None:
     """What is wrong with how `reconciler apply` was called (a usage error, said before any work), or None."""
     if not paths and not plan_file:
         return "give the config (PATH...) or a saved plan (--plan plan.json [PATH...])"
@@ -518,7 +527,7 @@ def apply_usage_problem(paths: Sequence[str], plan_file: str | None, today: dt.d
         return "--today applies when planning; a saved plan keeps the day it was made on"
     if plan_file and shard:
         return "--shard applies when planning; plan the shard with `reconciler plan --shard K/N --out plan.json`"
-    return None
+    return _runbook_usage_problem(plan_file, auto_approve) if executor == "runbook" else None
 
 
 def confirm_question(plan: Plan) -> str:

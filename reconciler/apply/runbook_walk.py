@@ -66,15 +66,6 @@ def interactive() -> bool:
     return sys.stdin.isatty()
 
 
-def usage_problem(plan_file: str | None, auto_approve: bool) -> str | None:
-    """What cannot go with `apply --executor runbook` (a usage error, said before any work), or None."""
-    if auto_approve:
-        return "--auto-approve cannot go with --executor runbook: a person answers each step"
-    if plan_file:
-        return "--executor runbook walks a fresh plan of PATH...; --plan is for --executor api"
-    return None
-
-
 def require_terminal(is_interactive: Callable[[], bool] = interactive) -> None:
     """Refuse (before anything is read) when no person can answer."""
     if not is_interactive():

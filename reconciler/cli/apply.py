@@ -65,26 +65,10 @@ def apply(paths: tuple[str, ...], plan_file: str | None, auto_approve: bool, for
     done, failed, skipped and not attempted steps. Exit 0 when everything was done (or nothing was to do),
     1 when anything failed or the apply was refused (stale plan, removal threshold, no confirmation).
     """
-    problem = pipeline.apply_usage_problem(paths, plan_file, today, shard)
-    if problem is None and executor == "runbook":
-        from reconciler.apply import runbook_walk
-
-        problem = runbook_walk.usage_problem(plan_file, auto_approve)
+    problem = pipeline.apply_usage_problem(paths, plan_file, today, shard, executor=executor, auto_approve=auto_approve)
     if problem is not None:
         raise click.UsageError(problem)
-    if executor == "runbook":
-        from reconciler.apply import runbook_walk
-
-        runbook_walk.require_terminal(interactive)          # before the backend is read: no one to answer
-        walked = pipeline.ApplyOptions(
-            backend=backend, force=force, today=today, shard=shard, note=note,
-            show=(lambda plan: None) if quiet else lambda plan: click.echo(render_text(plan, colour=use_colour()),
-                                                                            nl=False))
-        plan = run(lambda: pipeline.runbook_plan(paths, walked))
-        result = runbook_walk.walk(plan, is_interactive=interactive,
-                                   audit_log=None if audit_log == "-" else Path(audit_log),
-                                   commands=runbook_walk.Commands(paths, backend, today, shard))
-        return EXIT_OK if result.ok else EXIT_ERROR
+    from reconciler.apply import runbook_walk
     from reconciler.apply.progress import choose
 
     opts = pipeline.ApplyOptions(
@@ -94,6 +78,12 @@ def apply(paths: tuple[str, ...], plan_file: str | None, auto_approve: bool, for
                                                                         nl=False),
         confirm=pipeline.asking(auto_approve, interactive,   # click.prompt adds ": " to the question
                                 lambda question: click.prompt(question, default="", show_default=False, err=True)))
+    if executor == "runbook":
+        runbook_walk.require_terminal(interactive)          # before the backend is read: no one to answer
+        walked = runbook_walk.walk(run(lambda: pipeline.runbook_plan(paths, opts)), is_interactive=interactive,
+                                   audit_log=opts.audit_log,
+                                   commands=runbook_walk.Commands(paths, backend, today, shard))
+        return EXIT_OK if walked.ok else EXIT_ERROR
     report = run(lambda: pipeline.apply(plan_file, paths, opts))
     if summary_file and (problem := append_summary(Path(summary_file), report)):
         click.echo(f"warning: {problem}", err=True)

@@ -3,16 +3,10 @@ Thin: parse, run the kit (`reconciler.conformance.runner`), render the table or 
 
 from __future__ import annotations
 
-import os
 import sys
 
-import anyio
 import click
 
-from reconciler.backend.client import token_from_env
-from reconciler.backend.errors import ConfigurationError
-from reconciler.backend.sandbox.controls import CONTROL_TOKEN_ENV
-from reconciler.backend.types import Secret
 from reconciler.cli.options import backend_option, format_option
 from reconciler.render.safe import terminal
 
@@ -35,17 +29,10 @@ def conformance(backend: str | None, control_url: str | None, only: str | None, 
     the clock) needs SANDBOX_CONTROL_TOKEN; without it the probes that need those steps are skipped.
     """
     from reconciler.conformance.report import render_json, render_text
-    from reconciler.conformance.runner import ConformanceUnusable, run_conformance
+    from reconciler.conformance.runner import ConformanceUnusable, from_environment
 
     try:
-        token = token_from_env()
-    except ConfigurationError as exc:
-        raise click.ClickException(str(exc)) from None
-    control = os.environ.get(CONTROL_TOKEN_ENV, "").strip()
-    wanted = {part.strip() for part in only.split(",") if part.strip()} if only else None
-    try:
-        report = anyio.run(lambda: run_conformance(backend, token, control_token=Secret(control) if control else None,
-                                                   control_url=control_url, only=wanted))
+        report = from_environment(backend, control_url, only)
     except ConformanceUnusable as exc:
         raise click.ClickException(terminal(str(exc))) from None
     click.echo(render_json(report) if fmt == "json" else render_text(report), nl=False)

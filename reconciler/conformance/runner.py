@@ -86,6 +86,24 @@ async def run_probe(kit: Kit, probe: Probe, timeout: float = PROBE_TIMEOUT) -> P
     return result(Outcome.PASS)
 
 
+def from_environment(backend: str | None, control_url: str | None = None, only: str | None = None) -> Report:
+    """`reconciler conformance`: the kit with the tokens from the environment (BEHEER_API_TOKEN, never an argument;
+    SANDBOX_CONTROL_TOKEN, optional) and `only` as written (comma-separated ids or rules)."""
+    import os
+
+    from reconciler.backend.client import token_from_env
+    from reconciler.backend.sandbox.controls import CONTROL_TOKEN_ENV
+
+    try:
+        token = token_from_env()
+    except ConfigurationError as exc:
+        raise ConformanceUnusable(str(exc)) from None
+    control = os.environ.get(CONTROL_TOKEN_ENV, "").strip()
+    wanted = {part.strip() for part in only.split(",") if part.strip()} if only else None
+    return anyio.run(lambda: run_conformance(backend, token, control_token=Secret(control) if control else None,
+                                             control_url=control_url, only=wanted))
+
+
 async def run_conformance(backend: str | None, token: Secret, *, control_token: Secret | None = None,
                           control_url: str | None = None, only: set[str] | None = None,
                           transport: httpx.AsyncBaseTransport | None = None) -> Report:
