@@ -10,6 +10,7 @@ import datetime as dt
 import difflib
 import unicodedata
 from collections import defaultdict
+from functools import lru_cache
 from typing import Sequence
 
 from reconciler.config.effective import effective_authorisations, show
@@ -27,13 +28,19 @@ def _unknown_service(catalogue: Catalogue, key: str) -> str:
     return f"unknown service {key!r}{hint}"
 
 
+@lru_cache(maxsize=16)
+def _latest(today: dt.date) -> dt.date:
+    """R9's latest end date for `today`, once per day rather than once per date in the file (50,000 times)."""
+    return rules.max_end_date(today)
+
+
 def check_until(reporter: Reporter, path: JsonPath, until: Until, today: dt.date | None, what: str) -> None:
     """R9: at most 5 years ahead (error); today or in the past means it will be revoked (warning). Without a
     today (plan and apply before the backend has said which day it is) the date is judged later."""
-    if until == ROLLING or today is None:
+    if today is None or until == ROLLING:
         return
     assert isinstance(until, dt.date)
-    latest = rules.max_end_date(today)
+    latest = _latest(today)
     if until > latest:
         reporter.error(path, "R9", f"until {until} is more than {rules.MAX_YEARS} years after today ({today}); "
                                    f"the latest allowed end date is {latest} (or write `rolling`)")
@@ -46,7 +53,7 @@ def check_person_until(reporter: Reporter, at: JsonPath, user: User, today: dt.d
     """R9 for a person's `until` (at most 5 years ahead); today or in the past, the means ends now (R14)."""
     if user.until is None or today is None:
         return
-    latest = rules.max_end_date(today)
+    latest = _latest(today)
     if user.until > latest:
         reporter.error(at + ("until",), "R9", f"until {user.until} is more than {rules.MAX_YEARS} years after today "
                                               f"({today}); the latest allowed end date is {latest}")
@@ -58,6 +65,8 @@ def check_person_until(reporter: Reporter, at: JsonPath, user: User, today: dt.d
 def _notes_on_dates(org: LoadedOrg, at: JsonPath, user: User, today: dt.date | None) -> None:
     """Every override and cap of `config.effective`, as a note on the line that causes it: the reviewer sees
     that the person's own date, or the person's end, wins over a group."""
+    if user.until is None and not (user.groups and user.authorisations):
+        return    # nothing to note: an override needs an own entry and a group, a cap the person's until
     effective = effective_authorisations(user, org.config.groups)
     for eff in effective.values():
         if eff.overrides and eff.own is not None:
@@ -153,6 +162,8 @@ def _check_users(org: LoadedOrg, today: dt.date | None) -> None:
     looks: dict[str, int] = {}                     # e-mails as a reader sees them -> first user
     unmanaged = cfg.policy.unmanaged_keys
     tax_means: list[int] = []
+    known: _Grantable = {}
+    refused: _Refused = {}
     for i, user in enumerate(cfg.users):
         at: JsonPath = ("users", i)
         alike = _look_alike(user.email)
@@ -186,7 +197,7 @@ def _check_users(org: LoadedOrg, today: dt.date | None) -> None:
             if len(tax_means) > 1:
                 r.error(at + ("type",), "R13", "an organisation has at most one belastingdienst means; "
                                                f"users[{tax_means[0]}] already is one")
-        _check_user_authorisations(org, i, user, today)
+        _check_user_authorisations(org, i, user, today, known, refused)
         check_person_until(r, at, user, today)
         _notes_on_dates(org, at, user, today)
 
@@ -206,7 +217,24 @@ def _check_second_factor(r: Reporter, at: JsonPath, user: User) -> None:
                                                           "it is ignored for otp")
 
 
-def _check_user_authorisations(org: LoadedOrg, i: int, user: User, today: dt.date | None) -> None:
+#: (level, type, service key) -> whether a means of that level and type may hold the service (R8, R13)
+_Grantable = dict[tuple[Level, MeansType, str], bool]
+#: (group, level, type) -> the group's services a means of that level and type may not hold, in the group's order
+_Refused = dict[tuple[str, Level, MeansType], list[Service]]
+
+
+def _grantable(known: _Grantable, user: User, service: Service) -> bool:
+    """R8 and R13 for one means and service, remembered: 10,000 users share a few levels and types."""
+    key = (user.level, user.type, service.key)
+    ok = known.get(key)
+    if ok is None:
+        ok = known[key] = rules.level_covers(user.level, service.level) and not (
+            user.type is MeansType.BELASTINGDIENST and not service.belastingdienst)
+    return ok
+
+
+def _check_user_authorisations(org: LoadedOrg, i: int, user: User, today: dt.date | None,
+                               known: _Grantable, refused: _Refused) -> None:
     cfg, r, cat = org.config, org.reporter, org.catalogue
     at: JsonPath = ("users", i)
     seen: dict[str, int] = {}
@@ -215,7 +243,7 @@ def _check_user_authorisations(org: LoadedOrg, i: int, user: User, today: dt.dat
         service = cat.get(auth.service)
         if service is None:
             r.error(path + ("service",), "unknown-service", _unknown_service(cat, auth.service))
-        else:
+        elif not _grantable(known, user, service):
             _check_grantable(r, path + ("service",), user, service, "")
         if auth.service in seen:
             r.error(path + ("service",), "duplicate-authorisation",
@@ -232,10 +260,13 @@ def _check_user_authorisations(org: LoadedOrg, i: int, user: User, today: dt.dat
                 f"; known groups: {', '.join(known)}" if known else "; this file declares no groups")
             r.error(path, "unknown-group", f"unknown group {name!r}{hint}")
             continue
-        for auth in group.authorisations:
-            service = cat.get(auth.service)
-            if service is not None:
-                _check_grantable(r, path, user, service, f" (via group {name!r})")
+        bad = refused.get((name, user.level, user.type))
+        if bad is None:             # every user of a group has one of a few levels and types: judged once each
+            bad = refused[name, user.level, user.type] = [
+                service for auth in group.authorisations
+                if (service := cat.get(auth.service)) is not None and not _grantable(known, user, service)]
+        for service in bad:
+            _check_grantable(r, path, user, service, f" (via group {name!r})")
 
 
 def _check_grantable(r: Reporter, path: JsonPath, user: User, service: Service, via: str) -> None:

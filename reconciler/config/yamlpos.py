@@ -193,8 +193,7 @@ def gc_paused() -> Iterator[None]:
 def _load(text: str) -> YamlDocument:
     builder = _Builder()
     try:
-        for event in yaml.parse(text, Loader=_Loader):
-            builder.feed(event)
+        builder.build(yaml.parse(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         pos = Mark(mark.line + 1, mark.column + 1) if mark else Mark(1, 1)
@@ -223,6 +222,7 @@ def _too_deep() -> str:
     return f"nesting deeper than {MAX_DEPTH} levels"
 
 _SCALAR_TAGS = (_STR, _INT, _BOOL, _NULL, _FLOAT, _TIMESTAMP)
+_TEXT_TAGS = (_STR, _TIMESTAMP)       # kept as the text: the schema and the models parse dates
 
 
 @dataclass(slots=True)
@@ -233,20 +233,10 @@ class _Anchor:
     scalar: str | None      # the text of an anchored scalar (an alias used as a mapping key)
 
 
-@dataclass(slots=True)
-class _Frame:
-    """An open collection while its events arrive."""
-
-    node: int
-    container: Any                          # the list or dict being filled
-    anchor: str | None
-    count_at_start: int
-    key: Any = None                         # a mapping's pending key (_SKIP: the entry is not kept)
-    expect_key: bool = True
-    first: dict[str, int] | None = None     # a mapping's keys so far, with the packed mark of each
-
-
 _SKIP = object()
+_ScalarEvent, _AliasEvent, _StreamEndEvent = yaml.ScalarEvent, yaml.AliasEvent, yaml.StreamEndEvent
+_MappingStart, _SequenceStart = yaml.MappingStartEvent, yaml.SequenceStartEvent
+_MappingEnd, _SequenceEnd = yaml.MappingEndEvent, yaml.SequenceEndEvent
 
 
 class _Builder:
@@ -256,6 +246,10 @@ class _Builder:
     gets an id in document order and just two numbers: its packed position and the size of its subtree (keys
     and values alike), from which `YamlDocument.mark` finds any path again. The events are consumed with an
     explicit stack, so no nesting depth can exhaust the C or Python stack.
+
+    `build` is one loop over the events with the open collection in local variables: a call per event and
+    per node (the first version) cost three times what libyaml takes to make the events; only what is rare
+    (tags, anchors, aliases, odd keys, duplicates, non-text scalars) goes through a method.
     """
 
     def __init__(self) -> None:
@@ -266,11 +260,9 @@ class _Builder:
         self.skipped: set[int] = set()          # key nodes of mapping entries left out of the data
         self.problems: list[YamlProblem] = []
         self.anchors: dict[str, _Anchor] = {}
-        self.stack: list[_Frame] = []
-        self.count = 0
         self.data: Any = None
-        self.has_root = False
         self._strings: dict[str, str] = {}      # one object per distinct text: keys and values repeat a lot
+        self._tags: dict[str, str] = {}         # plain text that a resolver may claim -> its tag
         self._scalars = SafeConstructor()
 
     def document(self) -> YamlDocument:
@@ -278,66 +270,141 @@ class _Builder:
                             self.problems)
 
     # ------------------------------------------------------------------------------------------- events
-    def feed(self, event: yaml.Event) -> None:
-        kind = type(event)
-        if kind is yaml.ScalarEvent:
-            node = self._start(event)
-            tag = event.tag
-            if tag is None or tag == "!":
-                tag = _resolve_scalar(event.value, event.implicit)
-            is_key = bool(self.stack) and self.stack[-1].first is not None and self.stack[-1].expect_key
-            value, text = (event.value, None) if is_key else self._scalar(event, tag)  # a key stays as written
-            if text is not None:
-                self.texts[node] = text
-            self._count(1, event)
-            self._anchor(event.anchor, node, value, 1, event.value, event)
-            self._done(node, value, tag, event.value, event)
-        elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
-            node = self._start(event)
-            if len(self.stack) >= MAX_DEPTH:
-                raise YamlLoadError(_event_mark(event), "yaml", _too_deep())
-            mapping = kind is yaml.MappingStartEvent
-            tag = event.tag
-            if tag is not None and tag != "!" and tag != (_MAP if mapping else _SEQ):
-                self._bad_tag(tag, event)
-            self._count(1, event)
-            self.stack.append(_Frame(node, {} if mapping else [], event.anchor, self.count,
-                                     first={} if mapping else None))
-        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
-            frame = self.stack.pop()
-            self.sizes[frame.node] = len(self.marks) - frame.node
-            self._anchor(frame.anchor, frame.node, frame.container, self.count - frame.count_at_start + 1, None,
-                         event)
-            self._done(frame.node, frame.container, _MAP if frame.first is not None else _SEQ, None, event)
-        elif kind is yaml.AliasEvent:
-            anchor = self.anchors.get(event.anchor)
-            if anchor is None:
-                raise yaml.composer.ComposerError(None, None, "found undefined alias", event.start_mark)
-            node = self._start(event)
-            self.marks[node] = self.marks[anchor.node]    # an alias is where its anchored value is written
-            self.aliases[node] = anchor.node
-            self._count(anchor.count, event)
-            self._done(node, anchor.value, _STR if anchor.scalar is not None else None, anchor.scalar, event)
+    def build(self, events: Iterator[yaml.Event]) -> None:
+        """Consume the events of one document into `data`, `marks` and `sizes` (more documents: an error)."""
+        marks, sizes, strings, tags, anchors = self.marks, self.sizes, self._strings, self._tags, self.anchors
+        add_mark, add_size, intern, resolvers = marks.append, sizes.append, sys.intern, _IMPLICIT
+        stack: list[tuple[Any, bool, bool, Any, int, str | None, int]] = []   # the enclosing collections
+        # the open collection: its list or dict, whether a mapping, whether a key comes next, the pending key
+        # (_SKIP: the entry is left out), its node, anchor and the node count when it started
+        container: Any = None
+        is_map = expect_key = False
+        key: Any = None
+        open_node, open_anchor, open_count = -1, None, 0
+        count = 0
+        has_root = False
+        for event in events:
+            kind = type(event)
+            if kind is _ScalarEvent:
+                if not stack and has_root:
+                    raise self._second_document(event)
+                node = len(marks)
+                start = event.start_mark
+                add_mark((start.line << 32) | start.column)
+                add_size(1)
+                text = event.value
+                tag = event.tag
+                if tag is None or tag == "!":
+                    if event.implicit[0] and (not text or text[0] in resolvers):
+                        tag = tags.get(text)
+                        if tag is None:
+                            tag = tags[text] = _resolve_scalar(text, event.implicit)
+                    else:
+                        tag = _STR
+                if is_map and expect_key:           # a key stays as written: `on:` is 'on', not YAML 1.1's True
+                    count += 1
+                    if count > MAX_NODES:
+                        raise self._too_many(event)
+                    if event.anchor is not None:
+                        self._anchor(event.anchor, node, text, 1, text, event)
+                    expect_key = False
+                    if tag == _STR and text not in container:
+                        key = intern(text)
+                    else:
+                        key = self._key(node, tag, text, container, open_node)
+                    continue
+                if tag == _STR or tag == _TIMESTAMP:
+                    value = strings.setdefault(text, text)
+                else:
+                    value = self._scalar(node, event, tag)
+                count += 1
+                if count > MAX_NODES:
+                    raise self._too_many(event)
+                if event.anchor is not None:
+                    self._anchor(event.anchor, node, value, 1, text, event)
+                if is_map:
+                    expect_key = True
+                    if key is not _SKIP:
+                        container[key] = value
+                elif stack:
+                    container.append(value)
+                else:
+                    self.data, has_root = value, True
+            elif kind is _MappingStart or kind is _SequenceStart:
+                if not stack and has_root:
+                    raise self._second_document(event)
+                node = len(marks)
+                start = event.start_mark
+                add_mark((start.line << 32) | start.column)
+                add_size(1)
+                if len(stack) >= MAX_DEPTH:
+                    raise YamlLoadError(_event_mark(event), "yaml", _too_deep())
+                mapping = kind is _MappingStart
+                tag = event.tag
+                if tag is not None and tag != "!" and tag != (_MAP if mapping else _SEQ):
+                    self._bad_tag(tag, event)
+                count += 1
+                if count > MAX_NODES:
+                    raise self._too_many(event)
+                stack.append((container, is_map, expect_key, key, open_node, open_anchor, open_count))
+                container, is_map, expect_key, key = ({} if mapping else []), mapping, True, None
+                open_node, open_anchor, open_count = node, event.anchor, count
+            elif kind is _MappingEnd or kind is _SequenceEnd:
+                node, value = open_node, container
+                sizes[node] = len(marks) - node
+                if open_anchor is not None:
+                    self._anchor(open_anchor, node, value, count - open_count + 1, None, event)
+                container, is_map, expect_key, key, open_node, open_anchor, open_count = stack.pop()
+                if is_map and expect_key:
+                    expect_key = False
+                    key = self._key(node, _MAP if kind is _MappingEnd else _SEQ, None, container, open_node)
+                elif is_map:
+                    expect_key = True
+                    if key is not _SKIP:
+                        container[key] = value
+                elif stack:
+                    container.append(value)
+                else:
+                    self.data, has_root = value, True
+            elif kind is _AliasEvent:
+                anchor = anchors.get(event.anchor)
+                if anchor is None:
+                    raise yaml.composer.ComposerError(None, None, "found undefined alias", event.start_mark)
+                if not stack and has_root:
+                    raise self._second_document(event)
+                node = len(marks)
+                add_mark(marks[anchor.node])          # an alias is where its anchored value is written
+                add_size(1)
+                self.aliases[node] = anchor.node
+                count += anchor.count
+                if count > MAX_NODES:
+                    raise self._too_many(event)
+                if is_map and expect_key:
+                    expect_key = False
+                    key = self._key(node, _STR if anchor.scalar is not None else None, anchor.scalar, container,
+                                    open_node)
+                elif is_map:
+                    expect_key = True
+                    if key is not _SKIP:
+                        container[key] = anchor.value
+                elif stack:
+                    container.append(anchor.value)
+                else:
+                    self.data, has_root = anchor.value, True
+            elif kind is _StreamEndEvent:
+                break
 
-    def _start(self, event: yaml.Event) -> int:
-        if not self.stack and self.has_root:
-            raise YamlLoadError(_event_mark(event), "yaml", "more than one YAML document in the file; write one "
-                                                            "per file")
-        node = len(self.marks)
-        self.marks.append((event.start_mark.line << 32) | event.start_mark.column)
-        self.sizes.append(1)
-        return node
+    # --------------------------------------------------------------------------------- the rarer cases
+    @staticmethod
+    def _second_document(event: yaml.Event) -> YamlLoadError:
+        return YamlLoadError(_event_mark(event), "yaml", "more than one YAML document in the file; write one per file")
 
-    def _count(self, nodes: int, event: yaml.Event) -> None:
-        self.count += nodes
-        if self.count > MAX_NODES:
-            raise YamlLoadError(_event_mark(event), "yaml",
-                                f"document expands to more than {MAX_NODES:,} nodes (alias bomb?)")
+    @staticmethod
+    def _too_many(event: yaml.Event) -> YamlLoadError:
+        return YamlLoadError(_event_mark(event), "yaml",
+                             f"document expands to more than {MAX_NODES:,} nodes (alias bomb?)")
 
-    def _anchor(self, name: str | None, node: int, value: Any, count: int, scalar: str | None,
-                event: yaml.Event) -> None:
-        if name is None:
-            return
+    def _anchor(self, name: str, node: int, value: Any, count: int, scalar: str | None, event: yaml.Event) -> None:
         if name in self.anchors:
             first = self.marks[self.anchors[name].node]
             raise yaml.composer.ComposerError(
@@ -346,25 +413,8 @@ class _Builder:
                 "second occurrence", event.start_mark)
         self.anchors[name] = _Anchor(node, value, count, scalar)
 
-    def _done(self, node: int, value: Any, tag: str | None, text: str | None, event: yaml.Event) -> None:
-        """A node is complete: it becomes the root, a list item, a mapping key or a mapping value."""
-        if not self.stack:
-            self.data = value
-            self.has_root = True
-            return
-        frame = self.stack[-1]
-        if frame.first is None:
-            frame.container.append(value)
-            return
-        if frame.expect_key:
-            frame.expect_key = False
-            frame.key = self._key(node, tag, text, frame)
-            return
-        frame.expect_key = True
-        if frame.key is not _SKIP:
-            frame.container[frame.key] = value
-
-    def _key(self, node: int, tag: str | None, text: str | None, frame: _Frame) -> Any:
+    def _key(self, node: int, tag: str | None, text: str | None, mapping: dict[str, Any], mapping_node: int) -> Any:
+        """The key of a mapping entry, or _SKIP (with a problem) when the entry cannot be kept."""
         at = self._mark_of(node)
         if text is None:
             self.problems.append(YamlProblem(at, "yaml", "a mapping key must be a plain value"))
@@ -374,39 +424,47 @@ class _Builder:
             if tag not in _SCALAR_TAGS:
                 self._bad_tag(tag or "", at)
             key = sys.intern(text)  # as written: `on:` stays 'on' (not YAML 1.1's True), so messages and positions match
-            assert frame.first is not None
-            if key not in frame.first:
-                frame.first[key] = node
+            if key not in mapping:
                 return key
-            prev = self._mark_of(frame.first[key])
+            prev = self._mark_of(self._key_node(mapping_node, list(mapping).index(key)))
             self.problems.append(YamlProblem(
                 at, "duplicate-key", f"duplicate key {key!r} (first at line {prev.line}, column {prev.column}); "
                                      "a key may appear once per mapping"))
         self.skipped.add(node)
         return _SKIP
 
+    def _key_node(self, mapping_node: int, index: int) -> int:
+        """The key node of the `index`-th kept entry of a mapping (the entries before it are complete)."""
+        child, seen = mapping_node + 1, -1
+        while True:                      # children alternate key, value; skipped entries are not data
+            if child not in self.skipped:
+                seen += 1
+                if seen == index:
+                    return child
+            value_node = child + self.sizes[child]
+            child = value_node + self.sizes[value_node]
+
     def _mark_of(self, node: int) -> Mark:
         packed = self.marks[node]
         return Mark((packed >> 32) + 1, (packed & 0xFFFFFFFF) + 1)
 
     # ------------------------------------------------------------------------------------------ scalars
-    def _scalar(self, event: yaml.ScalarEvent, tag: str) -> tuple[Any, str | None]:
-        """The value, and the text as written when the value is not that text."""
+    def _scalar(self, node: int, event: yaml.ScalarEvent, tag: str) -> Any:
+        """The value of a scalar that is not plain text; the text as written is kept in `texts`."""
         text = event.value
-        if tag == _STR or tag == _TIMESTAMP:
-            return self._strings.setdefault(text, text), None  # dates stay text: the schema and the models parse them
         if tag not in (_INT, _BOOL, _NULL, _FLOAT):
             self._bad_tag(tag, event)
-            return self._strings.setdefault(text, text), None
+            return self._strings.setdefault(text, text)
+        self.texts[node] = text
         if tag == _NULL:
-            return None, text
-        node = ScalarNode(tag, text)
+            return None
+        scalar = ScalarNode(tag, text)
         if tag == _BOOL:
-            return self._scalars.construct_yaml_bool(node), text
+            return self._scalars.construct_yaml_bool(scalar)
         if tag == _FLOAT:
-            return self._scalars.construct_yaml_float(node), text
+            return self._scalars.construct_yaml_float(scalar)
         try:
-            return self._scalars.construct_yaml_int(node), text
+            return self._scalars.construct_yaml_int(scalar)
         except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits(), 4,300 by default)
             digits = sum(c.isdigit() for c in text)
             raise YamlLoadError(_event_mark(event), "yaml",
