@@ -69,6 +69,10 @@ async def _acting_admin(controls: SandboxControls, org: LoadedOrg) -> ActingAdmi
     cfg = org.config
     kvk = cfg.organisation.kvk
     declared = [u for u in cfg.users if u.role is Role.BEHEERDER]
+    if declared:
+        acting = await _preferred_admin(controls, kvk, declared[0].email)
+        if acting is not None:
+            return acting
     members = await controls.means(kvk=kvk)
     if not members:
         if not declared:
@@ -97,8 +101,24 @@ async def _acting_admin(controls: SandboxControls, org: LoadedOrg) -> ActingAdmi
 async def acting_admins_of(controls: SandboxControls, preferred: Mapping[str, str | None]) -> dict[str, ActingAdmin]:
     """The acting admin of organisations the sandbox already knows (a saved plan names its acting admins:
     the same person acts again while still an active beheerder there)."""
-    return {kvk: await _existing_admin(controls, kvk, [email] if email else [], None, "the plan's acting admin")
-            for kvk, email in preferred.items()}
+    result: dict[str, ActingAdmin] = {}
+    for kvk, email in preferred.items():
+        acting = await _preferred_admin(controls, kvk, email) if email else None
+        result[kvk] = acting or await _existing_admin(controls, kvk, [email] if email else [], None,
+                                                      "the plan's acting admin")
+    return result
+
+
+async def _preferred_admin(controls: SandboxControls, kvk: str, email: str) -> ActingAdmin | None:
+    """The preferred person (`email`) as the acting admin when an active beheerder in `kvk`, else None: what
+    `_existing_admin` picks first, found with one query for that e-mail instead of listing every means of the
+    organisation (10,000 means were most of opening a session)."""
+    found = [m for m in await controls.means(kvk=kvk, email=email)
+             if m.roles.get(kvk) == Role.BEHEERDER.value and m.status == "actief"]
+    if not found:
+        return None
+    chosen = found[0]
+    return ActingAdmin(kvk, chosen.email, chosen.id, await controls.create_token(chosen.id), created=False)
 
 
 async def _existing_admin(controls: SandboxControls, kvk: str, preferred: Sequence[str],

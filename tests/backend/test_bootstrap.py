@@ -7,14 +7,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
-from reconciler.backend.bootstrap import BootstrapError, acting_admins
+from reconciler.backend.bootstrap import BootstrapError, acting_admins, acting_admins_of
 from reconciler.backend.connect import open_backend
 from reconciler.backend.errors import BackendError
-from reconciler.backend.sandbox.controls import SandboxControls, SandboxMeans
+from reconciler.backend.sandbox.controls import SandboxControls, SandboxMeans, SandboxOrganisation
 from reconciler.config.loader import load_paths
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "org.yaml"
@@ -75,9 +76,9 @@ async def test_a_config_without_beheerder_cannot_bootstrap(tmp_path: Path) -> No
 
 
 class _StaleFirstRead(SandboxControls):
-    """The real controls, except that the first read of an organisation's means answers what it was a moment
-    earlier (nothing): exactly what a command sees when a parallel command creates the organisation between
-    its read and its create."""
+    """The real controls, except that the reads of an organisation's means before our create answer what they
+    were a moment earlier (nothing): exactly what a command sees when a parallel command creates the
+    organisation between its reads and its create."""
 
     def __init__(self, client: object, kvk: str) -> None:
         super().__init__(client)  # type: ignore[arg-type]
@@ -86,9 +87,56 @@ class _StaleFirstRead(SandboxControls):
     async def means(self, *, status: str | None = None, kvk: str | None = None,
                     email: str | None = None) -> list[SandboxMeans]:
         if kvk in self._stale:
-            self._stale.discard(kvk)
             return []
         return await super().means(status=status, kvk=kvk, email=email)
+
+    async def create_organisation(self, kvk: str, *args: Any, **kwargs: Any) -> SandboxOrganisation:
+        self._stale.discard(kvk)
+        return await super().create_organisation(kvk, *args, **kwargs)
+
+
+class _Recording(SandboxControls):
+    """The real controls, recording the filters of every read of means."""
+
+    def __init__(self, client: object) -> None:
+        super().__init__(client)  # type: ignore[arg-type]
+        self.reads: list[dict[str, str | None]] = []
+
+    async def means(self, *, status: str | None = None, kvk: str | None = None,
+                    email: str | None = None) -> list[SandboxMeans]:
+        self.reads.append({"status": status, "kvk": kvk, "email": email})
+        return await super().means(status=status, kvk=kvk, email=email)
+
+
+@pytest.mark.anyio
+async def test_the_first_beheerder_is_found_by_email_not_by_listing_the_organisation(tmp_path: Path) -> None:
+    """Opening a session on a known organisation reads the config's first beheerder only: listing every means
+    of the organisation (10,000 in benchmarks/plan_scale.py) was most of opening an embedded session. Only when
+    that person does not act (here after losing the role) is the organisation listed, with the same choice."""
+    [org] = load_paths([str(EXAMPLE)], TODAY).orgs
+    async with open_backend(f"sandbox:{tmp_path / 'sb.db'}", require_token=False) as client:
+        first = (await acting_admins(SandboxControls(client), [org]))["99966564"]
+        admin = client.with_token(first.token)
+        for i in range(3):
+            await admin.request_means("99966564", email=f"u{i}@k.nl", name=f"U{i}", role="gebruiker", level="EH3",
+                                      second_factor="otp")
+        controls = _Recording(client)
+        again = (await acting_admins_of(controls, {"99966564": first.email.upper()}))["99966564"]
+        again2 = (await acting_admins(controls, [org]))["99966564"]
+        assert controls.reads == [{"status": None, "kvk": "99966564", "email": first.email.upper()},
+                                  {"status": None, "kvk": "99966564", "email": first.email}]
+        assert (again.means_id, again.email, again.reason) == (first.means_id, first.email, "")
+        assert (again2.means_id, again2.created, again2.reason) == (first.means_id, False, "")
+        other = await admin.request_means("99966564", email="b@k.nl", name="B", role="beheerder", level="EH3",
+                                          second_factor="otp")
+        for step in ("approve", "activate"):
+            await controls.step(other.result["id"], step)
+        b_token = await controls.create_token(other.result["id"])
+        await client.with_token(b_token).change_role("99966564", first.means_id, "gebruiker")
+        controls.reads.clear()
+        moved = (await acting_admins(controls, [org]))["99966564"]
+        assert [r["email"] for r in controls.reads] == [first.email, None]
+        assert moved.email == "b@k.nl" and "is not an active beheerder" in moved.reason
 
 
 @pytest.mark.anyio

@@ -24,6 +24,7 @@ from reconciler.backend.sandbox.context import (
     require_admin,
 )
 from reconciler.backend.sandbox.mutations import Outcome, Work, mutate
+from reconciler.backend.sandbox.problems import PROBLEM_MEDIA_TYPE
 from reconciler.backend.sandbox.serialise import (
     authorisation_dicts, chain_dict, event_dict, means_dict, organisation_dict, service_dict,
 )
@@ -47,13 +48,15 @@ _ERRORS: dict[int, str] = {
 
 
 def _responses(success: int | None, *errors: int, etag: bool = True) -> dict[int | str, dict[str, Any]]:
+    """The documented answers of a route. Errors name the `Problem` schema by reference rather than by model: a
+    model would make FastAPI build a response field (a pydantic TypeAdapter) per route and status at import,
+    230 of them, only for the document (`app._openapi` brings in the schema's definition)."""
     out: dict[int | str, dict[str, Any]] = {}
     if success is not None and etag:
         out[success] = {"headers": _ETAG}
     for code in (401, *errors, 422, 429, 503):
-        out[code] = {"model": m.Problem, "description": _ERRORS[code]}
-        if code == 429:
-            out[code]["headers"] = _RETRY
+        out[code] = {"description": _ERRORS[code], **({"headers": _RETRY} if code == 429 else {}),
+                     "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
     return out
 
 

@@ -1007,8 +1007,12 @@ class SandboxStore:
         sql = f"SELECT {_M_COLUMNS} FROM means m" + (" WHERE " + " AND ".join(where) if where else "")
         means = [_means_from_row(r) for r in self.conn.execute(sql + " ORDER BY m.email_key", args)]
         members: dict[str, dict[str, Membership]] = {m.id: {} for m in means}
-        for org, mid, role, term in self.conn.execute("SELECT kvk, means_id, role, terminates_on FROM memberships "
-                                                      "ORDER BY kvk"):
+        if len(means) <= _CHUNK:        # a few (one e-mail): their memberships only, not the whole table
+            rows = self.conn.execute("SELECT kvk, means_id, role, terminates_on FROM memberships WHERE means_id IN "
+                                     f"({_marks(len(means))}) ORDER BY kvk", list(members))
+        else:
+            rows = self.conn.execute("SELECT kvk, means_id, role, terminates_on FROM memberships ORDER BY kvk")
+        for org, mid, role, term in rows:
             if mid in members:
                 members[mid][org] = _membership_from(role, term)
         return [(m, members[m.id]) for m in means]
