@@ -326,6 +326,8 @@ def check_estate(orgs: Sequence[LoadedOrg]) -> None:
                                f"KvK {kvk} is also declared in {by_kvk[kvk].display}; write one file per organisation")
         else:
             by_kvk[kvk] = org
+    if len(orgs) < 2:
+        return                      # one file: no means can be linked to another organisation
     people: dict[str, list[tuple[LoadedOrg, int, User]]] = defaultdict(list)
     for org in orgs:
         for i, user in enumerate(org.config.users):

@@ -274,21 +274,26 @@ class _Builder:
         """Consume the events of one document into `data`, `marks` and `sizes` (more documents: an error)."""
         marks, sizes, strings, tags, anchors = self.marks, self.sizes, self._strings, self._tags, self.anchors
         add_mark, add_size, intern, resolvers = marks.append, sizes.append, sys.intern, _IMPLICIT
+        STR, TIMESTAMP, SKIP, Scalar = _STR, _TIMESTAMP, _SKIP, _ScalarEvent
         stack: list[tuple[Any, bool, bool, Any, int, str | None, int]] = []   # the enclosing collections
         # the open collection: its list or dict, whether a mapping, whether a key comes next, the pending key
-        # (_SKIP: the entry is left out), its node, anchor and the node count when it started
+        # (SKIP: the entry is left out), its node, anchor and the node count when it started
         container: Any = None
         is_map = expect_key = False
         key: Any = None
         open_node, open_anchor, open_count = -1, None, 0
-        count = 0
+        # n: nodes so far (the next node's id); the count towards MAX_NODES is n + extra, extra being what
+        # aliases expand to beyond their own node, so one comparison with `limit` checks it
+        n = extra = 0
+        limit = MAX_NODES
         has_root = False
         for event in events:
             kind = type(event)
-            if kind is _ScalarEvent:
+            if kind is Scalar:
                 if not stack and has_root:
                     raise self._second_document(event)
-                node = len(marks)
+                node = n
+                n += 1
                 start = event.start_mark
                 add_mark((start.line << 32) | start.column)
                 add_size(1)
@@ -300,31 +305,29 @@ class _Builder:
                         if tag is None:
                             tag = tags[text] = _resolve_scalar(text, event.implicit)
                     else:
-                        tag = _STR
+                        tag = STR
                 if is_map and expect_key:           # a key stays as written: `on:` is 'on', not YAML 1.1's True
-                    count += 1
-                    if count > MAX_NODES:
+                    if n > limit:
                         raise self._too_many(event)
                     if event.anchor is not None:
                         self._anchor(event.anchor, node, text, 1, text, event)
                     expect_key = False
-                    if tag == _STR and text not in container:
+                    if tag is STR and text not in container:
                         key = intern(text)
                     else:
                         key = self._key(node, tag, text, container, open_node)
                     continue
-                if tag == _STR or tag == _TIMESTAMP:
+                if tag == STR or tag == TIMESTAMP:
                     value = strings.setdefault(text, text)
                 else:
                     value = self._scalar(node, event, tag)
-                count += 1
-                if count > MAX_NODES:
+                if n > limit:
                     raise self._too_many(event)
                 if event.anchor is not None:
                     self._anchor(event.anchor, node, value, 1, text, event)
                 if is_map:
                     expect_key = True
-                    if key is not _SKIP:
+                    if key is not SKIP:
                         container[key] = value
                 elif stack:
                     container.append(value)
@@ -333,7 +336,8 @@ class _Builder:
             elif kind is _MappingStart or kind is _SequenceStart:
                 if not stack and has_root:
                     raise self._second_document(event)
-                node = len(marks)
+                node = n
+                n += 1
                 start = event.start_mark
                 add_mark((start.line << 32) | start.column)
                 add_size(1)
@@ -343,24 +347,23 @@ class _Builder:
                 tag = event.tag
                 if tag is not None and tag != "!" and tag != (_MAP if mapping else _SEQ):
                     self._bad_tag(tag, event)
-                count += 1
-                if count > MAX_NODES:
+                if n > limit:
                     raise self._too_many(event)
                 stack.append((container, is_map, expect_key, key, open_node, open_anchor, open_count))
                 container, is_map, expect_key, key = ({} if mapping else []), mapping, True, None
-                open_node, open_anchor, open_count = node, event.anchor, count
+                open_node, open_anchor, open_count = node, event.anchor, n + extra
             elif kind is _MappingEnd or kind is _SequenceEnd:
                 node, value = open_node, container
-                sizes[node] = len(marks) - node
+                sizes[node] = n - node
                 if open_anchor is not None:
-                    self._anchor(open_anchor, node, value, count - open_count + 1, None, event)
+                    self._anchor(open_anchor, node, value, n + extra - open_count + 1, None, event)
                 container, is_map, expect_key, key, open_node, open_anchor, open_count = stack.pop()
                 if is_map and expect_key:
                     expect_key = False
                     key = self._key(node, _MAP if kind is _MappingEnd else _SEQ, None, container, open_node)
                 elif is_map:
                     expect_key = True
-                    if key is not _SKIP:
+                    if key is not SKIP:
                         container[key] = value
                 elif stack:
                     container.append(value)
@@ -372,20 +375,22 @@ class _Builder:
                     raise yaml.composer.ComposerError(None, None, "found undefined alias", event.start_mark)
                 if not stack and has_root:
                     raise self._second_document(event)
-                node = len(marks)
+                node = n
+                n += 1
                 add_mark(marks[anchor.node])          # an alias is where its anchored value is written
                 add_size(1)
                 self.aliases[node] = anchor.node
-                count += anchor.count
-                if count > MAX_NODES:
+                extra += anchor.count - 1
+                limit = MAX_NODES - extra
+                if n > limit:
                     raise self._too_many(event)
                 if is_map and expect_key:
                     expect_key = False
-                    key = self._key(node, _STR if anchor.scalar is not None else None, anchor.scalar, container,
+                    key = self._key(node, STR if anchor.scalar is not None else None, anchor.scalar, container,
                                     open_node)
                 elif is_map:
                     expect_key = True
-                    if key is not _SKIP:
+                    if key is not SKIP:
                         container[key] = anchor.value
                 elif stack:
                     container.append(anchor.value)
