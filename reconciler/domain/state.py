@@ -236,10 +236,11 @@ class World:
         return self.means.get(means_id)
 
     def means_by_email(self, email: str) -> Means | None:
-        if self._by_email is None or len(self._by_email) != len(self.means):
-            self._by_email = {m.key: m.id for m in self.means.values()}
-        means_id = self._by_email.get(email.lower())
-        return self.means.get(means_id) if means_id is not None else None
+        index = self._by_email          # asked several times per person by the planner: kept, not rebuilt
+        if index is None or len(index) != len(self.means):
+            index = self._by_email = {m.key: m.id for m in self.means.values()}
+        means_id = index.get(email.lower())
+        return None if means_id is None else self.means.get(means_id)
 
     def membership(self, kvk: str, means_id: str) -> Membership | None:
         state = self.orgs.get(kvk)
@@ -260,7 +261,9 @@ class World:
         state = self.orgs.get(kvk)
         if state is None:
             return []
-        return [mid for mid, ms in state.members.items() if ms.is_admin and self.means[mid].active]
+        means = self.means              # the members' roles and statuses read directly: R1 asks it per request
+        return [mid for mid, ms in state.members.items()
+                if ms.role is Role.BEHEERDER and means[mid].status is Status.ACTIEF]
 
     def tax_means(self, kvk: str) -> list[str]:
         state = self.orgs.get(kvk)

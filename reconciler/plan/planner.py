@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Collection, Iterable, Mapping, Sequence
 
 from reconciler.config.models import ROLLING, MeansType, Role, SecondFactorType, Until, User
@@ -105,15 +106,18 @@ def renames(users: Mapping[str, User], unmanaged: Collection[str], state: OrgSta
             ) -> dict[str, Means]:
     """New e-mail key -> the means of the organisation (`state`) it most likely belongs to (R11): the one
     undeclared member with the name of the one declared person (`users`, by key) the backend does not know."""
-    undeclared: dict[str, list[Means]] = defaultdict(list)
-    for means_id in state.members:
-        means = world.means[means_id]
-        if means.key not in users and means.key not in unmanaged:
-            undeclared[_name_key(means.name)].append(means)
     newcomers: dict[str, list[User]] = defaultdict(list)
     for user in users.values():
         if world.means_by_email(user.email) is None:
             newcomers[_name_key(user.name)].append(user)
+    if not newcomers:          # the common case (twice per organisation and plan): no member is looked at
+        return {}
+    undeclared: dict[str, list[Means]] = defaultdict(list)
+    for means_id in state.members:
+        means = world.means[means_id]
+        key = means.key
+        if key not in users and key not in unmanaged:
+            undeclared[_name_key(means.name)].append(means)
     return {found[0].key: undeclared[name][0] for name, found in newcomers.items()
             if len(found) == 1 and len(undeclared.get(name, [])) == 1}
 
@@ -543,8 +547,13 @@ class _OrgPlanner:
         return ({"end_dates": dict(sorted(old.items()))},
                 {"end_dates": {k: end.isoformat() if end else None for k in sorted(old)}})
 
+    @cached_property
+    def _admin_emails(self) -> list[str]:
+        """The config's beheerders, found once: a hint is asked for every removal step (10,000 users each)."""
+        return self.d.admin_emails()
+
     def _admin_hint(self) -> str:
-        waiting = [e for e in self.d.admin_emails() if e.lower() in self.waiting]
+        waiting = [e for e in self._admin_emails if e.lower() in self.waiting]
         if waiting:
             return "after " + ", ".join(waiting) + " is active as beheerder"
         return ""
@@ -552,6 +561,10 @@ class _OrgPlanner:
     # ------------------------------------------------------------------------------- authorisations
     def _authorisations(self) -> None:
         accepted: dict[tuple[str, dt.date | None, frozenset[str]], list[tuple[Means, list[Service]]]] = defaultdict(list)
+        # (until, held end date) -> (target_end, _flip): users share a few of these pairs (their groups), so each
+        # pair is decided once, not for each of 100,000 authorisations
+        decided: dict[tuple[Until, dt.date | None], tuple[tuple[str | None, dt.date | None],
+                                                          tuple[dt.date, str] | None]] = {}
         for wanted in self.d.users.values():
             user = wanted.user
             if user.key in self.unmanaged:
@@ -566,8 +579,14 @@ class _OrgPlanner:
             for uuid, auth in wanted.authorisations.items():
                 if auth.note:
                     self.notes[(means.id, uuid)] = f"{auth.service.key}: {auth.note}"
-                self._horizon(auth.until, held.get(uuid), f"{user.email} {auth.service.key}")
-                what, end = target_end(auth.until, held.get(uuid), self.today, self.renew)
+                had = held.get(uuid)
+                known = decided.get((auth.until, had))
+                if known is None:
+                    known = decided[(auth.until, had)] = (target_end(auth.until, had, self.today, self.renew),
+                                                          self._flip(auth.until, had))
+                (what, end), flip = known
+                if flip is not None and (self.out.valid_until is None or flip[0] < self.out.valid_until):
+                    self._horizon(flip, f"{user.email} {auth.service.key}")     # named only when it is kept
                 if what == "set":
                     what = "extend" if end > held[uuid] else "shorten"  # type: ignore[operator]
                 if what == "shorten" and end == membership.terminates_on == wanted.until:
@@ -597,17 +616,25 @@ class _OrgPlanner:
             for start in range(0, len(group), size):
                 self._bulk(what, end, group[start:start + size])
 
-    def _horizon(self, until: Until, held: dt.date | None, what: str) -> None:
-        """Note the first later day on which `target_end` would decide otherwise for this object."""
+    def _flip(self, until: Until, held: dt.date | None) -> tuple[dt.date, str] | None:
+        """The first later day on which `target_end` would decide otherwise for an object, and why (a template:
+        `{}` is the object); None when no day does."""
         if until == ROLLING:
             if held is None or (held - self.today).days < self.renew:     # granted or extended now, to 5 years
-                self.out.horizon(self.today + dt.timedelta(days=1),     # from today: another day, another date
-                                 f"{what} gets a rolling end date counted from the plan's day ({self.today})")
-            else:
-                day = held - dt.timedelta(days=self.renew - 1)
-                self.out.horizon(day, f"{what} enters its renewal window (renew_before {self.renew} days)")
-        elif isinstance(until, dt.date) and until > self.today:
-            self.out.horizon(until, f"{what} reaches its end date {until}")
+                return (self.today + dt.timedelta(days=1),                # from today: another day, another date
+                        f"{{}} gets a rolling end date counted from the plan's day ({self.today})")
+            return (held - dt.timedelta(days=self.renew - 1),
+                    f"{{}} enters its renewal window (renew_before {self.renew} days)")
+        if isinstance(until, dt.date) and until > self.today:
+            return until, f"{{}} reaches its end date {until}"
+        return None
+
+    def _horizon(self, flip: tuple[dt.date, str] | None, what: str) -> None:
+        """Note `flip` for the object `what` when it is earlier than the day kept (`OrgPlan.horizon` keeps the
+        first of equal days, so a later or equal one would not change it: its reason is not written)."""
+        kept = self.out.valid_until
+        if flip is not None and (kept is None or flip[0] < kept):
+            self.out.horizon(flip[0], flip[1].format(what))
 
     def _wait_for_activation(self, wanted: DesiredUser, means: Means | None) -> None:
         if not wanted.authorisations:
@@ -729,7 +756,8 @@ class _OrgPlanner:
                 groups[("dropped", None)].append(uuid)
                 continue
             until = want.until[uuid]
-            self._horizon(until, held.get(uuid), f"the chain authorisation of {label} for {want.services[uuid].key}")
+            self._horizon(self._flip(until, held.get(uuid)),
+                          f"the chain authorisation of {label} for {want.services[uuid].key}")
             what, end = target_end(until, held.get(uuid), self.today, self.renew)
             if what == "set" and end is not None:
                 what = "extend" if end > held[uuid] else "shorten"
