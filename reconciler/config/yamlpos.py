@@ -222,7 +222,7 @@ def _too_deep() -> str:
     return f"nesting deeper than {MAX_DEPTH} levels"
 
 _SCALAR_TAGS = (_STR, _INT, _BOOL, _NULL, _FLOAT, _TIMESTAMP)
-_TEXT_TAGS = (_STR, _TIMESTAMP)       # kept as the text: the schema and the models parse dates
+_TAG_WORDS = {_BOOL: "true or false", _INT: "a whole number", _FLOAT: "a number"}
 
 
 @dataclass(slots=True)
@@ -464,17 +464,22 @@ class _Builder:
         if tag == _NULL:
             return None
         scalar = ScalarNode(tag, text)
-        if tag == _BOOL:
-            return self._scalars.construct_yaml_bool(scalar)
-        if tag == _FLOAT:
-            return self._scalars.construct_yaml_float(scalar)
         try:
+            if tag == _BOOL:
+                return self._scalars.construct_yaml_bool(scalar)
+            if tag == _FLOAT:
+                return self._scalars.construct_yaml_float(scalar)
             return self._scalars.construct_yaml_int(scalar)
-        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits(), 4,300 by default)
+        except (KeyError, IndexError, ValueError):
             digits = sum(c.isdigit() for c in text)
-            raise YamlLoadError(_event_mark(event), "yaml",
-                                f"integer too long: {digits:,} digits (at most {sys.get_int_max_str_digits():,}); "
-                                "if it is text, write it in quotes") from None
+            if tag == _INT and digits > sys.get_int_max_str_digits():  # more than Python converts (4,300)
+                raise YamlLoadError(_event_mark(event), "yaml",
+                                    f"integer too long: {digits:,} digits (at most {sys.get_int_max_str_digits():,}); "
+                                    "if it is text, write it in quotes") from None
+        # an explicit tag on text that is not of its kind (`!!bool Acme`): PyYAML's constructors raise a KeyError
+        self.problems.append(YamlProblem(_event_mark(event), "yaml", f"YAML tag {_short_tag(tag)!r} needs "
+                                         f"{_TAG_WORDS[tag]}, not {text!r}; remove the tag or correct the value"))
+        return self._strings.setdefault(text, text)
 
     def _bad_tag(self, tag: str, where: yaml.Event | Mark) -> None:
         self.problems.append(YamlProblem(

@@ -175,6 +175,21 @@ class TestRefusals:
         assert doc.problems == []
         assert doc.data == {"a": value}
 
+    @pytest.mark.parametrize(("text", "words"), [
+        ("a: !!bool Acme\n", "'!!bool' needs true or false, not 'Acme'"),
+        ("a: !!int abc\n", "'!!int' needs a whole number, not 'abc'"),
+        ("a: !!int\n", "'!!int' needs a whole number, not ''"),
+        ("a: !!float x1\n", "'!!float' needs a number, not 'x1'"),
+    ])
+    def test_standard_tag_on_a_value_of_another_kind_is_a_positioned_problem(self, text: str, words: str) -> None:
+        # Regression: PyYAML's constructors raise KeyError/IndexError/ValueError here, and `validate` said
+        # "internal error"; `!!int abc` was called an integer too long.
+        doc = load_yaml(text)
+        [problem] = doc.problems
+        assert (problem.code, problem.mark) == ("yaml", Mark(1, 4))
+        assert words in problem.message and "remove the tag" in problem.message
+        assert isinstance(doc.data["a"], str)
+
     def test_merge_key_is_refused(self) -> None:
         doc = load_yaml("base: &b {x: 1}\nc:\n  <<: *b\n  y: 2\n")
         [problem] = doc.problems
