@@ -140,6 +140,17 @@ class TestRefusals:
         assert [p.mark for p in doc.problems] == [Mark(2, 1), Mark(3, 1)]
         assert all("line 1, column 1" in p.message for p in doc.problems)
 
+    def test_duplicate_key_after_entries_left_out_names_the_first(self) -> None:
+        # The first occurrence is found again by walking the mapping's entries, past those left out (a merge
+        # key, a complex key, a repeat) and past nested values: its position must be the key's own.
+        text = "x: [1, {y: 2}]\n<<: {m: 1}\n? [k]\n: 1\nb:\n  - 1\nx: 9\nb: 2\nb: 3\n"
+        doc = load_yaml(text)
+        dups = [p for p in doc.problems if p.code == "duplicate-key"]
+        assert [(p.mark, p.message.split(" (")[1].split(")")[0]) for p in dups] == [
+            (Mark(7, 1), "first at line 1, column 1"), (Mark(8, 1), "first at line 5, column 1"),
+            (Mark(9, 1), "first at line 5, column 1")]
+        assert doc.data == {"x": [1, {"y": 2}], "b": [1]}
+
     def test_duplicate_key_value_is_still_checked(self) -> None:
         doc = load_yaml("a: 1\na: !custom x\n")
         assert [p.code for p in doc.problems] == ["duplicate-key", "yaml"]
