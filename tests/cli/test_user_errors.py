@@ -250,7 +250,7 @@ def _hold_lock(db: Path) -> subprocess.Popen[str]:
     return holder
 
 
-def test_a_served_sandbox_answers_a_held_lock_with_503_and_says_why(tmp_path: Path) -> None:
+def test_a_served_sandbox_answers_a_held_lock_with_503_and_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import httpx
 
     from reconciler.backend.sandbox.app import create_app
@@ -259,11 +259,11 @@ def test_a_served_sandbox_answers_a_held_lock_with_503_and_says_why(tmp_path: Pa
     db = tmp_path / "sb.db"
     assert invoke("sandbox", "init", "--kvk", "12345678", "--name", "Acme", "--admin", "a@acme.nl",
                   "--backend", f"sandbox:{db}")[0] == 0
+    monkeypatch.setenv("RECONCILER_SANDBOX_LOCK_TIMEOUT", "0.5")   # before the app opens its database
     app = create_app(db, control_token="c" * 32)
     answer_locks_with_503(app)
     holder = _hold_lock(db)
     try:
-        os.environ["RECONCILER_SANDBOX_LOCK_TIMEOUT"] = "0.5"
         transport = httpx.ASGITransport(app=app)
 
         async def ask() -> httpx.Response:
@@ -274,12 +274,12 @@ def test_a_served_sandbox_answers_a_held_lock_with_503_and_says_why(tmp_path: Pa
         import anyio
         response = anyio.run(ask)
     finally:
-        os.environ.pop("RECONCILER_SANDBOX_LOCK_TIMEOUT", None)
         holder.kill()
         holder.wait()
     assert response.status_code == 503, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
-    assert "is locked by another process" in response.json()["detail"] and response.headers["Retry-After"] == "5"
+    assert "is locked by another process (waited 0.5 s)" in response.json()["detail"]
+    assert response.headers["Retry-After"] == "5"
 
 
 def test_catalogue_import_of_an_endless_device_is_refused_quickly() -> None:
