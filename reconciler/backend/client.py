@@ -30,7 +30,7 @@ from reconciler.backend.errors import (
 )
 from reconciler.backend.types import (
     Me, MutationResult, Page, RemoteAuthorisation, RemoteChain, RemoteEvent, RemoteMeans, RemoteOrganisation,
-    RemoteService, Secret, TerminationMode,
+    RemoteService, Secret, TerminationMode, authorisation_fields,
 )
 from reconciler.config.models import MeansType, Role, SecondFactorType, Subscription
 from reconciler.domain.wire import json_value
@@ -467,18 +467,17 @@ class BeheerClient:
             nxt = data.get("next_cursor")
             if nxt is not None and not isinstance(nxt, str):
                 raise ValueError("'next_cursor' should be a string or null")
-            return Page(items=tuple(parse_item(i) for i in data["items"]), next_cursor=nxt or None)
+            return Page(items=tuple(map(parse_item, data["items"])), next_cursor=nxt or None)
 
         return await self._get(path, parse, {"limit": limit, "cursor": cursor})
 
-    async def _iter(self, path: str, parse_item: Callable[[Any], T], limit: int) -> AsyncIterator[T]:
-        """Every item of a list endpoint, following `next_cursor`; a cursor seen twice is a backend bug."""
+    async def _pages(self, path: str, parse_item: Callable[[Any], T], limit: int) -> AsyncIterator[Page[T]]:
+        """Every page of a list endpoint, following `next_cursor`; a cursor seen twice is a backend bug."""
         cursor: str | None = None
         seen: set[str] = set()
         while True:
             page = await self._page(path, parse_item, limit, cursor)
-            for item in page.items:
-                yield item
+            yield page
             if page.next_cursor is None:
                 return
             if page.next_cursor in seen:
@@ -487,8 +486,18 @@ class BeheerClient:
             seen.add(page.next_cursor)
             cursor = page.next_cursor
 
+    async def _iter(self, path: str, parse_item: Callable[[Any], T], limit: int) -> AsyncIterator[T]:
+        """Every item of a list endpoint, page by page."""
+        async for page in self._pages(path, parse_item, limit):
+            for item in page.items:
+                yield item
+
     async def _all(self, path: str, parse_item: Callable[[Any], T], limit: int) -> list[T]:
-        return [item async for item in self._iter(path, parse_item, limit)]
+        """Every item of a list endpoint at once (collected by page: an async step per item cost more)."""
+        items: list[T] = []
+        async for page in self._pages(path, parse_item, limit):
+            items.extend(page.items)
+        return items
 
     @staticmethod
     def _org(kvk: str) -> str:
@@ -518,6 +527,20 @@ class BeheerClient:
 
     list_authorisations, iter_authorisations, list_all_authorisations = _org_list(
         "authorisations", RemoteAuthorisation.parse)
+    async def authorisation_ends(self, kvk: str, *, limit: int = MAX_LIMIT) -> dict[str, dict[str, dt.date]]:
+        """Every authorisation of the organisation as means id -> service (ServiceUUID) -> end date, in the
+        backend's order: what reading the state needs, each item checked as `list_all_authorisations` checks it
+        but without an object per authorisation (100,000 in a large organisation: the objects were a tenth of
+        reading it)."""
+        ends: dict[str, dict[str, dt.date]] = {}
+        async for page in self._pages(f"{self._org(kvk)}/authorisations", authorisation_fields, limit):
+            for means_id, _, service, _, end_date in page.items:
+                held = ends.get(means_id)
+                if held is None:
+                    held = ends[means_id] = {}
+                held[service] = end_date
+        return ends
+
     list_chains, iter_chains, list_all_chains = _org_list("chains", RemoteChain.parse,
                                                              "chain-authorisations")
 

@@ -42,15 +42,14 @@ async def read_state(clients: Mapping[str, BeheerClient], kvks: Sequence[str], c
                 state.unknown.add(kvk)
                 return
             means = await client.list_all_means(kvk)
-            auths = await client.list_all_authorisations(kvk)
+            ends = await client.authorisation_ends(kvk)
             chains = await client.list_all_chains(kvk)
         org_state = OrgState(org.to_info(), revision=org.revision)
         for m in means:
             state.world.means.setdefault(m.id, m.to_means())
             state.world.linked[m.id] = m.organisations
             org_state.members[m.id] = m.to_membership()
-        for a in auths:
-            org_state.authorisations.setdefault(a.means_id, {})[a.service] = a.end_date
+        org_state.authorisations = ends
         for c in chains:
             org_state.chains[c.intermediary_kvk] = c.to_chain()
         state.world.orgs[kvk] = org_state

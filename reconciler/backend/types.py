@@ -103,6 +103,10 @@ def _int(data: Mapping[str, Any], key: str) -> int:
 def _enum(cls: type[Enum], data: Mapping[str, Any], key: str) -> Any:
     raw = data[key]
     try:
+        return cls._value2member_map_[raw]          # what `cls(raw)` finds first, without its call overhead
+    except (KeyError, TypeError):
+        pass
+    try:
         return cls(raw)
     except ValueError:
         allowed = ", ".join(str(m.value) for m in cls)  # type: ignore[attr-defined]
@@ -110,6 +114,8 @@ def _enum(cls: type[Enum], data: Mapping[str, Any], key: str) -> Any:
 
 
 def _mapping(value: Any, what: str) -> Mapping[str, Any]:
+    if type(value) is dict:            # what JSON gives; `isinstance(x, typing.Mapping)` costs ~1 us per object
+        return value
     if not isinstance(value, Mapping):
         raise ValueError(f"{what} should be a JSON object, got {type(value).__name__}")
     return value
@@ -240,9 +246,19 @@ class RemoteAuthorisation:
 
     @classmethod
     def parse(cls, data: Any) -> "RemoteAuthorisation":
-        d = _mapping(data, "authorisation")
-        return cls(means_id=str(d["means_id"]), email=_str(d, "email"), service=_str(d, "service").lower(),
-                   service_key=_opt_str(d, "service_key"), end_date=_date(d, "end_date"))
+        return cls(*authorisation_fields(data))
+
+
+def authorisation_fields(data: Any) -> tuple[str, str, str, str | None, dt.date]:
+    """An authorisation's fields in `RemoteAuthorisation`'s order, checked: what `BeheerClient.authorisation_ends`
+    reads without making an object of each (most of a read's objects: 10 per means)."""
+    d = _mapping(data, "authorisation")
+    # The usual shape is checked in one go; anything else takes the field-by-field checks, which name what is wrong.
+    email, service, key, end = d.get("email"), d.get("service"), d.get("service_key"), d.get("end_date")
+    if type(email) is str and type(service) is str and type(end) is str and (key is None or type(key) is str):
+        return str(d["means_id"]), email, service.lower(), key, dt.date.fromisoformat(end)
+    return (str(d["means_id"]), _str(d, "email"), _str(d, "service").lower(), _opt_str(d, "service_key"),
+            _date(d, "end_date"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,5 +385,5 @@ class TerminationMode(str, Enum):
 
 __all__ = [
     "Me", "MutationResult", "Page", "RemoteAuthorisation", "RemoteChain", "RemoteEvent", "RemoteMeans",
-    "RemoteOrganisation", "RemoteService", "Secret", "TerminationMode",
+    "RemoteOrganisation", "RemoteService", "Secret", "TerminationMode", "authorisation_fields",
 ]

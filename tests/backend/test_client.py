@@ -370,6 +370,35 @@ async def test_list_helpers_for_authorisations_chains_events(script, make_client
     assert event.target == ("m1", "m2") and event.at.tzinfo is not None
 
 
+async def test_authorisation_ends_follow_the_pages_and_check_every_item(script, make_client):
+    """`authorisation_ends` (what reading the state uses) gives what `list_all_authorisations` gives, folded by
+    means and service, over every page; an off-contract item fails as loudly, naming the field."""
+    org = f"/v1/organisations/{KVK}"
+
+    def item(means_id: str, service: str, end: Any = "2027-02-14", key: Any = "rvo/tenderned") -> dict[str, Any]:
+        return {"means_id": means_id, "email": f"{means_id}@acme.nl", "service": service, "service_key": key,
+                "end_date": end}
+
+    pages = {None: ([item("m1", "S-A"), item("m1", "s-b", "2028-01-01", None)], "c2"),
+             "c2": ([item("m2", "s-a")], None)}
+    script.on("GET", f"{org}/authorisations",
+              lambda request: ok(dict(zip(("items", "next_cursor"), pages[request.query_params.get("cursor")]))))
+    async with make_client() as client:
+        ends = await client.authorisation_ends(KVK)
+        every = await client.list_all_authorisations(KVK)
+    assert ends == {"m1": {"s-a": dt.date(2027, 2, 14), "s-b": dt.date(2028, 1, 1)},
+                    "m2": {"s-a": dt.date(2027, 2, 14)}}
+    assert ends == {m: {a.service: a.end_date for a in every if a.means_id == m} for m in ("m1", "m2")}
+    for bad, field_name in ((item("m1", "s-a", end=20270214), "end_date"), (item("m1", 7), "service"),
+                            (item("m1", "s-a", key=["x"]), "service_key")):
+        script.on("GET", f"{org}/authorisations", ok({"items": [bad], "next_cursor": None}))
+        async with make_client() as client:
+            with pytest.raises(UnexpectedResponse, match=field_name):
+                await client.authorisation_ends(KVK)
+            with pytest.raises(UnexpectedResponse, match=field_name):
+                await client.list_all_authorisations(KVK)
+
+
 async def test_limit_is_validated(make_client):
     async with make_client() as client:
         with pytest.raises(ValueError, match="1..500"):

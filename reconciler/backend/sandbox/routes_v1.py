@@ -20,7 +20,7 @@ from reconciler.domain.state import (
 
 from reconciler.backend.sandbox import models as m
 from reconciler.backend.sandbox.context import (
-    Actor, Conditional, CurrentActor, Cursor, KvkPath, Limit, MeansIdPath, MutationHeaders, get_store, json_response,
+    Actor, Conditional, CurrentActor, Cursor, KvkPath, Limit, MeansIdPath, MutationHeaders, get_store, read_response,
     require_admin,
 )
 from reconciler.backend.sandbox.mutations import Outcome, Work, mutate
@@ -80,10 +80,10 @@ def _read(request: Request, actor: Actor, kvk: str | None, answer: Callable[[San
     store = get_store(request)
     with store.transaction():
         if kvk is None:
-            return json_response(answer(store))
+            return read_response(answer(store))
         require_admin(store, kvk, actor)
         data = answer(store)
-        return json_response(data, revision=store.revision(kvk))
+        return read_response(data, revision=store.revision(kvk))
 
 
 # ------------------------------------------------------------------------------------------------- reads
@@ -97,7 +97,7 @@ async def get_me(request: Request, actor: CurrentActor) -> Response:
         means = store.get_means(actor.means_id)
         if means is None:  # pragma: no cover - tokens end with their means
             raise Missing("not-found", "the means of this token no longer exists")
-        return json_response({"means_id": means.id, "email": means.email, "level": means.level.value,
+        return read_response({"means_id": means.id, "email": means.email, "level": means.level.value,
                               "read_only": actor.read_only, "today": store.today.isoformat()})
 
 

@@ -60,12 +60,10 @@ def sandbox_means_dict(m: Means, memberships: dict[str, Membership]) -> dict[str
 
 
 def authorisation_dicts(rows: Sequence[Sequence[Any]], store: SandboxStore) -> list[dict[str, Any]]:
-    out = []
-    for means_id, email, service, end_date in rows:
-        known = store.service(service)
-        out.append({"means_id": means_id, "email": email, "service": service,
-                    "service_key": known.key if known else None, "end_date": end_date})
-    return out
+    """Rows (means_id, email, service, end_date); each service's key looked up once per page, not per row."""
+    keys = {service: known.key if (known := store.service(service)) else None for service in {r[2] for r in rows}}
+    return [{"means_id": means_id, "email": email, "service": service, "service_key": keys[service],
+             "end_date": end_date} for means_id, email, service, end_date in rows]
 
 
 def chain_dict(chain: Chain) -> dict[str, Any]:
