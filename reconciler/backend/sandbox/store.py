@@ -16,7 +16,7 @@ import secrets
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,6 +205,13 @@ def _iso(value: dt.date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+#: Stored values -> enum members: a dict lookup where `Level(value)` is an Enum call (~0.5 us), five per means
+#: read; a page of the means list reads 500.
+_LEVEL, _TYPE, _FACTOR, _SUBSCRIPTION, _STATUS, _ROLE = (
+    {member.value: member for member in enum} for enum in (Level, MeansType, SecondFactorType, Subscription, Status,
+                                                            Role))
+
+
 def _means_from_row(row: Sequence[Any]) -> Means:
     pending = None
     if row[11] is not None:
@@ -212,9 +219,9 @@ def _means_from_row(row: Sequence[Any]) -> Means:
                           role=Role(row[14]) if row[14] else None,
                           subscription=Subscription(row[15]) if row[15] else None,
                           second_factor=SecondFactorType(row[16]) if row[16] else None, phone=row[17])
-    return Means(id=row[0], email=row[1], name=row[2], level=Level(row[3]), type=MeansType(row[4]),
-                 second_factor=SecondFactorType(row[5]) if row[5] else None, phone=row[6],
-                 subscription=Subscription(row[7]), status=Status(row[8]), activation_deadline=_d(row[9]),
+    return Means(id=row[0], email=row[1], name=row[2], level=_LEVEL[row[3]], type=_TYPE[row[4]],
+                 second_factor=_FACTOR[row[5]] if row[5] else None, phone=row[6],
+                 subscription=_SUBSCRIPTION[row[7]], status=_STATUS[row[8]], activation_deadline=_d(row[9]),
                  contract_start=_d(row[10]), pending=pending)
 
 
@@ -229,7 +236,7 @@ def _means_to_row(m: Means) -> tuple[Any, ...]:
 
 
 def _membership_from(role: str, terminates_on: str | None) -> Membership:
-    return Membership(Role(role), _d(terminates_on))
+    return Membership(_ROLE[role], _d(terminates_on))
 
 
 def _chain_from_row(row: Sequence[Any]) -> Chain:
@@ -640,27 +647,13 @@ class SandboxStore:
                 events.append((kvk, "chain_expired", f"{ikvk}/{uuid_}"))
 
         def write(event: str, effects: list[Effect]) -> None:
-            for effect in effects:
-                match effect:
-                    case PutMeans(means=means):                 # an activation lapsed (R5)
-                        report.activations_expired += 1
-                        events.extend((kvk, event, means.id) for kvk in sorted(self.memberships_of(means.id)))
-                    case DeleteAuthorisation(kvk=kvk, means_id=mid, service=uuid_):
-                        report.authorisations_expired += 1
-                        events.append((kvk, event, f"{mid}/{uuid_}"))
-                    case PutChain(kvk=kvk, chain=chain):            # some of its services ended (R18)
-                        chain_ended(kvk, chain.intermediary_kvk, chain.services)
-                    case DeleteChain(kvk=kvk, intermediary_kvk=ikvk):   # its last ended
-                        chain_ended(kvk, ikvk, frozenset())
-                    case DeleteMembership(kvk=kvk, means_id=mid):
-                        report.memberships_terminated += 1
-                        events.append((kvk, event, mid))
-                    case DeleteMeans(means_id=mid):
-                        report.means_deleted += 1
-                        events.append((None, "means_deleted", mid))
-                    case DeleteOrganisation(kvk=kvk):
-                        report.organisations_deleted += 1
-                        events.append((kvk, "organisation_deleted", kvk))
+            for kind, run in _runs(effects):
+                if kind is DeleteAuthorisation:     # the bulk of a sweep (R9): one pass over the run, no match each
+                    report.authorisations_expired += len(run)
+                    events.extend([(e.kvk, event, f"{e.means_id}/{e.service}") for e in run])
+                    continue
+                for effect in run:
+                    self._sweep_event(effect, event, report, events, chain_ended)
             touched.update(self.apply(effects, bump=False))
 
         rules.pass_time(self, today, due, write)
@@ -669,9 +662,31 @@ class SandboxStore:
         self._put_setting("swept", day)
         at = _now()
         conn.executemany("INSERT INTO events (kvk, at, today, actor, action, target, outcome) "
-                         "VALUES (?, ?, ?, 'clock', ?, ?, 'ok')", [(k, at, day, a, t) for k, a, t in events])
+                         "VALUES (?, ?, ?, 'clock', ?, ?, 'ok')", ((k, at, day, a, t) for k, a, t in events))
         self._cache.clear()
         return report
+
+    def _sweep_event(self, effect: Effect, event: str, report: SweepReport,
+                     events: list[tuple[str | None, str, str]], chain_ended: Callable[[str, str, frozenset[str]], None]
+                     ) -> None:
+        """What one of the calendar's effects (other than an authorisation's end) counts and records."""
+        match effect:
+            case PutMeans(means=means):                 # an activation lapsed (R5)
+                report.activations_expired += 1
+                events.extend((kvk, event, means.id) for kvk in sorted(self.memberships_of(means.id)))
+            case PutChain(kvk=kvk, chain=chain):            # some of its services ended (R18)
+                chain_ended(kvk, chain.intermediary_kvk, chain.services)
+            case DeleteChain(kvk=kvk, intermediary_kvk=ikvk):   # its last ended
+                chain_ended(kvk, ikvk, frozenset())
+            case DeleteMembership(kvk=kvk, means_id=mid):
+                report.memberships_terminated += 1
+                events.append((kvk, event, mid))
+            case DeleteMeans(means_id=mid):
+                report.means_deleted += 1
+                events.append((None, "means_deleted", mid))
+            case DeleteOrganisation(kvk=kvk):
+                report.organisations_deleted += 1
+                events.append((kvk, "organisation_deleted", kvk))
 
     # ------------------------------------------------------------------------------------- the catalogue
     def _refresh_catalogue(self, conn: sqlite3.Connection) -> None:
@@ -876,7 +891,7 @@ class SandboxStore:
                 touched |= {e.kvk for e in run}
             elif kind is DeleteAuthorisation:
                 conn.executemany("DELETE FROM authorisations WHERE kvk = ? AND means_id = ? AND service = ?",
-                                 [(e.kvk, e.means_id, e.service) for e in run])
+                                 ((e.kvk, e.means_id, e.service) for e in run))
                 touched |= {e.kvk for e in run}
             elif kind is PutChain:
                 conn.executemany(
@@ -1018,16 +1033,22 @@ class SandboxStore:
         return [(m, members[m.id]) for m in means]
 
     def list_authorisations(self, kvk: str, limit: int, cursor: str | None, means_id: str | None = None) -> Page:
-        """Rows (means_id, email, service, end_date) by (means_id, service)."""
+        """Rows (means_id, email, service, end_date) by (means_id, service). The e-mails are read once per means
+        of the page (about 50 for 500 rows), not joined to every row: a third of the page's SQL."""
         after = decode_cursor(cursor, "authorisations", (str, str)) or ["", ""]
-        sql = ("SELECT a.means_id, m.email, a.service, a.end_date FROM authorisations a JOIN means m "
-               "ON m.id = a.means_id WHERE a.kvk = ? AND (a.means_id, a.service) > (?, ?)")
+        sql = "SELECT means_id, service, end_date FROM authorisations WHERE kvk = ? AND (means_id, service) > (?, ?)"
         args: list[Any] = [kvk, after[0], after[1]]
         if means_id is not None:
-            sql += " AND a.means_id = ?"
+            sql += " AND means_id = ?"
             args.append(means_id)
-        rows = self.conn.execute(sql + " ORDER BY a.means_id, a.service LIMIT ?", (*args, limit + 1)).fetchall()
-        return Page(*page_of(rows, limit, "authorisations", lambda r: [r[0], r[2]]))
+        rows = self.conn.execute(sql + " ORDER BY means_id, service LIMIT ?", (*args, limit + 1)).fetchall()
+        rows, next_cursor = page_of(rows, limit, "authorisations", lambda r: [r[0], r[1]])
+        ids = list(dict.fromkeys(r[0] for r in rows))
+        emails: dict[str, str] = {}
+        for part in _chunks(ids):
+            emails.update(self.conn.execute(f"SELECT id, email FROM means WHERE id IN ({_marks(len(part))})", part))
+        # an authorisation always has its means (foreign keys); one without would be left out, as a join would
+        return Page([(mid, emails[mid], service, end) for mid, service, end in rows if mid in emails], next_cursor)
 
     def list_chains(self, kvk: str, limit: int, cursor: str | None) -> Page:
         after = decode_cursor(cursor, "chains", (str,))
