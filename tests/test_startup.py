@@ -6,8 +6,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-#: Modules the command line must not load on start: httpx's own CLI (and through it rich and pygments).
-NOT_AT_START = ("httpx._main", "rich", "pygments")
+#: Modules the command line must not load on start: httpx's own CLI (and through it rich and pygments), the
+#: reference schema validator (only an invalid file needs it).
+NOT_AT_START = ("httpx._main", "rich", "pygments", "jsonschema")
 
 
 def _loaded_after(statement: str) -> set[str]:
@@ -31,3 +32,18 @@ def test_httpx_still_works_without_its_command_line() -> None:
 
 def test_a_process_that_imported_httpx_first_keeps_its_command_line() -> None:
     assert "httpx._main" in _loaded_after("import httpx, reconciler")
+
+
+def test_a_valid_config_is_checked_without_the_reference_schema_validator(tmp_path) -> None:
+    """The compiled validator confirms a valid file; the `jsonschema` package (attrs, referencing) is imported only
+    to explain an invalid one."""
+    import shutil
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "org.yaml"
+    shutil.copy(example, tmp_path / "org.yaml")
+    probe = ("import sys, datetime as dt\nfrom reconciler.config.loader import load_paths\n"
+             f"result = load_paths([{str(tmp_path / 'org.yaml')!r}], dt.date(2026, 12, 1))\n"
+             "print(result.ok, 'jsonschema' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "False"]

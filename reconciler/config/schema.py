@@ -9,10 +9,7 @@ import json
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
-from typing import Any, Callable
-
-import jsonschema
-from jsonschema import Draft202012Validator, FormatChecker
+from typing import TYPE_CHECKING, Any, Callable
 
 try:
     import jsonschema_rs
@@ -20,6 +17,10 @@ except ImportError:  # pragma: no cover
     jsonschema_rs = None
 
 from reconciler.config.yamlpos import JsonPath
+
+if TYPE_CHECKING:
+    import jsonschema
+    from jsonschema import Draft202012Validator, FormatChecker
 
 ORG_SCHEMA = "org.schema.json"
 CATALOGUE_SCHEMA = "catalogue.schema.json"
@@ -43,23 +44,31 @@ def load_schema(name: str) -> dict[str, Any]:
     return json.loads(schema_text(name))
 
 
-_formats = FormatChecker(formats=())
-
-
-@_formats.checks("date", raises=ValueError)
 def _is_date(value: object) -> bool:
     return not isinstance(value, str) or bool(dt.date.fromisoformat(value))
 
 
-@_formats.checks("until", raises=ValueError)
 def _is_until(value: object) -> bool:
     return not isinstance(value, str) or value == "rolling" or bool(dt.date.fromisoformat(value))
+
+
+#: The schemas' own formats: a check is true, or raises ValueError.
+_FORMATS: dict[str, Callable[[object], bool]] = {"date": _is_date, "until": _is_until}
+
+
+def _conforms(value: object, fmt: str) -> bool:
+    try:
+        return bool(_FORMATS[fmt](value))
+    except ValueError:
+        return False
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Any:
     """ECMA-262 semantics for `$`: the end of the text. Python's `$` also matches before a final newline,
     which would let "12345678\n" pass as a KvK number."""
     if isinstance(instance, str) and not _ecma_search(pattern, instance):
+        import jsonschema
+
         yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
@@ -72,10 +81,18 @@ def _ecma_search(pattern: str, text: str) -> bool:
     return _ecma_regex(pattern).search(text) is not None
 
 
-_Validator = jsonschema.validators.extend(Draft202012Validator, {"pattern": _pattern})
+@cache
+def _reference() -> tuple[type[Draft202012Validator], FormatChecker]:
+    """The reference implementation (the `jsonschema` package), with ECMA patterns and the schemas' formats.
+    Imported only to explain an invalid file: a valid one is confirmed by the compiled validator, and the
+    package's import (attrs, referencing) was a fifth of a command's start-up."""
+    import jsonschema
+    from jsonschema import Draft202012Validator, FormatChecker
 
-
-_ITEMS = Draft202012Validator.VALIDATORS["items"]
+    formats = FormatChecker(formats=())
+    for name, check in _FORMATS.items():
+        formats.checks(name, raises=ValueError)(check)
+    return jsonschema.validators.extend(Draft202012Validator, {"pattern": _pattern}), formats
 
 
 @cache
@@ -83,18 +100,22 @@ def validator(name: str) -> Draft202012Validator:
     """The reference validator of schema `name`, which explains errors. It visits only the list items that the
     compiled validator finds invalid: walking all of a 30 MB file's 400,000 entries to explain one wrong
     level took 30 s."""
+    import jsonschema
+
+    base, formats = _reference()
+    every_item = base.VALIDATORS["items"]
 
     def items(check: Any, items: Any, instance: Any, schema: dict[str, Any]) -> Any:
         fast = _fast_items(name, json.dumps(items, sort_keys=True)) if isinstance(items, dict) else None
         if fast is None or schema.get("prefixItems") or not check.is_type(instance, "array"):
-            yield from _ITEMS(check, items, instance, schema)
+            yield from every_item(check, items, instance, schema)
             return
         for index, item in enumerate(instance):
             if not fast(item):
                 yield from check.descend(item, items, path=index)
 
-    cls = jsonschema.validators.extend(_Validator, {"items": items})
-    return cls(load_schema(name), format_checker=_formats)
+    cls = jsonschema.validators.extend(base, {"items": items})
+    return cls(load_schema(name), format_checker=formats)
 
 
 def _format_ok(fmt: str) -> Callable[[str], bool]:
@@ -102,7 +123,7 @@ def _format_ok(fmt: str) -> Callable[[str], bool]:
     times, and each check was a chain of Python calls (a third of the schema's time on 50,000 dates)."""
     @lru_cache(maxsize=4096)
     def check(value: str) -> bool:
-        return _formats.conforms(value, fmt)
+        return _conforms(value, fmt)
     return check
 
 

@@ -405,4 +405,5 @@ def jsonschema_full() -> Any:
     """The reference validator without the pruning: every item visited."""
     from reconciler.config import schema
 
-    return schema._Validator(load_schema(ORG_SCHEMA), format_checker=schema._formats)
+    base, formats = schema._reference()
+    return base(load_schema(ORG_SCHEMA), format_checker=formats)
