@@ -19,6 +19,12 @@ token in BEHEER_API_TOKEN. Their peak RSS is taken from wait4(2) for each child 
 Run 1, clean network: applied steps, wall time, changes per second, the /v1 requests the sandbox counted
 (writes against the plan's own `api_calls`, and reads), the applying process's peak RSS; then a fresh plan
 must be empty (converged) and every person must hold exactly one means.
+
+"bound by:" says what limits the rate, measured over the steps alone: how the applying process and the
+sandbox server's thread spent that time (on a CPU, waiting in the run queue for one, or asleep: /proc
+schedstat), the CPU each spends per change, the share of the server's CPU inside the changes' transactions
+(the rest is HTTP and FastAPI), and what the audit log's two lines and the JSON of a request and its answer
+cost per change (measured in this process before the run).
 Run 2, the same on a fresh database with injected faults on /v1 (POST /sandbox/faults; default p_503 0.04,
 p_429 0.03, p_drop 0.03, fixed seed; a drop commits, then cuts the connection): the same figures plus
 retries (write requests counted minus steps done), answers replayed from the idempotency record, whether the
@@ -187,6 +193,7 @@ class Served:
     def __init__(self, db: Path) -> None:
         from reconciler.backend.sandbox.app import create_app
 
+        TxMeter.install()
         self.app = create_app(db)
         # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only then (otherwise every
         # keep-alive response can wait ~40 ms for a delayed ACK), as tests/backend/test_fault_survival.py does
@@ -204,6 +211,7 @@ class Served:
 
     def __enter__(self) -> "Served":
         self.thread.start()
+        SchedWatch.server_thread = self.thread.native_id
         deadline = time.monotonic() + 10
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
@@ -251,14 +259,64 @@ class Child:
     stderr: str
     timed_out: bool = False
     started_at: float = 0.0          # epoch seconds when it was spawned
+    cpu: float = 0.0                 # its CPU seconds (user + system), from wait4(2)
+    #: (epoch s, the child's on-CPU s, its waiting-for-a-CPU s, the same two of the server's thread) while it ran
+    samples: list[tuple[float, float, float, float, float]] = field(default_factory=list)
+
+    def sched_between(self, start: float, end: float) -> tuple[float, float, float, float] | None:
+        """Seconds (child on a CPU, child waiting for one, server on a CPU, server waiting) between two epoch
+        times, from the samples; None without samples."""
+        inside = [s for s in self.samples if start <= s[0] <= end]
+        if len(inside) < 2:
+            return None
+        first, last = inside[0], inside[-1]
+        return tuple(b - a for a, b in zip(first[1:], last[1:]))  # type: ignore[return-value]
+
+
+class SchedWatch:
+    """Samples, every EVERY seconds, how long the child and the sandbox server's thread have been on a CPU and
+    waiting in the run queue for one (/proc/.../schedstat, nanoseconds), so both can be taken over the steps
+    alone: on a CPU, waiting for a CPU (the machine is busy), or asleep (waiting for the other side, the
+    network, a lock or the disk). Linux only: elsewhere it records nothing."""
+
+    EVERY = 0.05
+    server_thread: int | None = None           # the native id of the thread serving the sandbox
+
+    def __init__(self, pid: int, samples: list[tuple[float, float, float, float, float]]) -> None:
+        self.child = Path(f"/proc/{pid}/schedstat")
+        self.server = Path(f"/proc/self/task/{self.server_thread}/schedstat") if self.server_thread else None
+        self.samples = samples
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="sched-watch", daemon=True)
+
+    @staticmethod
+    def _read(path: Path | None) -> tuple[float, float] | None:
+        if path is None:
+            return None
+        try:
+            on_cpu, waiting, _ = path.read_text().split()
+        except (OSError, ValueError):
+            return None
+        return int(on_cpu) / 1e9, int(waiting) / 1e9
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.EVERY):
+            child, server = self._read(self.child), self._read(self.server)
+            if child is None or server is None:
+                return
+            self.samples.append((time.time(), *child, *server))
 
 
 def run_child(cmd: list[str], env: dict[str, str], workdir: Path, timeout: float) -> Child:
-    """Run `cmd`, wait for it with wait4(2) to get its own peak RSS; killed (by its pid) after `timeout`."""
+    """Run `cmd`, wait for it with wait4(2) to get its own peak RSS and CPU; killed (by its pid) after `timeout`.
+    Its scheduling and the sandbox server's are sampled while it runs (SchedWatch)."""
     out, err = workdir / "child.out", workdir / "child.err"
+    samples: list[tuple[float, float, float, float, float]] = []
     with out.open("wb") as fo, err.open("wb") as fe:
         start, epoch = time.perf_counter(), time.time()
         proc = subprocess.Popen(cmd, stdout=fo, stderr=fe, env=env, cwd=workdir)
+        watch = SchedWatch(proc.pid, samples)
+        watch.thread.start()
         killed, done = threading.Event(), threading.Event()
 
         def watchdog() -> None:
@@ -273,9 +331,12 @@ def run_child(cmd: list[str], env: dict[str, str], workdir: Path, timeout: float
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         done.set()
+        watch.stop.set()
+        watch.thread.join()
         proc.returncode = os.waitstatus_to_exitcode(status)
     return Child(cmd, proc.returncode, wall, usage.ru_maxrss / 1024, out.read_text(encoding="utf-8", errors="replace"),
-                 err.read_text(encoding="utf-8", errors="replace"), killed.is_set(), epoch)
+                 err.read_text(encoding="utf-8", errors="replace"), killed.is_set(), epoch,
+                 usage.ru_utime + usage.ru_stime, samples)
 
 
 def reconciler(*args: str) -> list[str]:
@@ -284,6 +345,109 @@ def reconciler(*args: str) -> list[str]:
 
 def tail(text: str, lines: int = 8) -> str:
     return "\n".join("      | " + line for line in text.strip().splitlines()[-lines:])
+
+
+# ===================================================================================== what bounds it
+class TxMeter:
+    """CPU (thread time) inside the sandbox's change transactions: `mutations._run`, which every /v1 change runs in
+    (idempotency record, If-Match, the rules, the writes, the audit row); the rest of the server's CPU is HTTP
+    (uvicorn, h11) and FastAPI (routing, validation, dependencies)."""
+
+    cpu = 0.0
+    count = 0
+
+    @classmethod
+    def install(cls) -> None:
+        from reconciler.backend.sandbox import mutations
+
+        run = mutations._run
+        if getattr(run, "metered", False):
+            return
+
+        def metered(*args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return run(*args, **kwargs)
+            finally:
+                cls.cpu += time.thread_time() - started
+                cls.count += 1
+
+        metered.metered = True  # type: ignore[attr-defined]
+        mutations._run = metered  # type: ignore[assignment]
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.cpu, cls.count = 0.0, 0
+
+
+def audit_cost(tmp: Path, n: int = 2000) -> float:
+    """CPU seconds per change for the audit log's two lines (step-intent and step-result, as the executor writes
+    them: each built whole and appended with one write(2), no fsync per line), on a file next to the real one."""
+    from reconciler.apply.audit import AuditLog
+
+    key = "rcl-" + "0" * 32
+    with AuditLog(tmp / "audit-cost.jsonl") as log:
+        started = time.process_time()
+        for i in range(n):
+            log.write("step-intent", plan_id="p" * 16, step_id=f"s{i:05d}", kvk="40000000", action="grant",
+                      target="o00u00001@bench.example", key=key)
+            log.write("step-result", plan_id="p" * 16, step_id=f"s{i:05d}", kvk="40000000", action="grant",
+                      target="o00u00001@bench.example", outcome="done", code=None, message=None, attempts=1,
+                      ms=3.1, because=None, replayed=False, revision=1234, key=key)
+        return (time.process_time() - started) / n
+
+
+def json_cost(n: int = 5000) -> float:
+    """CPU seconds per change to encode and decode a grant's request body and its answer, at both ends."""
+    body = {"means_ids": ["40000000-00001"], "services": [CAT[SERVICES[0]].uuid], "end_date": "2027-01-01"}
+    answer = {"revision": 1234, "result": {"authorisations": 1, "created": 1, "updated": 0, "end_date": "2027-01-01"}}
+    started = time.process_time()
+    for _ in range(n):
+        json.loads(json.dumps(body, separators=(",", ":")).encode())
+        json.loads(json.dumps(answer, separators=(",", ":")).encode())
+    return (time.process_time() - started) / n
+
+
+def bound_by(child: Child, window: tuple[float, float], done: int, tx_cpu: float, audit_s: float,
+             json_s: float) -> tuple[list[str], dict[str, float]]:
+    """What limits the rate, from how the applying process and the sandbox server's thread spent the steps'
+    `window` (epoch seconds): on a CPU, waiting for one, or asleep."""
+    sched = child.sched_between(*window)
+    wall = window[1] - window[0]
+    if sched is None or done == 0 or wall <= 0:
+        return ["bound by: not measured (no scheduler samples: not Linux?)"], {}
+    apply_cpu, apply_wait, server_cpu, server_wait = sched
+    apply_ms, server_ms = 1000 * apply_cpu / done, 1000 * server_cpu / done
+    on = {"the applying process": apply_cpu / wall, "the sandbox server": server_cpu / wall}
+    queued = {"the applying process": apply_wait / wall, "the sandbox server": server_wait / wall}
+    n = os.cpu_count() or 1
+    each, shared = 1000 / max(apply_ms, server_ms), 1000 / (apply_ms + server_ms)
+    busiest = max(on, key=lambda k: on[k])
+    asleep = {k: 1 - on[k] - queued[k] for k in on}
+    if on[busiest] >= 0.85:
+        verdict = f"CPU: {busiest} is on a CPU {on[busiest]:.0%} of the time (one Python thread does its work)"
+    elif min(on[k] + queued[k] for k in on) >= 0.6:
+        verdict = (f"CPU, shared with the machine's other work: each process is on a CPU or waiting for one most of "
+                   f"the time (waiting {queued['the applying process']:.0%} and {queued['the sandbox server']:.0%}; "
+                   f"{n} CPUs, load average {os.getloadavg()[0]:.1f})")
+    else:
+        verdict = (f"waiting, not CPU: the applying process sleeps {asleep['the applying process']:.0%} of the time "
+                   f"and the server {asleep['the sandbox server']:.0%} (for each other's answers, retry backoff, the "
+                   f"network, a lock or the disk)")
+    lines = [
+        f"bound by: {verdict}",
+        f"  a change costs {apply_ms + server_ms:.2f} ms of CPU (applying process {apply_ms:.2f} + sandbox server "
+        f"{server_ms:.2f}): with a CPU each at most ~{each:.0f} changes/s, on one ~{shared:.0f}",
+        f"  (measured over the {wall:.1f} s of steps with /proc schedstat: the applying process on a CPU "
+        f"{on['the applying process']:.0%} of the time, waiting for one {queued['the applying process']:.0%}; the "
+        f"server's thread {on['the sandbox server']:.0%} and {queued['the sandbox server']:.0%}; of the server's CPU "
+        f"{tx_cpu / server_cpu:.0%} inside the changes' transactions (SQL, rules, idempotency record, audit row), the "
+        f"rest HTTP (uvicorn, h11) and FastAPI; the audit log's two lines per change {audit_s * 1e6:.0f} us "
+        f"({audit_s / apply_cpu * done:.1%} of the applying process's CPU); JSON of a request and its answer, both "
+        f"ends, {json_s * 1e6:.0f} us ({json_s * done / (apply_cpu + server_cpu):.1%} of both))",
+    ]
+    return lines, {"apply_ms": apply_ms, "server_ms": server_ms, "apply_on_cpu": on["the applying process"],
+                   "server_on_cpu": on["the sandbox server"], "tx_share": tx_cpu / server_cpu}
 
 
 # ======================================================================================= one whole run
@@ -362,6 +526,7 @@ def one_run(label: str, args: argparse.Namespace, faults: dict[str, Any] | None)
         env.update(BEHEER_API_TOKEN=token, NO_COLOR="1", PYTHONUNBUFFERED="1")
         audit = tmp / "audit.jsonl"
         audit_arg = "-" if args.no_audit else str(audit)
+        audit_s, json_s = audit_cost(tmp), json_cost()          # before the server runs: this process's CPU
 
         with Served(db) as served:
             backend = served.url
@@ -390,6 +555,7 @@ def one_run(label: str, args: argparse.Namespace, faults: dict[str, Any] | None)
             if faults:
                 served.faults(**faults)
                 print(f"  faults on /v1: {json.dumps(faults)}")
+            TxMeter.reset()
             cmd = reconciler("apply", "--plan", str(plan_file), str(cfg), "--auto-approve", "-q", "--format", "json",
                              "--backend", backend, "--audit-log", audit_arg, "--concurrency", str(args.concurrency))
             apply = run_child(cmd, env, tmp, args.timeout)
@@ -438,6 +604,12 @@ def one_run(label: str, args: argparse.Namespace, faults: dict[str, Any] | None)
                           f"validate plan.json, read the backend), {log.finished - log.started:.2f} s carrying out the "
                           f"steps ({done / max(1e-9, log.finished - log.started):.0f} changes/s), "
                           f"{apply.started_at + apply.wall - log.finished:.2f} s after (report, exit)")
+            window = (log.started, log.finished) if log.started and log.finished else \
+                (apply.started_at, apply.started_at + apply.wall)
+            lines, bound = bound_by(apply, window, done, TxMeter.cpu, audit_s, json_s)
+            for line in lines:
+                print("      " + line)
+            fig.update(bound)
             print(f"      peak RSS of the applying process:  {apply.rss_mb:.0f} MB")
             if faults:
                 print(f"      retries (write requests counted - changes done): {writes - done}"
