@@ -26,7 +26,7 @@ from reconciler.backend.sandbox.context import (
 from reconciler.backend.sandbox.mutations import Outcome, Work, mutate
 from reconciler.backend.sandbox.problems import PROBLEM_MEDIA_TYPE
 from reconciler.backend.sandbox.serialise import (
-    authorisation_dicts, chain_dict, event_dict, means_dict, organisation_dict, service_dict,
+    authorisation_dicts, chain_dict, event_dict, means_dict, means_row_dict, organisation_dict, service_dict,
 )
 from reconciler.backend.sandbox.store import Page, SandboxStore
 
@@ -132,7 +132,11 @@ async def get_organisation(request: Request, actor: CurrentActor, kvk: KvkPath) 
             responses=_responses(200, *_READ))
 async def list_means(request: Request, actor: CurrentActor, kvk: KvkPath, limit: Limit = 100,
                      cursor: Cursor = None) -> Response:
-    return _read(request, actor, kvk, lambda store: _listed(store.list_means(kvk, limit, cursor), means_dict))
+    def answer(store: SandboxStore) -> dict[str, Any]:
+        page = store.list_means_rows(kvk, limit, cursor)
+        return _page([means_row_dict(row, orgs) for row, orgs in page.items], page.next_cursor)
+
+    return _read(request, actor, kvk, answer)
 
 
 @router.get("/organisations/{kvk}/means/{means_id}", response_description=_FOUND,

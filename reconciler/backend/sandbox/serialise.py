@@ -49,6 +49,26 @@ def means_dict(entry: MeansEntry) -> dict[str, Any]:
     return data
 
 
+def means_row_dict(row: Sequence[Any], organisations: list[str]) -> dict[str, Any]:
+    """`means_dict` of a stored row (`SandboxStore.list_means_rows`), without making the domain objects: the
+    stored values are the wire's (enum values, ISO dates), so the same dict in the same key order (tested)."""
+    pending = None
+    if row[11] is not None:
+        pending = {"kind": row[11]}
+        if row[12]:
+            pending["level"] = row[12]
+        if row[13] is not None:
+            pending["kvk"] = row[13]
+        if row[14]:
+            pending["role"] = row[14]
+    return {
+        "id": row[0], "email": row[1], "name": row[2], "level": row[3], "type": row[4], "status": row[8],
+        "second_factor": {"type": row[5], "phone": row[6]} if row[5] else None, "subscription": row[7],
+        "activation_deadline": row[9], "contract_start": row[10], "pending": pending,
+        "role": row[18], "terminates_on": row[19], "organisations": organisations,
+    }
+
+
 def sandbox_means_dict(m: Means, memberships: dict[str, Membership]) -> dict[str, Any]:
     """A means with all its memberships, for the sandbox controls."""
     data = _means_fields(m)

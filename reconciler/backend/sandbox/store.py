@@ -986,7 +986,15 @@ class SandboxStore:
 
     # --------------------------------------------------------------------------------------------- lists
     def list_means(self, kvk: str, limit: int, cursor: str | None) -> Page:
-        """Means of `kvk` by id; two queries per page (the page, and the organisations of its means)."""
+        """Means of `kvk` by id, as `MeansEntry`s (see `list_means_rows`)."""
+        page = self.list_means_rows(kvk, limit, cursor)
+        return Page([MeansEntry(_means_from_row(row), _membership_from(row[_N_MEANS], row[_N_MEANS + 1]), orgs)
+                     for row, orgs in page.items], page.next_cursor)
+
+    def list_means_rows(self, kvk: str, limit: int, cursor: str | None) -> Page:
+        """Means of `kvk` by id as stored: items (row, organisations), the row's columns `_MEANS_COLUMNS` then the
+        role and termination date in `kvk` (`serialise.means_row_dict` writes it). Two queries per page (the
+        page, and the organisations of its means); no domain objects, which were half of serving the list."""
         after = decode_cursor(cursor, "means", (str,))
         rows = self.conn.execute(
             f"SELECT {_M_COLUMNS}, ms.role, ms.terminates_on FROM memberships ms JOIN means m ON m.id = ms.means_id "
@@ -996,9 +1004,7 @@ class SandboxStore:
         orgs: dict[str, list[str]] = {}
         for mid, org in self._memberships_of_many([r[0] for r in rows]):
             orgs.setdefault(mid, []).append(org)
-        items = [MeansEntry(_means_from_row(r), _membership_from(r[_N_MEANS], r[_N_MEANS + 1]), orgs.get(r[0], []))
-                 for r in rows]
-        return Page(items, next_cursor)
+        return Page([(row, orgs.get(row[0], [])) for row in rows], next_cursor)
 
     def means_entry(self, kvk: str, means_id: str) -> MeansEntry | None:
         means, membership = self.get_means(means_id), self.membership(kvk, means_id)

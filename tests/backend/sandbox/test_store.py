@@ -450,3 +450,39 @@ def test_prefetched_reads_answer_as_the_database_does(store: SandboxStore) -> No
         store.apply([PutAuthorisation(KVK, "eve", GENERAL3, END), DeleteMembership(KVK, "bob")])
         assert store.authorisations_of(KVK, "eve") == {GENERAL3: END}
         assert store.membership(KVK, "bob") is None and store.authorisation(KVK, "bob", TENDERNED) is None
+
+
+def test_the_means_list_writes_each_means_as_the_one_means_answer_does(store: SandboxStore) -> None:
+    """The list serialises stored rows (`means_row_dict`, no domain objects: half of serving it); every kind of
+    means gives the dict, key order included, that `means_dict` gives of the means read as objects."""
+    from reconciler.backend.sandbox.serialise import means_dict, means_row_dict
+    from reconciler.domain.means import SecondFactorType, Subscription
+
+    store.create_organisation(OTHER, "Other", "olga@acme.nl", "Olga", Level.EH3)
+    kinds = [
+        Means(id="sms", email="Sms@Acme.nl", name="Sms", level=Level.EH3, second_factor=SecondFactorType.SMS,
+              phone="+31612345678", subscription=Subscription.THREE_YEARS, status=Status.ACTIEF, contract_start=TODAY),
+        Means(id="new", email="new@acme.nl", name="New", level=Level.EH2, status=Status.WACHTEN_OP_ACTIVATIE,
+              activation_deadline=TODAY + dt.timedelta(days=30)),
+        Means(id="lvl", email="lvl@acme.nl", name="Lvl", level=Level.EH2, status=Status.ACTIEF, contract_start=TODAY,
+              pending=Pending(PendingKind.LEVEL, level=Level.EH3, second_factor=SecondFactorType.OTP)),
+        Means(id="lnk", email="lnk@acme.nl", name="Lnk", level=Level.EH3, status=Status.ACTIEF,
+              second_factor=SecondFactorType.OTP, contract_start=TODAY,
+              pending=Pending(PendingKind.LINK, kvk=OTHER, role=Role.BEHEERDER, subscription=Subscription.ONE_YEAR)),
+        Means(id="tax", email="tax@acme.nl", name="Tax", level=Level.EH3, type=MeansType.BELASTINGDIENST,
+              second_factor=SecondFactorType.OTP, status=Status.ACTIEF, contract_start=TODAY),
+    ]
+    write(store, [*(PutMeans(m) for m in kinds),
+                  *(PutMembership(KVK, m.id, Membership(Role.GEBRUIKER)) for m in kinds),
+                  PutMembership(KVK, "sms", Membership(Role.GEBRUIKER, terminates_on=END)),
+                  PutMembership(OTHER, "sms", Membership(Role.BEHEERDER))])
+    with store.transaction():
+        rows, pages = every(lambda limit, cursor: store.list_means_rows(KVK, limit, cursor), 2)
+        listed = [means_row_dict(row, orgs) for row, orgs in rows]
+        one_by_one = [means_dict(store.means_entry(KVK, d["id"])) for d in listed]  # type: ignore[arg-type]
+    assert pages == 3 and len(listed) == 6 and {d["id"] for d in listed} >= {m.id for m in kinds}
+    assert [list(d.items()) for d in listed] == [list(d.items()) for d in one_by_one]
+    by_id = {d["id"]: d for d in listed}
+    assert by_id["sms"]["organisations"] == [KVK, OTHER] and by_id["sms"]["terminates_on"] == END.isoformat()
+    assert by_id["lnk"]["pending"] == {"kind": "link", "kvk": OTHER, "role": "beheerder"}
+    assert by_id["lvl"]["pending"] == {"kind": "level", "level": "EH3"} and by_id["new"]["second_factor"] is None
