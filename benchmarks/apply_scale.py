@@ -21,7 +21,7 @@ Run 1, clean network: applied steps, wall time, changes per second, the /v1 requ
 must be empty (converged) and every person must hold exactly one means.
 
 "bound by:" says what limits the rate, measured over the steps alone: how the applying process and the
-sandbox server's thread spent that time (on a CPU, waiting in the run queue for one, or asleep: /proc
+sandbox server's threads spent that time (on a CPU, waiting in the run queue for one, or asleep: /proc
 schedstat), the CPU each spends per change, the share of the server's CPU inside the changes' transactions
 (the rest is HTTP and FastAPI), and what the audit log's two lines and the JSON of a request and its answer
 cost per change (measured in this process before the run).
@@ -211,7 +211,6 @@ class Served:
 
     def __enter__(self) -> "Served":
         self.thread.start()
-        SchedWatch.server_thread = self.thread.native_id
         deadline = time.monotonic() + 10
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
@@ -260,7 +259,7 @@ class Child:
     timed_out: bool = False
     started_at: float = 0.0          # epoch seconds when it was spawned
     cpu: float = 0.0                 # its CPU seconds (user + system), from wait4(2)
-    #: (epoch s, the child's on-CPU s, its waiting-for-a-CPU s, the same two of the server's thread) while it ran
+    #: (epoch s, the child's on-CPU s, its waiting-for-a-CPU s, the same two summed over this process's threads) while it ran
     samples: list[tuple[float, float, float, float, float]] = field(default_factory=list)
 
     def sched_between(self, start: float, end: float) -> tuple[float, float, float, float] | None:
@@ -274,34 +273,41 @@ class Child:
 
 
 class SchedWatch:
-    """Samples, every EVERY seconds, how long the child and the sandbox server's thread have been on a CPU and
-    waiting in the run queue for one (/proc/.../schedstat, nanoseconds), so both can be taken over the steps
-    alone: on a CPU, waiting for a CPU (the machine is busy), or asleep (waiting for the other side, the
-    network, a lock or the disk). Linux only: elsewhere it records nothing."""
+    """Samples, every EVERY seconds, how long the child and this process's threads (the sandbox server's: the
+    benchmark's own threads sleep meanwhile) have been on a CPU and waiting in the run queue for one
+    (/proc/.../schedstat, nanoseconds), so both can be taken over the steps alone: on a CPU, waiting for a CPU
+    (the machine is busy), or asleep (waiting for the other side, the network, a lock or the disk). Linux only:
+    elsewhere it records nothing."""
 
     EVERY = 0.05
-    server_thread: int | None = None           # the native id of the thread serving the sandbox
 
     def __init__(self, pid: int, samples: list[tuple[float, float, float, float, float]]) -> None:
         self.child = Path(f"/proc/{pid}/schedstat")
-        self.server = Path(f"/proc/self/task/{self.server_thread}/schedstat") if self.server_thread else None
+        self.tasks = Path("/proc/self/task")
         self.samples = samples
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="sched-watch", daemon=True)
 
     @staticmethod
-    def _read(path: Path | None) -> tuple[float, float] | None:
-        if path is None:
-            return None
+    def _read(path: Path) -> tuple[float, float] | None:
         try:
             on_cpu, waiting, _ = path.read_text().split()
         except (OSError, ValueError):
             return None
         return int(on_cpu) / 1e9, int(waiting) / 1e9
 
+    def _server(self) -> tuple[float, float] | None:
+        """The sums over this process's threads (the event loop's and any worker's)."""
+        try:
+            tasks = [self._read(task / "schedstat") for task in self.tasks.iterdir()]
+        except OSError:
+            return None
+        found = [t for t in tasks if t is not None]
+        return (sum(t[0] for t in found), sum(t[1] for t in found)) if found else None
+
     def _run(self) -> None:
         while not self.stop.wait(self.EVERY):
-            child, server = self._read(self.child), self._read(self.server)
+            child, server = self._read(self.child), self._server()
             if child is None or server is None:
                 return
             self.samples.append((time.time(), *child, *server))
@@ -410,7 +416,7 @@ def json_cost(n: int = 5000) -> float:
 
 def bound_by(child: Child, window: tuple[float, float], done: int, tx_cpu: float, audit_s: float,
              json_s: float) -> tuple[list[str], dict[str, float]]:
-    """What limits the rate, from how the applying process and the sandbox server's thread spent the steps'
+    """What limits the rate, from how the applying process and the sandbox server's threads spent the steps'
     `window` (epoch seconds): on a CPU, waiting for one, or asleep."""
     sched = child.sched_between(*window)
     wall = window[1] - window[0]
@@ -440,7 +446,7 @@ def bound_by(child: Child, window: tuple[float, float], done: int, tx_cpu: float
         f"{server_ms:.2f}): with a CPU each at most ~{each:.0f} changes/s, on one ~{shared:.0f}",
         f"  (measured over the {wall:.1f} s of steps with /proc schedstat: the applying process on a CPU "
         f"{on['the applying process']:.0%} of the time, waiting for one {queued['the applying process']:.0%}; the "
-        f"server's thread {on['the sandbox server']:.0%} and {queued['the sandbox server']:.0%}; of the server's CPU "
+        f"server's threads {on['the sandbox server']:.0%} and {queued['the sandbox server']:.0%}; of the server's CPU "
         f"{tx_cpu / server_cpu:.0%} inside the changes' transactions (SQL, rules, idempotency record, audit row), the "
         f"rest HTTP (uvicorn, h11) and FastAPI; the audit log's two lines per change {audit_s * 1e6:.0f} us "
         f"({audit_s / apply_cpu * done:.1%} of the applying process's CPU); JSON of a request and its answer, both "
