@@ -297,9 +297,11 @@ class SchedWatch:
         return int(on_cpu) / 1e9, int(waiting) / 1e9
 
     def _server(self) -> tuple[float, float] | None:
-        """The sums over this process's threads (the event loop's and any worker's)."""
+        """The sums over this process's threads (the event loop's and any worker's), but this watcher's own and
+        the main thread's (its waits for a CPU at each wake-up are not the server's)."""
+        mine = {str(threading.get_native_id()), str(threading.main_thread().native_id)}
         try:
-            tasks = [self._read(task / "schedstat") for task in self.tasks.iterdir()]
+            tasks = [self._read(task / "schedstat") for task in self.tasks.iterdir() if task.name not in mine]
         except OSError:
             return None
         found = [t for t in tasks if t is not None]
@@ -357,7 +359,7 @@ def tail(text: str, lines: int = 8) -> str:
 class TxMeter:
     """CPU (thread time) inside the sandbox's change transactions: `mutations._run`, which every /v1 change runs in
     (idempotency record, If-Match, the rules, the writes, the audit row); the rest of the server's CPU is HTTP
-    (uvicorn, h11) and FastAPI (routing, validation, dependencies)."""
+    (uvicorn, h11), FastAPI (routing, validation, dependencies), the token's lookup and the request's count."""
 
     cpu = 0.0
     count = 0
@@ -448,7 +450,8 @@ def bound_by(child: Child, window: tuple[float, float], done: int, tx_cpu: float
         f"{on['the applying process']:.0%} of the time, waiting for one {queued['the applying process']:.0%}; the "
         f"server's threads {on['the sandbox server']:.0%} and {queued['the sandbox server']:.0%}; of the server's CPU "
         f"{tx_cpu / server_cpu:.0%} inside the changes' transactions (SQL, rules, idempotency record, audit row), the "
-        f"rest HTTP (uvicorn, h11) and FastAPI; the audit log's two lines per change {audit_s * 1e6:.0f} us "
+        f"rest HTTP (uvicorn, h11), FastAPI, the token's lookup and the request's count; the audit log's two lines "
+        f"per change {audit_s * 1e6:.0f} us "
         f"({audit_s / apply_cpu * done:.1%} of the applying process's CPU); JSON of a request and its answer, both "
         f"ends, {json_s * 1e6:.0f} us ({json_s * done / (apply_cpu + server_cpu):.1%} of both))",
     ]
