@@ -4,7 +4,6 @@ pagination, parsing and token redaction. Sleeps are recorded, never slept, so th
 from __future__ import annotations
 
 import asyncio
-
 import datetime as dt
 import json
 import logging
