@@ -20,12 +20,13 @@ from typing import AsyncIterator, Mapping, Sequence
 from reconciler.backend.read import ActualState
 from reconciler.backend.session import Session
 from reconciler.config.loaded import LoadedOrg
+from reconciler.config.yamlpos import gc_paused
 from reconciler.domain.catalogue import Catalogue, Service
 from reconciler.domain.means import MeansType, Role, Subscription
 from reconciler.domain.state import Chain, Means, Membership, OrgInfo, OrgState, Status, World
 from reconciler.importer.export import BadValue, map_columns, parse_date, read_people, _header_key
 from reconciler.importer.model import ImportFailure
-from reconciler.importer.table import Cell, Table, column_letter, read_table
+from reconciler.importer.table import Cell, Row, Table, column_letter, read_table
 from reconciler.plan.planner import renames
 from reconciler.render.safe import csv_text
 
@@ -122,7 +123,14 @@ def _unescaped(table: Table) -> Table:
         return value[1:] if isinstance(value, str) and value.startswith("'") and csv_text(value[1:]) == value \
             else value
 
-    return replace(table, rows=tuple(replace(row, cells=tuple(cell(c) for c in row.cells)) for row in table.rows))
+    rows: list[Row] = []
+    for row in table.rows:                  # a row without a `'` is kept as it is: 100,000 rows go through here
+        for value in row.cells:
+            if isinstance(value, str) and value.startswith("'"):
+                row = replace(row, cells=tuple(cell(c) for c in row.cells))
+                break
+        rows.append(row)
+    return replace(table, rows=tuple(rows))
 
 
 def _service(table: Table, row_number: int, cells: tuple[Cell, ...], catalogue: Catalogue,
@@ -183,6 +191,12 @@ def read_downloads(root: Path, kvks: Sequence[str], catalogue: Catalogue,
     """The state the downloads of `kvks` show; an organisation without a folder is unknown to this backend (as
     one the token cannot read). `desired` (the config, when there is one) names the organisations and gives
     the type and subscription term the downloads do not show."""
+    with gc_paused():           # a million cells read into rows: the cyclic GC ran over them again and again
+        return _read_downloads(root, kvks, catalogue, desired)
+
+
+def _read_downloads(root: Path, kvks: Sequence[str], catalogue: Catalogue,
+                    desired: Mapping[str, LoadedOrg] | None) -> Downloads:
     world = World(catalogue)
     made = Downloads(ActualState(world))
     by_name = {(s.provider.lower(), s.name.lower()): s for s in catalogue}
@@ -218,18 +232,37 @@ def read_downloads(root: Path, kvks: Sequence[str], catalogue: Catalogue,
                     status=person.status or Status.ACTIEF, activation_deadline=person.deadline)
             state.members[means_id] = Membership(person.role)
         if org.authorisations is not None:
-            email_at = _index(org.authorisations, _EMAIL)
-            for row in org.authorisations.rows:
-                email = _cell(row.cells, email_at).lower()
+            table = org.authorisations
+            email_at = _index(table, _EMAIL)
+            name_at, provider_at, end_at = _index(table, _SERVICE), _index(table, _PROVIDER), _index(table, _END)
+            assert end_at is not None                       # `_kind` recognised the file by it
+            # a download repeats a handful of services and end dates over 100,000 rows: each is looked up once
+            # (a row that names an unknown one, or a bad date, still stops at `_service` or `_date`)
+            services: dict[tuple[str, str], Service] = {}
+            days: dict[str, dt.date] = {}
+            for row in table.rows:
+                cells = row.cells
+                email = _cell(cells, email_at).lower()
                 means_id = by_email.get(email)
                 if means_id is None or means_id not in state.members:
                     column = f", column {column_letter(email_at)}" if email_at is not None else ""
-                    raise ImportFailure(f"{org.authorisations.source}: row {row.number}{column}: "
+                    raise ImportFailure(f"{table.source}: row {row.number}{column}: "
                                         f"{email or '(no e-mail)'} is not in the users download of {kvk}; download "
                                         "both overviews together")
-                service = _service(org.authorisations, row.number, row.cells, catalogue, by_name)
-                state.authorisations.setdefault(means_id, {})[service.uuid] = _date(org.authorisations, row.number,
-                                                                                    row.cells)
+                named = (_cell(cells, provider_at), _cell(cells, name_at))
+                service = services.get(named)
+                if service is None:
+                    service = services[named] = _service(table, row.number, cells, catalogue, by_name)
+                end = cells[end_at] if end_at < len(cells) else ""
+                if type(end) is dt.date:                    # an XLSX date cell: what `parse_date` gives back
+                    day = end
+                elif type(end) is str and end in days:
+                    day = days[end]
+                else:
+                    day = _date(table, row.number, cells)
+                    if type(end) is str:
+                        days[end] = day
+                state.authorisations.setdefault(means_id, {})[service.uuid] = day
             # in the API's order (by service UUID), not the file's (by provider and name): a step lists its
             # services in this order and the item id hashes it, so the plan is the API's to the id
             for means_id, held in state.authorisations.items():

@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import shutil
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import openpyxl
@@ -16,6 +17,7 @@ import pytest
 from click.testing import Result
 
 from reconciler.importer.model import ImportFailure
+from reconciler.importer.table import Row
 
 from tests.importer.test_downloads import EXAMPLE, KVK, TODAY, export, run, sandbox
 
@@ -255,6 +257,125 @@ def test_an_xlsx_as_a_spreadsheet_program_writes_it_reads_as_openpyxl_reads_it(t
                        for values in book.worksheets[0].iter_rows(values_only=True)]
         book.close()
         assert tuple(c for c in by_openpyxl[2] if c != "") == tuple(c for c in row.cells if c != "")
+
+
+def test_an_xlsx_cell_in_a_shape_no_download_has_reads_as_the_format_says(tmp_path: Path) -> None:
+    """The reader takes the shapes a download writes (<is><t>, a shared string's <v>, a number in a date style it
+    has seen) by a short way and every other cell the general way: a comment before the value, rich text with a
+    phonetic guide, two text runs, a formula before the value, a number of the same text in a date style and
+    out of it, an empty <v>, a cell without its <is> read as the format says, not as the short way would guess."""
+    from reconciler.importer.table import read_table
+
+    strings = '<si><t>Naam</t></si>'
+    sheet = ('<row r="1"><c r="A1" t="s"><v>0</v></c></row>'
+             '<row r="2"><c r="A2" t="inlineStr"><is><r><t>Jo</t></r><r><rPr><b/></rPr><t>han</t></r>'
+             '<rPh sb="0" eb="1"><t>ヨハン</t></rPh></is></c>'
+             '<c r="B2" t="inlineStr"><!--x--><is><t>a</t></is></c>'
+             '<c r="C2" t="inlineStr"><is><t>b</t><t>c</t></is></c>'
+             '<c r="D2" s="1"><f>TODAY()</f><v>47442</v></c>'
+             '<c r="E2" s="1"><v>47442</v></c>'
+             '<c r="F2"><v>47442</v></c>'
+             '<c r="G2" s="0" t="n"><v>47442</v></c>'
+             '<c r="H2" t="s"><!--x--><v>0</v></c>'
+             '<c r="I2" t="n"><v></v></c>'
+             '<c r="J2" t="inlineStr"/>'
+             '<c r="K2" t="inlineStr"><v>9</v></c>'
+             '<c r="L2"><is><t>z</t></is></c>'
+             '<c r="M2" t="str"><v>x</v></c>'
+             '<c r="N2" t="inlineStr"><is><t>a<!--x-->b</t></is></c></row>'
+             '<row r="3"><c r="A3" s="2"><v>47442</v></c><c r="B3" s="1"><v>45000.5</v></c><c r="C3"><v>2.0</v></c>'
+             '<c r="D3" t="s"><v>0</v></c></row>')
+    day = dt.date(1899, 12, 30) + dt.timedelta(days=47442)
+    table = read_table(_workbook(tmp_path / "shapes.xlsx", sheet, strings))
+    assert table.header == ("Naam",)
+    assert [(row.number, row.cells) for row in table.rows] == [
+        (2, ("Johan", "a", "bc", day, day, 47442, 47442, "Naam", "", "", "", "", "x", "a")),
+        (3, (day, dt.date(1899, 12, 30) + dt.timedelta(days=45000), 2, "Naam"))]
+
+
+def _with_sheet(path: Path, sheet: bytes) -> Path:
+    """`path` (a `_workbook`) with its worksheet part replaced by `sheet`, byte for byte."""
+    with zipfile.ZipFile(path) as archive:
+        parts = {name: archive.read(name) for name in archive.namelist()}
+    parts["xl/worksheets/sheet1.xml"] = sheet
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+    return path
+
+
+_HEAD = f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet {_NS}>'.encode()
+
+
+@pytest.mark.parametrize("variant", ["rows of one shape", "entities", "rows of several shapes", "a column skipped"])
+def test_an_xlsx_in_openpyxl_s_own_form_reads_as_lxml_reads_it(tmp_path: Path, variant: str) -> None:
+    """A sheet as openpyxl writes it (the sandbox's downloads) is read without lxml building a tree, rows of one
+    shape a row at a time: every cell reads as it does the general way, which the same sheet with a comment
+    in it (no longer openpyxl's form) takes."""
+    from reconciler.importer.table import read_table
+
+    escaped = variant == "entities"
+    name = "A &amp; B &#x1F600;" if escaped else "A B"
+    rows = ['<row r="1"><c r="A1" t="inlineStr"><is><t>Naam</t></is></c><c r="B1" t="inlineStr"><is><t>Einddatum'
+            '</t></is></c><c r="C1" t="inlineStr"><is><t>Aantal</t></is></c></row>']
+    rows += [f'<row r="{n}"><c r="A{n}" t="inlineStr"><is><t>User {n}</t></is></c><c r="B{n}" s="1" t="n"><v>47442'
+             f'</v></c><c r="C{n}" t="n"><v>2.5</v></c></row>' for n in range(2, 40)]
+    rows += [f'<row r="40"><c r="A40" t="inlineStr"><is><t xml:space="preserve"> {name} </t></is></c>'
+             '<c r="B40" t="inlineStr"></c><c r="C40" t="n"/></row>']
+    if variant == "a column skipped":              # as wide as the others, but no column C
+        rows += ['<row r="41"><c r="A41" t="inlineStr"><is><t>x</t></is></c><c r="B41" t="inlineStr"><is><t>y</t>'
+                 '</is></c><c r="D41" t="inlineStr"><is><t>z</t></is></c></row>']
+    if variant == "rows of several shapes":
+        rows += ['<row r="41"><c r="A41" t="s"><v>0</v></c><c r="C41" s="2" t="n"><v>45000</v></c></row>',
+                 '<row r="43"/><row r="44"><c r="A44" t="b"><v>1</v></c><c r="B44" t="n"><v></v></c>'
+                 '<c r="C44" t="inlineStr"><is><t/></is></c></row>']
+    tables = []
+    for shown, comment in (("plain", ""), ("general", "<!-- not openpyxl's -->")):
+        path = _with_sheet(_workbook(tmp_path / f"{shown}.xlsx", "", "<si><t>Gedeeld</t></si>"),
+                           _HEAD + f'<sheetData>{comment}{"".join(rows)}</sheetData></worksheet>'.encode())
+        tables.append(read_table(path))
+    plain, general = tables
+    day = dt.date(1899, 12, 30) + dt.timedelta(days=47442)
+    assert plain == replace(general, source=plain.source)
+    assert plain.header == ("Naam", "Einddatum", "Aantal")
+    assert plain.rows[0] == Row(2, ("User 2", day, 2.5))
+    assert plain.rows[38] == Row(40, (" A & B 😀 " if escaped else " A B ", "", ""))
+    assert [(row.number, row.cells) for row in plain.rows[39:]] == {
+        "rows of several shapes": [(41, ("Gedeeld", "", dt.date(1899, 12, 30) + dt.timedelta(days=45000))),
+                                   (44, ("True", "", ""))],
+        "a column skipped": [(41, ("x", "y", "", "z"))]}.get(variant, [])
+
+
+@pytest.mark.parametrize("sheet, expected", [
+    # rows in a comment, where a <sheetData> seems to begin: they are no rows
+    (b'<!-- <sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>Naam</t></is></c></row></sheetData> -->'
+     b'<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>Echt</t></is></c></row></sheetData>', ("Echt",)),
+    # rows after the <sheetData>: read too, as lxml finds them
+    (b'<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>Naam</t></is></c></row></sheetData><sheetData>'
+     b'<row r="2"><c r="A2" t="inlineStr"><is><t>Later</t></is></c></row></sheetData>', ("Naam", "Later")),
+    # a character XML does not allow, in a cell no value is taken from
+    (b'<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>Naam</t></is></c><c r="B1" t="n"><is><t>&#0;</t>'
+     b'</is></c></row></sheetData>', "XMLSyntaxError"),
+    # bytes that are not UTF-8, in a cell no value is taken from
+    (b'<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>Naam</t></is></c><c r="B1" t="n"><is><t>\xff</t>'
+     b'</is></c></row></sheetData>', "XMLSyntaxError"),
+    # a space between two cells
+    (b'<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>Naam</t></is></c> <c r="B1" t="inlineStr"><is><t>Rol'
+     b'</t></is></c></row></sheetData>', ("Naam", "Rol")),
+], ids=["rows in a comment", "a second sheetData", "a refused character", "not UTF-8", "a space"])
+def test_an_xlsx_that_only_looks_like_openpyxl_s_form_reads_as_lxml_reads_it(tmp_path: Path, sheet: bytes,
+                                                                            expected: tuple[str, ...] | str) -> None:
+    """What around or in the rows makes the file another one than openpyxl's form says (a comment, a second
+    <sheetData>, a character or bytes XML refuses where no value is read) is read, or refused, as lxml does."""
+    from reconciler.importer.table import read_table
+
+    path = _with_sheet(_workbook(tmp_path / "book.xlsx", "", ""), _HEAD + sheet + b"</worksheet>")
+    if isinstance(expected, str):
+        with pytest.raises(ImportFailure, match=f"not a readable .xlsx file \\({expected}"):
+            read_table(path)
+    else:
+        table = read_table(path)
+        assert table.header + tuple(c for row in table.rows for c in row.cells) == expected
 
 
 def test_an_xlsx_with_entities_expands_nothing(tmp_path: Path) -> None:
