@@ -174,7 +174,7 @@ def _member(view: View, kvk: str, means_id: str) -> tuple[Means, Membership]:
 def _no_pending(means: Means) -> None:
     """R6: one mutation at a time."""
     if means.pending is not None:
-        raise Refusal("R6", f"a {means.pending.kind.value} change of {means.email} is still being processed; "
+        raise Refusal("R6", f"a {means.pending.change} of {means.email} is still being processed; "
                             "no other change is accepted until the supplier has handled it")
 
 
@@ -653,6 +653,8 @@ def approve(view: View, means_id: str, today: dt.date) -> list[Effect]:
     pending = means.pending
     if pending is None:
         raise Refusal("R5", f"{means.email} has no request or change awaiting approval")
+    if pending.kind is PendingKind.UNKNOWN:       # what it changes is not known: it only stops being pending
+        return [PutMeans(means.with_(pending=None))]
     if pending.kind is PendingKind.LEVEL:
         assert pending.level is not None
         changes: dict[str, object] = {"level": pending.level, "pending": None}

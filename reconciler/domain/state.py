@@ -31,6 +31,9 @@ class PendingKind(str, Enum):
 
     LEVEL = "level"
     LINK = "link"
+    #: A mutation the Beheermodule shows as in progress without saying which: the users download's status
+    #: "Mutatie in behandeling" (manual 3.2). Only the downloads' reader makes it; the API always says which.
+    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,11 @@ class Pending:
     subscription: Subscription | None = None
     second_factor: SecondFactorType | None = None   # LEVEL from EH2: the factor chosen with the upgrade (R19)
     phone: str | None = None
+
+    @property
+    def change(self) -> str:
+        """What is pending, for a sentence: "level change", "link change", or "change in progress"."""
+        return "change in progress" if self.kind is PendingKind.UNKNOWN else f"{self.kind.value} change"
 
 
 @dataclass(frozen=True, slots=True)

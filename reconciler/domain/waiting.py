@@ -46,7 +46,7 @@ def means_waiting(means: Means) -> list[Waiting]:
     elif means.status is Status.ACTIVATIE_VERLOPEN:
         out.append(Waiting(means.email, ACTIVATION_LAPSED, "a new activation letter is needed and costs money (R5)"))
     if means.pending is not None:
-        what = f"{means.pending.kind.value} change" + (f" to {means.pending.level}" if means.pending.level else "") \
+        what = means.pending.change + (f" to {means.pending.level}" if means.pending.level else "") \
             + (f" to {means.pending.kvk}" if means.pending.kvk else "")
         out.append(Waiting(means.email, PENDING_CHANGE, f"the supplier has to process the {what} (R6)"))
     return out

@@ -3,8 +3,9 @@
 DIR holds a folder per organisation, named by its KvK number, with the downloads of its overviews (users,
 authorisations, issued chain authorisations) as CSV or XLSX under any names: a file's kind is recognised by
 its headers. What the downloads cannot show is *unknown*, never *absent*: a means' type and subscription term
-are taken as the config declares them (so nothing is planned because a column is missing), pending changes and
-scheduled ends are not seen, and each organisation's note says so once. One person in several exported
+are taken as the config declares them (so nothing is planned because a column is missing); a change waiting for
+the supplier shows only as the status "Mutatie in behandeling" (which change, it does not say: the planner holds
+that means' changes back, R6); scheduled ends are not seen; each organisation's note says so once. One person in several exported
 organisations (the same e-mail) is one means, as on the API.
 """
 
@@ -23,7 +24,7 @@ from reconciler.config.loaded import LoadedOrg
 from reconciler.config.yamlpos import gc_paused
 from reconciler.domain.catalogue import Catalogue, Service
 from reconciler.domain.means import MeansType, Role, Subscription
-from reconciler.domain.state import Chain, Means, Membership, OrgInfo, OrgState, Status, World
+from reconciler.domain.state import Chain, Means, Membership, OrgInfo, OrgState, Pending, PendingKind, Status, World
 from reconciler.importer.export import BadValue, map_columns, parse_date, read_people, _header_key
 from reconciler.importer.model import ImportFailure
 from reconciler.importer.table import Cell, Row, Table, column_letter, read_table
@@ -31,9 +32,12 @@ from reconciler.plan.planner import renames
 from reconciler.render.safe import csv_text
 
 #: What an export cannot show (docs/exports.md), said once per organisation.
-BLIND_SPOTS = ("the downloads do not show a means' type or subscription term (the config's are taken), changes "
-               "waiting for the supplier, scheduled ends, or organisations that were not exported: the plan cannot "
-               "judge those")
+BLIND_SPOTS = ("the downloads do not show a means' type or subscription term (the config's are taken), which change "
+               "waits for the supplier (only that one does), scheduled ends, or organisations that were not exported: "
+               "the plan cannot judge those")
+#: A person whose status says a mutation is in progress ("Mutatie in behandeling", manual 3.2): which one, the
+#: download does not say, so the planner holds every change of that means back until the supplier is done (R6).
+_IN_PROGRESS = Pending(PendingKind.UNKNOWN)
 _SUFFIXES = (".csv", ".xlsx", ".txt")
 
 # headers that tell the kinds apart (compared as `_header_key` makes them: lower case, single spaces)
@@ -230,6 +234,8 @@ def _read_downloads(root: Path, kvks: Sequence[str], catalogue: Catalogue,
                     second_factor=person.factor, phone=person.phone,
                     subscription=config.subscription if config else Subscription.ONE_YEAR,
                     status=person.status or Status.ACTIEF, activation_deadline=person.deadline)
+            if person.in_progress and world.means[means_id].pending is None:    # any organisation's row says so
+                world.means[means_id] = world.means[means_id].with_(pending=_IN_PROGRESS)
             state.members[means_id] = Membership(person.role)
         if org.authorisations is not None:
             table = org.authorisations

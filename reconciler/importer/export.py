@@ -63,6 +63,7 @@ class _Person:
     phone: str | None
     factor_text: str
     type: MeansType | None
+    in_progress: bool = False           # status "Mutatie in behandeling": a level change or link being processed
 
 
 @dataclass
@@ -139,8 +140,13 @@ def parse_level(cell: Cell) -> Level:
     return level
 
 
+#: The status of an active person whose mutation (a level change, a link) the supplier is processing (R6): "the
+#: user's status changes, showing that the mutation is being processed" (manual 3.2). Which mutation, it does not say.
+_IN_PROGRESS = ("mutatie in behandeling", "wijziging in behandeling", "mutation in progress", "change in progress")
+
 #: Most specific first; each prefix must end at a word boundary ("activeren" is not "active").
 _STATUSES: tuple[tuple[tuple[str, ...], Status], ...] = (
+    (_IN_PROGRESS, Status.ACTIEF),
     (("wachten op goedkeuring", "awaiting approval", "waiting for approval", "in behandeling"),
      Status.WACHTEN_OP_GOEDKEURING),
     (("wachten op activatie", "activeren mogelijk", "awaiting activation", "waiting for activation"),
@@ -160,7 +166,13 @@ def parse_status(cell: Cell) -> tuple[Status | None, dt.date | None]:
             match = _DATE.search(text)
             return status, (_date_of(match.group(0)) if match else None)
     raise BadValue(f"{_shown(cell)} is not a status; allowed: Actief, Wachten op goedkeuring, Wachten op activatie, "
-                   "Activatie verlopen")
+                   "Activatie verlopen, Mutatie in behandeling")
+
+
+def in_progress(cell: Cell) -> bool:
+    """Whether a status says a mutation is being processed (R6; `parse_status` reads it as active)."""
+    text = " ".join(str(cell).replace("_", " ").lower().split())
+    return any(re.match(re.escape(prefix) + r"\b", text) for prefix in _IN_PROGRESS)
 
 
 def parse_date(cell: Cell) -> dt.date | None:
@@ -311,7 +323,7 @@ def _person(table: Table, row: Row, columns: dict[str, int], errors: _Errors) ->
     if len(errors.items) > before or role is None or level is None:
         return None
     return _Person(row.number, email, name, role, level, status, deadline or in_status, factor, phone, factor_text,
-                   means_type)
+                   means_type, read("status", in_progress, False))
 
 
 # ------------------------------------------------------------------------------------------------ build
@@ -378,6 +390,9 @@ def _user(person: _Person, placeholders: list[str]) -> ImportedUser:
     elif person.status is Status.WACHTEN_OP_ACTIVATIE:
         by = f" by {person.deadline}" if person.deadline else ""
         notes.append(f"Transient: approved, it awaits activation by the holder{by} (R5).")
+    if person.in_progress:
+        notes.append("Transient: a change (a level change or a link) awaits the supplier (R6); the export does not say "
+                     "which. Check it in the Beheermodule: declared at another level, the plan waits for it.")
     needs = rules.needs_second_factor(person.level)
     shown = f" (the export says {person.factor_text!r})" if person.factor_text else ""
     if person.factor is SecondFactorType.SMS and person.phone:
@@ -404,4 +419,4 @@ def _user(person: _Person, placeholders: list[str]) -> ImportedUser:
 
 
 __all__ = ["BadValue", "build_from_export", "map_columns", "parse_date", "parse_factor", "parse_level",
-           "parse_role", "parse_status", "read_people"]
+           "in_progress", "parse_role", "parse_status", "read_people"]

@@ -819,7 +819,7 @@ def _not_active_reason(means: Means) -> str:
 
 def _unblock(means: Means) -> str:
     if means.pending is not None:
-        what = f"the {means.pending.kind.value} change" + (f" to {means.pending.level}" if means.pending.level else "")
+        what = f"the {means.pending.change}" + (f" to {means.pending.level}" if means.pending.level else "")
         return f"after the supplier has processed {what} of {means.email}"
     if means.status is not Status.ACTIEF:
         return "after " + _not_active_reason(means)

@@ -325,21 +325,23 @@ def test_the_subscription_term_is_the_configs(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("level, pending, wanted", [(Level.EH3, Level.EH4, "EH4"), (Level.EH4, Level.EH3, "EH3")])
-def test_a_pending_level_change_is_not_seen(tmp_path: Path, level: Level, pending: Level, wanted: str) -> None:
-    """R6: a level change awaiting the supplier is not in the users download, which shows the current level.
-    The API's plan waits for it (nothing to do: the config's level is on its way); the downloads' plan cannot
-    tell, and plans the same level change once more, never a removal, with the note that changes waiting for
-    the supplier cannot be judged (the beheerder sees the pending change in the Beheermodule)."""
+def test_a_pending_level_change_shows_only_as_a_change_in_progress(tmp_path: Path, level: Level, pending: Level,
+                                                                   wanted: str) -> None:
+    """R6: a level change awaiting the supplier shows in the users download as the status "Mutatie in
+    behandeling" (manual 3.2) beside the current level, not which change it is. The API's plan waits for it
+    (nothing to do: the config's level is on its way); the downloads' plan holds the level change back until
+    the supplier is done (deferred, R6), never asks for it again and never removes anything."""
     world = _world(Level.EH4)
     ann = _means(ANN, level, pending=Pending(PendingKind.LEVEL, level=pending))
     world.means[ann.id] = ann
     world.orgs[A].members[ann.id] = Membership(Role.GEBRUIKER)
     api, via_export, notes = _plans(tmp_path, world, _config(_user(ANN, level=wanted), admin_level="EH4"))
     assert _decided(api) == []
-    assert _decided(via_export) == [("change", "change_level", ANN)]
-    [change] = via_export["changes"]
-    assert change["params"]["level"] == wanted and not change["removal"]
-    assert notes == [NOTE] and "changes waiting for the supplier" in NOTE
+    assert _decided(via_export) == [("deferred", "change_level", ANN)]
+    assert via_export["changes"] == []
+    [held] = via_export["deferred"]
+    assert held["rule"] == "R6" and "a change in progress of ann@acme.nl" in held["reason"], held
+    assert notes == [NOTE] and "which change waits for the supplier" in NOTE
 
 
 def test_a_pending_link_is_not_seen(tmp_path: Path) -> None:

@@ -57,6 +57,9 @@ STATUS_WORDS = {Status.WACHTEN_OP_GOEDKEURING: "Wachten op goedkeuring",
                 Status.WACHTEN_OP_ACTIVATIE: "Wachten op activatie",
                 Status.ACTIVATIE_VERLOPEN: "Activatie verlopen",
                 Status.ACTIEF: "Actief"}
+#: The status of an active person with a mutation in progress (a level change, a link; R6): "the user's status
+#: changes, showing that the mutation is being processed" (manual 3.2), in place of `Actief` until it is done.
+IN_PROGRESS = "Mutatie in behandeling"
 #: The statuses whose activation deadline the `Activatie einddatum` column shows (R5).
 _DEADLINE_SHOWN = (Status.WACHTEN_OP_ACTIVATIE, Status.ACTIVATIE_VERLOPEN)
 _KVK = re.compile(r"^[0-9]{8}$")
@@ -99,7 +102,9 @@ def users_overview(world: World, kvk: str) -> Overview:
     for means, role in _people(world, kvk):
         deadline: Cell = means.activation_deadline if (means.status in _DEADLINE_SHOWN
                                                        and means.activation_deadline) else ""
-        rows.append((means.id, means.name, means.email, ROLE_WORDS[role], STATUS_WORDS[means.status], deadline,
+        status = IN_PROGRESS if means.pending is not None and means.status is Status.ACTIEF else \
+            STATUS_WORDS[means.status]
+        rows.append((means.id, means.name, means.email, ROLE_WORDS[role], status, deadline,
                      means.level.value, factor_words(means)))
     return Overview("gebruikers", "Gebruikers", USER_COLUMNS, tuple(rows))
 
