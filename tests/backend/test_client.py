@@ -337,7 +337,7 @@ async def test_pagination_follows_cursors(script, make_client):
         streamed = [m.id async for m in client.iter_means(KVK)]
     assert [m.id for m in every] == ["m1", "m2", "m3", "m4", "m5"] == streamed
     assert [s.query.get("cursor") for s in script.seen[:3]] == [None, "c2", "c3"]
-    assert {s.query["limit"] for s in script.seen[:3]} == {"500"} and script.seen[3].query["limit"] == "2"
+    assert {s.query["limit"] for s in script.seen[:3]} == {"2000"} and script.seen[3].query["limit"] == "2"
     assert first.next_cursor == "c2" and len(first.items) == 2
 
 
@@ -402,8 +402,8 @@ async def test_authorisation_ends_follow_the_pages_and_check_every_item(script, 
 
 async def test_limit_is_validated(make_client):
     async with make_client() as client:
-        with pytest.raises(ValueError, match="1..500"):
-            await client.list_means(KVK, limit=501)
+        with pytest.raises(ValueError, match="1..2000"):
+            await client.list_means(KVK, limit=2001)
 
 
 # ------------------------------------------------------------------------------------ parsing, serialising

@@ -44,7 +44,7 @@ authorisations and chain authorisations, under the rules R1..R20 (`shared/domain
   (412 when stale).
 - **Idempotency**: every change accepts `Idempotency-Key`; a repeat returns the first response without
   repeating the effect.
-- **Pagination**: `limit` (1..500, default 100) and `cursor`; answers `{items, next_cursor}`.
+- **Pagination**: `limit` (1..2000, default 100) and `cursor`; answers `{items, next_cursor}`.
 - **Rate limiting**: 429 with `Retry-After`.
 """
 

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from reconciler.domain import rules
 from reconciler.domain.state import Means
 
+from reconciler.backend.sandbox.pagination import MAX_LIMIT
 from reconciler.backend.sandbox.problems import ApiError
 from reconciler.backend.sandbox.serialise import json_bytes
 from reconciler.backend.sandbox.store import SandboxStore
@@ -50,7 +51,7 @@ CurrentActor = Annotated[Actor, Depends(authenticate)]
 KvkPath = Annotated[str, Path(pattern=r"^[0-9]{8}$", description="The organisation's KvK number.",
                               examples=["99966564"])]
 MeansIdPath = Annotated[str, Path(min_length=1, max_length=64, description="The means id.")]
-Limit = Annotated[int, Query(ge=1, le=500, description="Page size, 1..500.")]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, 1..{MAX_LIMIT}.")]
 Cursor = Annotated[str | None, Query(max_length=2000, description=(
     "`next_cursor` of the previous page: opaque, and valid only for the list that handed it out; any other "
     "value is 422 `invalid`."))]

@@ -16,9 +16,9 @@ from typing import Any, Callable, Sequence
 
 from reconciler.domain.rules import Invalid
 
-#: limits of `limit` on every list endpoint (docs/beheer-api.md).
+#: limits of `limit` on every list endpoint (docs/beheer-api.md; the client's MAX_LIMIT asks for the largest).
 DEFAULT_LIMIT = 100
-MAX_LIMIT = 500
+MAX_LIMIT = 2000
 #: SQLite's INTEGER range: a larger number cannot even be bound to a query (OverflowError).
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 
