@@ -308,6 +308,21 @@ _WHO_BY_RULE = {"R3": "beheerder", "R4": "beheerder", "R11": "holder", "R14": "s
 #: Rules whose deferred steps wait for the person's means to become active (R5: approval and activation; R7:
 #: authorisations only for active users).
 _ACTIVATION_RULES = frozenset({"R5", "R7"})
+#: What a later phase waits for, in Dutch, by the rule that holds it back: the planner's reasons are English, and a
+#: Dutch runbook heading should not quote them. A rule not listed here keeps the planner's reason.
+_WAITS_NL = {
+    "R1": "eerst moet een andere beheerder actief zijn (er is altijd een actieve beheerder)",
+    "R2": "eerst het hogere niveau: een beheerder heeft minstens EH2+",
+    "R4": "eerst het niveau of de koppeling van de beheerder die dit uitvoert",
+    "R5": "de leverancier keurt de aanvraag goed, daarna activeert de houder het middel",
+    "R6": "de leverancier verwerkt eerst de lopende wijziging van dit middel",
+    "R7": "machtigingen alleen voor actieve gebruikers: de leverancier keurt de aanvraag goed, daarna activeert de "
+          "houder het middel",
+    "R8": "eerst het niveau dat de diensten vragen",
+    "R11": "eerst het nieuwe e-mailadres",
+    "R13": "eerst het type van het middel",
+    "R15": "de leverancier verwerkt eerst de koppeling aan deze organisatie",
+}
 
 
 # ------------------------------------------------------------------------------------------------ markup
@@ -388,7 +403,8 @@ def _fields(m: _Markup, lang: str, item: Change | Deferred | Manual) -> dict[str
     if isinstance(item, Change):
         end_text = m.value(end) if end else m.own(_FIVE_YEARS[lang])
     else:
-        end_text = m.value(item.detail.removeprefix("until ")) if item.detail else unknown
+        dates = item.detail.removeprefix("until ")
+        end_text = m.value(dates.replace(" until ", " tot ") if lang == "nl" else dates) if item.detail else unknown
     mode = params.get("mode")
     when = (m.fill(_WHEN[lang][mode], {"date": m.value(params.get("date") or "")}) if mode in _WHEN[lang]
             else unknown)
@@ -549,7 +565,8 @@ def _organisation(m: _Markup, lang: str, org: OrgPlan) -> _Org:
                 facts.append(m.own(w["per_date"]))
             steps.append(_Step(number, m.own(template.title), person, path, facts, None))
             done.append((number, _subjects(item)))          # a later phase's step may wait for this one too
-        why = _word(m, w["waits_for"], reason=m.value(reason), rule=m.value(rule))
+        said = m.own(_WAITS_NL[rule]) if lang == "nl" and rule in _WAITS_NL else m.value(reason)
+        why = _word(m, w["waits_for"], reason=said, rule=m.value(rule))
         phases.append(_Phase(_word(m, w["phase"], n=m.own(str(len(phases) + 1 + (not org.changes))), why=why),
                              steps))
     if org.manual:

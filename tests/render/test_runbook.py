@@ -114,8 +114,9 @@ def test_a_step_waits_for_the_earlier_step_on_the_same_subject() -> None:
 def test_deferred_items_form_later_phases_by_what_unblocks_them() -> None:
     text = render_runbook(every_action_plan())
     acme = org_section(text, KVK)
-    phase2 = acme.index("### Fase 2: wacht op: authorisations are added only to active users (R7)")
-    phase3 = acme.index("### Fase 3: wacht op: a linked means keeps its level (R15)")
+    phase2 = acme.index("### Fase 2: wacht op: machtigingen alleen voor actieve gebruikers: de leverancier keurt de "
+                        "aanvraag goed, daarna activeert de houder het middel (R7)")
+    phase3 = acme.index("### Fase 3: wacht op: de leverancier verwerkt eerst de koppeling aan deze organisatie (R15)")
     assert acme.index("### Fase 1: nu") < phase2 < phase3
     (grant,) = steps(acme[phase2:phase3])
     assert grant.startswith("- [ ] 17. **Machtigingen toevoegen** \u2014 new@acme.nl")
@@ -270,10 +271,11 @@ def test_plan_format_runbook_on_the_example(tmp_path: Path) -> None:
     assert code == 2
     assert "## KvK 99966564: Ketelaar Klip Installatietechniek B.V." in out
     assert len(STEP.findall(out)) == 16 and len(re.findall(r"\(stap-id [0-9a-f]{16}\)", out)) == 9  # + 7 deferred
-    assert "### Fase 2: wacht op: authorisations are added only to active users" in out
+    assert "### Fase 2: wacht op: machtigingen alleen voor actieve gebruikers" in out
+    assert "until" not in out.split("### Fase 2")[1]                # the planner's English stays out of a Dutch runbook
     (smit,) = [s for s in steps(out)
                if s.split("\n")[0].endswith("**Machtigingen toevoegen** \u2014 a.smit@ketelaarklip.nl")]
-    assert "uwv/werkgeversportaal until" in smit and "doe dit één keer per einddatum" in smit   # two end dates
+    assert "uwv/werkgeversportaal tot" in smit and "doe dit één keer per einddatum" in smit   # two end dates
     code, page, _ = invoke("plan", str(EXAMPLE), "--backend", f"sandbox:{tmp_path / 'sb.db'}", "--format",
                            "runbook-html", "--lang", "en")
     assert code == 2 and page.startswith("<!DOCTYPE html>") and "Phase 1: now" in page
@@ -303,6 +305,23 @@ def test_the_hostile_sandbox_as_a_runbook(tmp_path: Path) -> None:
     assert code == 2
     assert_terminal_safe(page.replace("\n", ""))
     assert "<script" not in page and {tag for tag, _ in tags(page)} <= OWN_TAGS
+
+
+def test_a_dutch_runbook_says_in_dutch_what_a_phase_waits_for_and_keeps_a_rule_it_has_no_words_for() -> None:
+    """The planner's reasons are English: a Dutch heading says what the rule waits for in its own words, and
+    each service's end date with `tot`; a rule without Dutch words keeps the planner's reason (never nothing)."""
+    grant = Deferred(KVK, Action.GRANT, ["rvo/tenderned", "uwv/werkgeversportaal"], "R7",
+                     "authorisations are added only to active users", "x@acme.nl",
+                     "rvo/tenderned until 2030-01-01, uwv/werkgeversportaal until 2031-02-01")
+    odd = Deferred(KVK, Action.CHANGE_ROLE, "y@acme.nl", "R17", "the branch number is checked first", "y@acme.nl", "")
+    made = plan(OrgPlan(KVK, "Acme", 1, "admin@acme.nl", deferred=[grant, odd]))
+    nl, en = render_runbook(made, lang="nl"), render_runbook(made, lang="en")
+    assert "wacht op: machtigingen alleen voor actieve gebruikers" in nl and "added only to active" not in nl
+    assert "rvo/tenderned tot 2030-01-01, uwv/werkgeversportaal tot 2031-02-01" in nl and " until " not in nl.split(
+        "wacht op")[1].split("### ")[0]
+    assert "wacht op: the branch number is checked first (R17)" in nl
+    assert "waits for: authorisations are added only to active users (R7)" in en
+    assert "rvo/tenderned until 2030-01-01" in en
 
 
 def test_a_later_phase_step_says_which_earlier_later_phase_step_it_waits_for() -> None:
