@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable, TypeVar
 
 from reconciler.config.models import MeansType, Role, SecondFactorType
@@ -156,23 +157,41 @@ _STATUSES: tuple[tuple[tuple[str, ...], Status], ...] = (
 )
 
 
-def parse_status(cell: Cell) -> tuple[Status | None, dt.date | None]:
-    """The status and a date written in it (`Activeren mogelijk tot 21-07-2021`); (None, None) when empty."""
-    text = " ".join(str(cell).replace("_", " ").lower().split())
-    if not text:
-        return None, None
-    for prefixes, status in _STATUSES:
-        if any(re.match(re.escape(prefix) + r"\b", text) for prefix in prefixes):
+def _status_text(cell: Cell) -> str:
+    return " ".join(str(cell).replace("_", " ").lower().split())
+
+
+#: Each status's prefixes as one pattern (a prefix ends at a word boundary), compiled once.
+_STATUS_PATTERNS = tuple((re.compile("|".join(re.escape(prefix) for prefix in prefixes) + r"\b"), status)
+                         for prefixes, status in _STATUSES)
+_IN_PROGRESS_PATTERN = re.compile("|".join(re.escape(prefix) for prefix in _IN_PROGRESS) + r"\b")
+
+
+@lru_cache(maxsize=1024)
+def _status_of(text: str) -> tuple[Status, dt.date | None] | None:
+    """A download repeats a few statuses 10,000 times: each text is judged once."""
+    for pattern, status in _STATUS_PATTERNS:
+        if pattern.match(text):
             match = _DATE.search(text)
             return status, (_date_of(match.group(0)) if match else None)
-    raise BadValue(f"{_shown(cell)} is not a status; allowed: Actief, Wachten op goedkeuring, Wachten op activatie, "
-                   "Activatie verlopen, Mutatie in behandeling")
+    return None
+
+
+def parse_status(cell: Cell) -> tuple[Status | None, dt.date | None]:
+    """The status and a date written in it (`Activeren mogelijk tot 21-07-2021`); (None, None) when empty."""
+    text = _status_text(cell)
+    if not text:
+        return None, None
+    found = _status_of(text)
+    if found is None:
+        raise BadValue(f"{_shown(cell)} is not a status; allowed: Actief, Wachten op goedkeuring, Wachten op "
+                       "activatie, Activatie verlopen, Mutatie in behandeling")
+    return found
 
 
 def in_progress(cell: Cell) -> bool:
     """Whether a status says a mutation is being processed (R6; `parse_status` reads it as active)."""
-    text = " ".join(str(cell).replace("_", " ").lower().split())
-    return any(re.match(re.escape(prefix) + r"\b", text) for prefix in _IN_PROGRESS)
+    return _IN_PROGRESS_PATTERN.match(_status_text(cell)) is not None
 
 
 def parse_date(cell: Cell) -> dt.date | None:
