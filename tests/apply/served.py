@@ -480,11 +480,13 @@ def many_users_config(kvk: str, n_users: int, *, domain: str | None = None, gran
     return {"version": 1, "organisation": {"kvk": kvk, "name": f"Many {kvk}"}, "users": users}
 
 
-def audit_records(path: Path) -> list[dict[str, Any]]:
+def audit_records(path: Path, *, being_written: bool = False) -> list[dict[str, Any]]:
+    """The audit log's records. A log that a running apply is writing may end in a line the reader sees only in
+    part (the writer appends each line with one write, but a concurrent read can copy a prefix of it):
+    `being_written` leaves out a last line without its newline. A finished log must parse whole."""
     if not path.exists():
         return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            out.append(json.loads(line))
-    return out
+    text = path.read_text(encoding="utf-8")
+    if being_written and not text.endswith("\n"):
+        text = text[:text.rfind("\n") + 1]
+    return [json.loads(line) for line in text.splitlines() if line.strip()]

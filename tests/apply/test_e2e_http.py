@@ -267,7 +267,8 @@ def test_a_fault_campaign_converges_and_buys_each_means_once(cli: Cli, tmp_path:
 
 # ------------------------------------------------------------------------------------------ 6. kill loop
 def _steps_logged(path: Path) -> int:
-    return sum(1 for r in audit_records(path) if r["event"] == "step-result")
+    """Steps answered so far, read while the apply writes the log."""
+    return sum(1 for r in audit_records(path, being_written=True) if r["event"] == "step-result")
 
 
 KILL_DELAY_MS = 20
