@@ -12,7 +12,9 @@ declared or undeclared user is exactly one change, and no two changes can be mer
     5%  terminate    an active user the config no longer declares (prune)
     5%  request      a new person (request_means; bought once, whatever the network does)
 
-The sandbox app is served by uvicorn on 127.0.0.1 in a thread of this process; `reconciler plan DIR --out
+The sandbox app is served by uvicorn on 127.0.0.1 in a thread of this process, with the HTTP parser uvicorn
+picks (httptools, a dependency, as `reconciler sandbox serve` asks for; h11 where it is not installed, e.g. an
+older checkout run with its import blocked; the `served:` line names it); `reconciler plan DIR --out
 plan.json` and `reconciler apply --plan plan.json --auto-approve -q` run as subprocesses against it, with the
 token in BEHEER_API_TOKEN. Their peak RSS is taken from wait4(2) for each child separately.
 
@@ -209,6 +211,9 @@ class Served:
         self.control = httpx.Client(base_url=self.url, timeout=30.0,
                                     headers={"Sandbox-Control-Token": self.app.state.control_token})
 
+    #: the HTTP parser uvicorn chose ("httptools" or "h11"), once a server has started
+    parser = "?"
+
     def __enter__(self) -> "Served":
         self.thread.start()
         deadline = time.monotonic() + 10
@@ -216,6 +221,9 @@ class Served:
             if not self.thread.is_alive() or time.monotonic() > deadline:
                 raise SystemExit("the sandbox server did not start")
             time.sleep(0.01)
+        protocol = self.server.config.http_protocol_class.__name__
+        Served.parser = "httptools" if "HttpTools" in protocol else "h11" if "H11" in protocol else protocol
+        print(f"  served: uvicorn with {Served.parser} on {self.url}")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -359,7 +367,8 @@ def tail(text: str, lines: int = 8) -> str:
 class TxMeter:
     """CPU (thread time) inside the sandbox's change transactions: `mutations._run`, which every /v1 change runs in
     (idempotency record, If-Match, the rules, the writes, the audit row); the rest of the server's CPU is HTTP
-    (uvicorn, h11), FastAPI (routing, validation, dependencies), the token's lookup and the request's count."""
+    (uvicorn and its parser), FastAPI (routing, validation, dependencies), the token's lookup and the request's
+    count."""
 
     cpu = 0.0
     count = 0
@@ -450,7 +459,7 @@ def bound_by(child: Child, window: tuple[float, float], done: int, tx_cpu: float
         f"{on['the applying process']:.0%} of the time, waiting for one {queued['the applying process']:.0%}; the "
         f"server's threads {on['the sandbox server']:.0%} and {queued['the sandbox server']:.0%}; of the server's CPU "
         f"{tx_cpu / server_cpu:.0%} inside the changes' transactions (SQL, rules, idempotency record, audit row), the "
-        f"rest HTTP (uvicorn, h11), FastAPI, the token's lookup and the request's count; the audit log's two lines "
+        f"rest HTTP (uvicorn, {Served.parser}), FastAPI, the token's lookup and the request's count; the audit log's two lines "
         f"per change {audit_s * 1e6:.0f} us "
         f"({audit_s / apply_cpu * done:.1%} of the applying process's CPU); JSON of a request and its answer, both "
         f"ends, {json_s * 1e6:.0f} us ({json_s * done / (apply_cpu + server_cpu):.1%} of both))",

@@ -75,9 +75,14 @@ def _quiet_drops(logger: logging.Logger = logging.getLogger("uvicorn.error")) ->
 class V1Middleware:
     """For `/v1` requests: count by route template, apply the rate budget, inject faults."""
 
+    #: Routes remembered by (method, path): a change of an organisation's authorisations is sent to the same path
+    #: again and again, and matching it against every route costs what FastAPI's own routing does.
+    ROUTES_KEPT = 1024
+
     def __init__(self, app: ASGIApp, api: FastAPI) -> None:
         self.app = app
         self.api = api
+        self._routes: dict[tuple[str, str], str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1"):
@@ -124,6 +129,16 @@ class V1Middleware:
 
     def _route(self, scope: Scope) -> str:
         """The route template (`/v1/organisations/{kvk}/means`), so counts do not depend on ids."""
+        key = (scope["method"], scope["path"])
+        found = self._routes.get(key)
+        if found is None:
+            if len(self._routes) >= self.ROUTES_KEPT:
+                self._routes.clear()
+            found = self._routes[key] = self._match(scope)
+        return found
+
+    @staticmethod
+    def _match(scope: Scope) -> str:
         partial = None
         for route in routes_v1.router.routes:
             match, _ = route.matches(scope)

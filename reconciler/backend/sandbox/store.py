@@ -373,11 +373,15 @@ class _TxCache:
     means: dict[str, Means | None] = field(default_factory=dict)
     memberships: dict[tuple[str, str], Membership | None] = field(default_factory=dict)
     authorisations: dict[tuple[str, str], dict[str, dt.date]] = field(default_factory=dict)
+    #: organisations found (never their absence: an organisation is created outside `apply`); a change asks for
+    #: its organisation three times (the acting admin's check, the rules' own, the answer)
+    orgs: dict[str, OrgInfo] = field(default_factory=dict)
 
     def clear(self) -> None:
         self.means.clear()
         self.memberships.clear()
         self.authorisations.clear()
+        self.orgs.clear()
 
 
 # ================================================================================================= store
@@ -748,8 +752,16 @@ class SandboxStore:
 
     # ------------------------------------------------------------------------------------ the View protocol
     def org(self, kvk: str) -> OrgInfo | None:
+        found = self._cache.orgs.get(kvk)
+        if found is not None and self._depth:
+            return found
         row = self.conn.execute("SELECT kvk, name, branch_number FROM organisations WHERE kvk = ?", (kvk,)).fetchone()
-        return OrgInfo(row[0], row[1], row[2]) if row else None
+        if row is None:
+            return None
+        found = OrgInfo(row[0], row[1], row[2])
+        if self._depth:
+            self._cache.orgs[kvk] = found
+        return found
 
     def get_means(self, means_id: str) -> Means | None:
         if means_id in self._cache.means:

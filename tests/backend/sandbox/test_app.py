@@ -41,3 +41,22 @@ async def test_apps_sharing_routes_keep_their_own_databases(tmp_path: Path) -> N
             assert [m["email"] for m in listed.json()["items"]] == [f"admin@{kvk}.nl"]
     for app in apps:
         app.state.store.close()
+
+
+def test_request_counts_find_each_route_once_per_path_and_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The /v1 middleware counts by route template; a path seen before is not matched against every route again,
+    and the paths it remembers are bounded (each means has paths of its own)."""
+    from reconciler.backend.sandbox.app import V1Middleware
+
+    middleware = V1Middleware(app=None, api=None)  # type: ignore[arg-type]
+    matched: list[str] = []
+    match = V1Middleware._match
+    monkeypatch.setattr(V1Middleware, "_match", staticmethod(lambda scope: matched.append(scope["path"]) or match(scope)))
+    scope = {"type": "http", "method": "POST", "path": "/v1/organisations/12345678/authorisations"}
+    assert [middleware._route(scope) for _ in range(3)] == ["/v1/organisations/{kvk}/authorisations"] * 3
+    assert matched == [scope["path"]]
+    for n in range(V1Middleware.ROUTES_KEPT + 5):
+        route = middleware._route({**scope, "path": f"/v1/organisations/12345678/means/m{n}/role"})
+        assert route == "/v1/organisations/{kvk}/means/{means_id}/role"
+    assert len(middleware._routes) <= V1Middleware.ROUTES_KEPT
+    assert middleware._route({**scope, "method": "GET"}) == "/v1/organisations/{kvk}/authorisations"

@@ -68,3 +68,19 @@ def test_a_given_token_is_used_and_never_shown(tmp_path: Path) -> None:
     lines = served.start_lines()
     assert all(not to_stdout and given not in text for text, to_stdout in lines)
     assert lines[-1] == ("control token: from SANDBOX_CONTROL_TOKEN", False)
+
+
+def test_run_serves_with_the_c_parser_and_no_access_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """httptools is a dependency: uvicorn's pure-Python parser (h11) was a fifth of the server's CPU per change;
+    the access log's lines were formatted only to be dropped below the warning level."""
+    import uvicorn
+    from uvicorn.config import Config
+
+    served = serve.prepare(str(tmp_path / "sb.db"), None, "127.0.0.1", _free_port(), env={})
+    called: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: called.update(options, app=app))
+    serve.run(served)
+    assert called["app"] is served.app and called["http"] == "httptools" and called["access_log"] is False
+    config = Config(served.app, http=called["http"], access_log=False)   # what uvicorn makes of it: importable
+    config.load()
+    assert config.http_protocol_class.__name__ == "HttpToolsProtocol"

@@ -486,3 +486,21 @@ def test_the_means_list_writes_each_means_as_the_one_means_answer_does(store: Sa
     assert by_id["sms"]["organisations"] == [KVK, OTHER] and by_id["sms"]["terminates_on"] == END.isoformat()
     assert by_id["lnk"]["pending"] == {"kind": "link", "kvk": OTHER, "role": "beheerder"}
     assert by_id["lvl"]["pending"] == {"kind": "level", "level": "EH3"} and by_id["new"]["second_factor"] is None
+
+
+def test_an_organisation_is_read_once_per_transaction_until_a_write(store: SandboxStore) -> None:
+    """A change asks for its organisation three times (the acting admin's check, the rules', the answer): one
+    query, and none kept past a write (which may delete it) or past the transaction."""
+    queries: list[str] = []
+    store.conn.set_trace_callback(queries.append)
+    try:
+        with store.transaction(write=True):
+            found = [store.org(KVK) for _ in range(3)]
+            assert found == [OrgInfo(KVK, "Acme", None)] * 3 and store.org(OTHER) is None
+            assert sum("FROM organisations WHERE" in q for q in queries) == 2        # KVK once, OTHER once
+            store.apply([DeleteOrganisation(KVK)])
+            assert store.org(KVK) is None
+        with store.transaction():
+            assert store.org(KVK) is None
+    finally:
+        store.conn.set_trace_callback(None)
