@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -443,3 +445,12 @@ def test_a_proxy_in_the_environment_never_carries_a_plain_http_token(tmp_path: P
         proxy.close()
     assert plan.code == 2, str(plan)
     assert seen == []
+
+
+def test_the_embedded_sandbox_is_imported_with_the_collector_paused_and_then_frozen() -> None:
+    """FastAPI, the routes and the models live as long as the process: frozen, the collections of a later read do
+    not walk them again; the collector is on again afterwards."""
+    probe = ("import gc\nfrom reconciler.backend import connect\nbefore = gc.get_freeze_count()\n"
+             "connect._load_sandbox()\nprint(gc.get_freeze_count() - before > 20000, gc.isenabled())")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "True"]

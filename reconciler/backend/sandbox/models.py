@@ -64,7 +64,11 @@ class _In(BaseModel):
 
 
 class _Out(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    # Answers are written as dicts (`serialise`): these models document them, so their validators are built when
+    # the OpenAPI document (or a test) first needs them, not at every start (a third of this module's import).
+    # Not the bodies (`_In`): FastAPI builds their validators with some pydantic warnings silenced, which a
+    # deferred build would show at the first request.
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 def _model_of(shape: type, name: str, base: type[BaseModel], doc: str | None = None, *,

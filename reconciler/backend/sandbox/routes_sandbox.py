@@ -19,11 +19,12 @@ from reconciler.domain.state import Effect
 
 from reconciler.backend.sandbox import models as m
 from reconciler.backend.sandbox.context import get_store, json_response
+from reconciler.backend.sandbox.deferred import DeferredRoute
 from reconciler.backend.sandbox.faults import RULE_FAULTS, FaultConfig, RateBudget
 from reconciler.backend.sandbox.serialise import sandbox_means_dict
 from reconciler.backend.sandbox.store import SandboxStore
 
-router = APIRouter(prefix="/sandbox", include_in_schema=False)
+router = APIRouter(prefix="/sandbox", include_in_schema=False, route_class=DeferredRoute)
 
 
 @router.post("/organisations", status_code=201)

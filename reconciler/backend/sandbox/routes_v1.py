@@ -23,6 +23,7 @@ from reconciler.backend.sandbox.context import (
     Actor, Conditional, CurrentActor, Cursor, KvkPath, Limit, MeansIdPath, MutationHeaders, get_store, read_response,
     require_admin,
 )
+from reconciler.backend.sandbox.deferred import DeferredRoute
 from reconciler.backend.sandbox.mutations import Outcome, Work, mutate
 from reconciler.backend.sandbox.problems import PROBLEM_MEDIA_TYPE
 from reconciler.backend.sandbox.serialise import (
@@ -30,7 +31,7 @@ from reconciler.backend.sandbox.serialise import (
 )
 from reconciler.backend.sandbox.store import Page, SandboxStore
 
-router = APIRouter(prefix="/v1", generate_unique_id_function=lambda route: route.name)
+router = APIRouter(prefix="/v1", generate_unique_id_function=lambda route: route.name, route_class=DeferredRoute)
 
 _ETAG = {"ETag": {"description": 'The organisation\'s revision, quoted: `"<revision>"`.',
                   "schema": {"type": "string"}}}
