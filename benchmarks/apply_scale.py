@@ -203,8 +203,13 @@ class Served:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="critical", access_log=False,
-                                                    lifespan="on", timeout_graceful_shutdown=2))
+        try:                                   # as `reconciler sandbox serve` runs it (older checkouts: defaults)
+            from reconciler.backend.sandbox.serve import uvicorn_options
+            options = uvicorn_options()
+        except ImportError:
+            options = {"access_log": False}
+        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="critical", lifespan="on",
+                                                    timeout_graceful_shutdown=2, **options))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        name="sandbox-uvicorn", daemon=True)
         # the /sandbox controls need the app's control token (random per app; it never leaves this process)
@@ -223,6 +228,7 @@ class Served:
             time.sleep(0.01)
         protocol = self.server.config.http_protocol_class.__name__
         Served.parser = "httptools" if "HttpTools" in protocol else "h11" if "H11" in protocol else protocol
+        Served.parser += ", answers in one write" if "Coalesced" in protocol else ""
         print(f"  served: uvicorn with {Served.parser} on {self.url}")
         return self
 

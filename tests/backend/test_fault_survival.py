@@ -27,6 +27,7 @@ from reconciler.backend.errors import (
 from reconciler.backend.sandbox.app import create_app
 from reconciler.backend.sandbox.controls import CONTROL_HEADER
 from reconciler.backend.sandbox.faults import FaultConfig, FaultInjector
+from reconciler.backend.sandbox.serve import uvicorn_options
 from reconciler.backend.types import MutationResult
 from reconciler.domain.catalogue import bundled_catalogue
 
@@ -71,8 +72,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="critical", access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=2)
+    config = uvicorn.Config(app, log_level="critical", lifespan="on", timeout_graceful_shutdown=2,
+                            **uvicorn_options())           # as `reconciler sandbox serve` serves it
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="sandbox-uvicorn", daemon=True)
     thread.start()

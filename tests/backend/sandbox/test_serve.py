@@ -3,6 +3,7 @@ line `sandbox serve` prints; nothing is printed and nothing is created before th
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from pathlib import Path
 
@@ -75,12 +76,68 @@ def test_run_serves_with_the_c_parser_and_no_access_log(tmp_path: Path, monkeypa
     the access log's lines were formatted only to be dropped below the warning level."""
     import uvicorn
     from uvicorn.config import Config
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     served = serve.prepare(str(tmp_path / "sb.db"), None, "127.0.0.1", _free_port(), env={})
     called: dict[str, object] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: called.update(options, app=app))
     serve.run(served)
-    assert called["app"] is served.app and called["http"] == "httptools" and called["access_log"] is False
-    config = Config(served.app, http=called["http"], access_log=False)   # what uvicorn makes of it: importable
+    assert called["app"] is served.app and called["access_log"] is False
+    config = Config(served.app, http=called["http"], access_log=False)   # what uvicorn makes of it
     config.load()
-    assert config.http_protocol_class.__name__ == "HttpToolsProtocol"
+    assert issubclass(config.http_protocol_class, HttpToolsProtocol)
+
+
+class _Transport:
+    """What the coalescing wrapper writes to, and what else it is asked."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.events: list[str] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return "close" in self.events
+
+    def close(self) -> None:
+        self.events.append("close")
+
+    def abort(self) -> None:
+        self.events.append("abort")
+
+    def get_extra_info(self, name: str) -> str:
+        return f"info:{name}"
+
+
+async def _turn() -> None:
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+
+
+def test_an_answers_head_and_body_leave_in_one_write() -> None:
+    """uvicorn writes a head and a body apart: two send(2) calls and two wake-ups for the client per change."""
+
+    async def scenario() -> None:
+        inner = _Transport()
+        wrapped = serve._CoalescedWrites(inner)
+        wrapped.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+        wrapped.write(b"{}")
+        assert inner.writes == []
+        await _turn()
+        assert inner.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
+        assert wrapped.get_extra_info("peername") == "info:peername"
+        wrapped.write(b"HTTP/1.1 200 OK\r\n\r\n")          # a drop: the head written, then closed
+        wrapped.close()
+        assert inner.writes[-1] == b"HTTP/1.1 200 OK\r\n\r\n" and inner.events == ["close"]
+        await _turn()
+        assert len(inner.writes) == 2                          # nothing sent twice, nothing after the close
+        aborted = _Transport()
+        cut = serve._CoalescedWrites(aborted)
+        cut.write(b"held")
+        cut.abort()
+        await _turn()
+        assert aborted.writes == [] and aborted.events == ["abort"]
+
+    asyncio.run(scenario())
