@@ -447,17 +447,18 @@ def bound_by(child: Child, window: tuple[float, float], done: int, tx_cpu: float
     each, shared = 1000 / max(apply_ms, server_ms), 1000 / (apply_ms + server_ms)
     busiest = max(on, key=lambda k: on[k])
     asleep = {k: 1 - on[k] - queued[k] for k in on}
-    other = next(k for k in on if k != busiest)
+    bound = max(on, key=lambda k: on[k] + queued[k])            # on a CPU or waiting for one
+    other = next(k for k in on if k != bound)
     if on[busiest] >= 0.85:
         verdict = f"CPU: {busiest} is on a CPU {on[busiest]:.0%} of the time (one Python thread does its work)"
-    elif on[busiest] + queued[busiest] >= 0.85:
-        verdict = (f"CPU: {busiest} is on a CPU {on[busiest]:.0%} of the time and waits for one "
-                   f"{queued[busiest]:.0%} (the machine's other work: {n} CPUs, load average "
-                   f"{os.getloadavg()[0]:.1f}); {other} sleeps {asleep[other]:.0%}, waiting for it")
     elif min(on[k] + queued[k] for k in on) >= 0.6:
         verdict = (f"CPU, shared with the machine's other work: each process is on a CPU or waiting for one most of "
                    f"the time (waiting {queued['the applying process']:.0%} and {queued['the sandbox server']:.0%}; "
                    f"{n} CPUs, load average {os.getloadavg()[0]:.1f})")
+    elif on[bound] + queued[bound] >= 0.85:
+        verdict = (f"CPU: {bound} is on a CPU {on[bound]:.0%} of the time and waits for one "
+                   f"{queued[bound]:.0%} (the machine's other work: {n} CPUs, load average "
+                   f"{os.getloadavg()[0]:.1f}); {other} sleeps {asleep[other]:.0%}, waiting for it")
     else:
         verdict = (f"waiting, not CPU: the applying process sleeps {asleep['the applying process']:.0%} of the time "
                    f"and the server {asleep['the sandbox server']:.0%} (for each other's answers, retry backoff, the "
