@@ -29,7 +29,6 @@ from pydantic_core import from_json
 from reconciler.backend.errors import (
     BackendError, BackendUnreachable, ConfigurationError, UnexpectedResponse, error_class_for,
 )
-from reconciler.backend.http11 import PlainHTTP11Transport
 from reconciler.backend.types import (
     Me, MutationResult, Page, RemoteAuthorisation, RemoteChain, RemoteEvent, RemoteMeans, RemoteOrganisation,
     RemoteService, Secret, TerminationMode, authorisation_fields,
@@ -285,7 +284,6 @@ class BeheerClient:
         self._rand: RandomFn = rand or _random.random
         self.request_counts: Counter[str] = request_counts if request_counts is not None else Counter()
         self._owns_http = http is None
-        self._lean: PlainHTTP11Transport | None = None
         if http is None:
             # Plain http (loopback only, or --allow-insecure-http) ignores HTTP_PROXY / ALL_PROXY / NO_PROXY:
             # through a proxy the token would travel in clear to another host. https keeps them (CONNECT
@@ -294,11 +292,8 @@ class BeheerClient:
             http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=self.timeouts.to_httpx(),
                                      headers={"Accept": "application/json"}, follow_redirects=False,
                                      trust_env=not plain)
-            # its changes go to a plain-http backend through a lean transport (`http11`), the rest through httpx's
-            self._lean = PlainHTTP11Transport() if plain and transport is None else None
         #: The underlying httpx client (same transport, no token attached): for `/sandbox` control calls.
         self.http: httpx.AsyncClient = http
-        self._urls: dict[str, httpx.URL] = {}
 
     # ------------------------------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> "BeheerClient":
@@ -311,8 +306,6 @@ class BeheerClient:
         """Close the connection pool, unless it is shared with the client this one was derived from."""
         if self._owns_http:
             await self.http.aclose()
-            if self._lean is not None:
-                await self._lean.aclose()
 
     def with_token(self, token: Secret | str | None) -> "BeheerClient":
         """A client acting as another admin over the same connection (one token per organisation);
@@ -321,7 +314,6 @@ class BeheerClient:
                                retry=self.retry, sleep=self._sleep, rand=self._rand,
                                request_counts=self.request_counts)
         sibling._owns_http = False
-        sibling._lean = self._lean
         return sibling
 
     @property
@@ -369,11 +361,8 @@ class BeheerClient:
             failure: BackendError
             wait: float | None = None
             try:
-                if not query and self._plain():
-                    response = await self._send_plain(method, path, content, headers)
-                else:
-                    response = await self.http.request(method, path, params=query or None, content=content,
-                                                       headers=headers, auth=self._auth or httpx.USE_CLIENT_DEFAULT)
+                response = await self.http.request(method, path, params=query or None, content=content,
+                                                   headers=headers, auth=self._auth or httpx.USE_CLIENT_DEFAULT)
             except _NOT_RETRIED as exc:
                 raise BackendUnreachable(self._transport_detail(exc), method=method, path=path,
                                          attempts=attempt) from None
@@ -405,52 +394,6 @@ class BeheerClient:
                      failure.code or failure.status, delay, attempt + 1, policy.attempts)
             await self._sleep(delay)
             slept += delay
-
-    def _plain(self) -> bool:
-        """Whether `_send_plain` sends what `http.request` would: the httpx client adds nothing of its own to a
-        request or its answer here (no auth, event hooks or cookies; `attach_control_token` adds a hook)."""
-        http = self.http
-        hooks = http.event_hooks
-        return http.auth is None and not hooks["request"] and not hooks["response"] and not http.cookies
-
-    def _url(self, path: str) -> httpx.URL:
-        """The absolute URL of `path` below the base URL, as httpx merges it; kept for paths used again (an
-        organisation's bulk routes), since building one parses the URL twice."""
-        url = self._urls.get(path)
-        if url is None:
-            base = self.http.base_url
-            url = base.copy_with(raw_path=base.raw_path + httpx.URL(path).raw_path.lstrip(b"/"))
-            if len(self._urls) >= 256:
-                self._urls.clear()
-            self._urls[path] = url
-        return url
-
-    async def _send_plain(self, method: str, path: str, content: bytes | None,
-                          headers: dict[str, str]) -> httpx.Response:
-        """One request straight to the client's transport, as `http.request` sends it when `_plain()` holds:
-        the client's headers, then the request's, the bearer token last; its timeouts; the body read before
-        returning. httpx's own path (URL merging, auth and redirect flows, a cookie jar copy and an extraction
-        per answer) was a fifth of the applying process's CPU per change (profile of a 10,000-step apply); to a
-        plain-http backend the transport is `http11`'s (httpcore was half of what remained)."""
-        http = self.http
-        merged = httpx.Headers(http.headers)
-        merged.update(headers)
-        if self._token:
-            merged["Authorization"] = f"Bearer {self._token.reveal()}"
-        url = self._url(path)
-        request = httpx.Request(method, url, headers=merged, content=content,
-                                extensions={"timeout": http.timeout.as_dict()})
-        transport = self._lean if self._lean is not None else http._transport_for_url(url)
-        response = await transport.handle_async_request(request)
-        response.request = request
-        try:
-            await response.aread()
-        except BaseException:
-            await response.aclose()
-            raise
-        if "set-cookie" in response.headers:
-            http.cookies.extract_cookies(response)
-        return response
 
     def _transport_detail(self, exc: httpx.TransportError) -> str:
         kind = {httpx.TimeoutException: "timed out", httpx.ConnectError: "connection failed",
