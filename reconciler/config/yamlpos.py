@@ -290,7 +290,7 @@ class _Builder:
         has_root = False
         for event in events:
             kind = type(event)
-            if kind is Scalar:
+            if kind is Scalar or kind is _MappingStart or kind is _SequenceStart:   # a new node
                 if not stack and has_root:
                     raise self._second_document(event)
                 node = n
@@ -298,61 +298,48 @@ class _Builder:
                 start = event.start_mark
                 add_mark((start.line << 32) | start.column)
                 add_size(1)
-                text = event.value
-                tag = event.tag
-                if tag is None or tag == "!":
-                    if event.implicit[0] and (not text or text[0] in resolvers):
-                        tag = tags.get(text)
-                        if tag is None:
-                            tag = tags[text] = _resolve_scalar(text, event.implicit)
+                if kind is Scalar:
+                    text = event.value
+                    tag = event.tag
+                    if tag is None or tag == "!":
+                        if event.implicit[0] and (not text or text[0] in resolvers):
+                            tag = tags.get(text)
+                            if tag is None:
+                                tag = tags[text] = _resolve_scalar(text, event.implicit)
+                        else:
+                            tag = STR
+                    if is_map and expect_key:           # a key stays as written: `on:` is 'on', not YAML 1.1's True
+                        if n > limit:
+                            raise self._too_many(event)
+                        if event.anchor is not None:
+                            self._anchor(event.anchor, node, text, 1, text, event)
+                        expect_key = False
+                        if tag is STR and text not in container:
+                            key = intern(text)
+                        else:
+                            key = self._key(node, tag, text, container, open_node)
+                        continue
+                    if tag == STR or tag == TIMESTAMP:
+                        value = strings.setdefault(text, text)
                     else:
-                        tag = STR
-                if is_map and expect_key:           # a key stays as written: `on:` is 'on', not YAML 1.1's True
+                        value = self._scalar(node, event, tag)
                     if n > limit:
                         raise self._too_many(event)
                     if event.anchor is not None:
-                        self._anchor(event.anchor, node, text, 1, text, event)
-                    expect_key = False
-                    if tag is STR and text not in container:
-                        key = intern(text)
-                    else:
-                        key = self._key(node, tag, text, container, open_node)
+                        self._anchor(event.anchor, node, value, 1, text, event)
+                else:
+                    if len(stack) >= MAX_DEPTH:
+                        raise YamlLoadError(_event_mark(event), "yaml", _too_deep())
+                    mapping = kind is _MappingStart
+                    tag = event.tag
+                    if tag is not None and tag != "!" and tag != (_MAP if mapping else _SEQ):
+                        self._bad_tag(tag, event)
+                    if n > limit:
+                        raise self._too_many(event)
+                    stack.append((container, is_map, expect_key, key, open_node, open_anchor, open_count))
+                    container, is_map, expect_key, key = ({} if mapping else []), mapping, True, None
+                    open_node, open_anchor, open_count = node, event.anchor, n + extra
                     continue
-                if tag == STR or tag == TIMESTAMP:
-                    value = strings.setdefault(text, text)
-                else:
-                    value = self._scalar(node, event, tag)
-                if n > limit:
-                    raise self._too_many(event)
-                if event.anchor is not None:
-                    self._anchor(event.anchor, node, value, 1, text, event)
-                if is_map:
-                    expect_key = True
-                    if key is not SKIP:
-                        container[key] = value
-                elif stack:
-                    container.append(value)
-                else:
-                    self.data, has_root = value, True
-            elif kind is _MappingStart or kind is _SequenceStart:
-                if not stack and has_root:
-                    raise self._second_document(event)
-                node = n
-                n += 1
-                start = event.start_mark
-                add_mark((start.line << 32) | start.column)
-                add_size(1)
-                if len(stack) >= MAX_DEPTH:
-                    raise YamlLoadError(_event_mark(event), "yaml", _too_deep())
-                mapping = kind is _MappingStart
-                tag = event.tag
-                if tag is not None and tag != "!" and tag != (_MAP if mapping else _SEQ):
-                    self._bad_tag(tag, event)
-                if n > limit:
-                    raise self._too_many(event)
-                stack.append((container, is_map, expect_key, key, open_node, open_anchor, open_count))
-                container, is_map, expect_key, key = ({} if mapping else []), mapping, True, None
-                open_node, open_anchor, open_count = node, event.anchor, n + extra
             elif kind is _MappingEnd or kind is _SequenceEnd:
                 node, value = open_node, container
                 sizes[node] = n - node
@@ -362,14 +349,7 @@ class _Builder:
                 if is_map and expect_key:
                     expect_key = False
                     key = self._key(node, _MAP if kind is _MappingEnd else _SEQ, None, container, open_node)
-                elif is_map:
-                    expect_key = True
-                    if key is not SKIP:
-                        container[key] = value
-                elif stack:
-                    container.append(value)
-                else:
-                    self.data, has_root = value, True
+                    continue
             elif kind is _AliasEvent:
                 anchor = anchors.get(event.anchor)
                 if anchor is None:
@@ -389,16 +369,21 @@ class _Builder:
                     expect_key = False
                     key = self._key(node, STR if anchor.scalar is not None else None, anchor.scalar, container,
                                     open_node)
-                elif is_map:
-                    expect_key = True
-                    if key is not SKIP:
-                        container[key] = anchor.value
-                elif stack:
-                    container.append(anchor.value)
-                else:
-                    self.data, has_root = anchor.value, True
+                    continue
+                value = anchor.value
             elif kind is _StreamEndEvent:
                 break
+            else:                                   # stream and document starts and ends: nothing to place
+                continue
+            # a value (a scalar, a closed collection, an alias) takes its place in the open collection
+            if is_map:
+                expect_key = True
+                if key is not SKIP:
+                    container[key] = value
+            elif stack:
+                container.append(value)
+            else:
+                self.data, has_root = value, True
 
     # --------------------------------------------------------------------------------- the rarer cases
     @staticmethod
