@@ -30,6 +30,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _NoSuggestions(click.UsageError):
+    """Stands for click's `NoSuchCommand` where click has none (8.2.0: an unknown command is a plain usage
+    error, without "Did you mean"): never raised, so nothing is caught."""
+
+    command_name = ""
+
+
+#: click's error for an unknown command, whose suggestions are made from the commands it is given.
+_NO_SUCH_COMMAND: type[Any] = getattr(click.exceptions, "NoSuchCommand", _NoSuggestions)
+
+
 class ReconcilerGroup(click.Group):
     """Usage errors exit 1, not click's 2 (2 means "changes pending" to scripts); no traceback ever. The commands
     (`COMMANDS`) are loaded when used."""
@@ -46,9 +57,8 @@ class ReconcilerGroup(click.Group):
                                                                             list[str]]:
         try:
             return super().resolve_command(ctx, args)
-        except click.exceptions.NoSuchCommand as exc:   # "Did you mean" among every command, loaded or not
-            raise click.exceptions.NoSuchCommand(exc.command_name, possibilities=self.list_commands(ctx),
-                                                 ctx=ctx) from None
+        except _NO_SUCH_COMMAND as exc:   # "Did you mean" among every command, loaded or not
+            raise _NO_SUCH_COMMAND(exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx) from None
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs["standalone_mode"] = False
