@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, Sequence, 
 import anyio
 
 from reconciler import __version__
+from reconciler.apply.preflight import Refused
 from reconciler.config.loader import LoadResult, date_findings, load_paths, read_capped
 from reconciler.config.shard import Shard, parse_shard, pick_orgs
 from reconciler.config.yamlpos import MAX_BYTES
@@ -62,10 +63,6 @@ class ConfigInvalid(Exception):
         self.diagnostics = list(diagnostics)
         self.files = files
         super().__init__(f"the config is not valid ({sum(1 for d in diagnostics if d.is_error)} errors)")
-
-
-class Refused(Exception):
-    """The apply does not start (or stops before its first request): nothing was sent."""
 
 
 class Unusable(Exception):

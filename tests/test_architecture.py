@@ -76,6 +76,14 @@ def test_nothing_below_the_command_line_imports_it() -> None:
     assert users == [], users
 
 
+def test_only_the_command_line_imports_the_orchestrator() -> None:
+    """`pipeline` sits right under the commands and over apply, reports and importers: they must not reach up to it
+    (the runbook walk took its `Refused` from there; it lives with the apply's other checks now)."""
+    users = sorted(f"{m} -> {t}" for m, targets in GRAPH.items() for t in targets
+                   if t == "reconciler.pipeline" and package(m) not in ("cli", "__main__"))
+    assert users == [], users
+
+
 def test_no_modules_import_each_other_round_a_circle() -> None:
     index: dict[str, int] = {}
     low: dict[str, int] = {}

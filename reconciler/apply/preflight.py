@@ -10,6 +10,10 @@ from typing import Mapping
 from reconciler.plan.model import Plan
 
 
+class Refused(Exception):
+    """The apply does not start (or stops before its first request): nothing was sent."""
+
+
 def stale_reasons(plan: Plan, *, backend: str, revisions: Mapping[str, int | None], today: dt.date,
                   tool_version: str) -> list[str]:
     """Why a saved plan no longer describes what applying it would do (plan again)."""

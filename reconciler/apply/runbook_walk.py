@@ -16,7 +16,7 @@ asks done / skip / failed / quit, and keeps each answer twice:
 It ends with what was done, skipped and failed, which overviews to download (per organisation: users,
 authorisations and issued chain authorisations, manual 2.1, 4.1, 5.2) and the `reconciler drift --backend
 export:DIR` command that checks the result against the config. Nothing is sent to any backend. Without a
-terminal there is no one to answer: it refuses (`pipeline.Refused`, one line, exit 1).
+terminal there is no one to answer: it refuses (`preflight.Refused`, one line, exit 1).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import click
 from reconciler.apply.audit import AuditError, AuditLog
 from reconciler.apply.saved import plan_id as plan_id_of
 from reconciler.config.shard import Shard
-from reconciler.pipeline import Refused
+from reconciler.apply.preflight import Refused
 from reconciler.plan.model import Change, OrgPlan, Plan
 from reconciler.render.runbook import WORDS, cost_text, step_text
 from reconciler.render.safe import terminal
