@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import click
 
+from reconciler.cli.exits import EXIT_ERROR
 from reconciler.domain import rules_doc
 from reconciler.render.safe import terminal
-
-#: Exit code of an error (INTERFACE.md).
-EXIT_ERROR = 1
 
 
 @click.command()

@@ -9,10 +9,9 @@ from typing import Any
 import click
 
 from reconciler import __version__
+from reconciler.cli.exits import EXIT_ERROR, EXIT_OK
 from reconciler.config.yamlpos import gc_paused
 
-#: Exit codes (INTERFACE.md); `cli.runner` has them too, but importing it loads the pipeline before a command is chosen.
-EXIT_OK, EXIT_ERROR = 0, 1
 
 #: Each command: the module that declares it and its name there. A command's module is imported when the command
 #: is run or listed (`--help`), so `plan` does not load what `import`, `apply`, `sandbox` and the rest use.

@@ -8,14 +8,12 @@ from typing import Awaitable, Callable, TypeVar
 import click
 
 from reconciler import pipeline
+from reconciler.cli.exits import EXIT_ERROR, EXIT_OK, EXIT_PENDING
 from reconciler.pipeline import leaves, user_errors, write_output
 from reconciler.render.safe import terminal
 
 __all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_PENDING", "emit", "leaves", "note", "run", "user_errors"]
 
-#: Exit codes (INTERFACE.md): 0 ok, nothing to do or in sync; 1 an error, invalid or refused; 2 changes pending
-#: (plan, drift).
-EXIT_OK, EXIT_ERROR, EXIT_PENDING = 0, 1, 2
 T = TypeVar("T")
 
 
