@@ -161,27 +161,29 @@ def _status_text(cell: Cell) -> str:
     return " ".join(str(cell).replace("_", " ").lower().split())
 
 
-#: Each status's prefixes as one pattern (a prefix ends at a word boundary), compiled once.
-_STATUS_PATTERNS = tuple((re.compile("|".join(re.escape(prefix) for prefix in prefixes) + r"\b"), status)
-                         for prefixes, status in _STATUSES)
-_IN_PROGRESS_PATTERN = re.compile("|".join(re.escape(prefix) for prefix in _IN_PROGRESS) + r"\b")
+#: Each status's prefixes as one pattern (a prefix ends at a word boundary), compiled once; and whether it is
+#: the status of a mutation in progress.
+_STATUS_PATTERNS = tuple((re.compile("|".join(re.escape(prefix) for prefix in prefixes) + r"\b"), status,
+                          prefixes is _IN_PROGRESS) for prefixes, status in _STATUSES)
 
 
 @lru_cache(maxsize=1024)
-def _status_of(text: str) -> tuple[Status, dt.date | None] | None:
-    """A download repeats a few statuses 10,000 times: each text is judged once."""
-    for pattern, status in _STATUS_PATTERNS:
+def _status_of(text: str) -> tuple[Status, dt.date | None, bool] | None:
+    """The status, a date written in it and whether a mutation is in progress; None when it is no status. A
+    download repeats a few statuses 10,000 times: each text is judged once."""
+    for pattern, status, in_progress in _STATUS_PATTERNS:
         if pattern.match(text):
             match = _DATE.search(text)
-            return status, (_date_of(match.group(0)) if match else None)
+            return status, (_date_of(match.group(0)) if match else None), in_progress
     return None
 
 
-def parse_status(cell: Cell) -> tuple[Status | None, dt.date | None]:
-    """The status and a date written in it (`Activeren mogelijk tot 21-07-2021`); (None, None) when empty."""
+def read_status(cell: Cell) -> tuple[Status | None, dt.date | None, bool]:
+    """`parse_status` and `in_progress` of a cell in one reading: (None, None, False) when empty; `BadValue` when
+    it is no status."""
     text = _status_text(cell)
     if not text:
-        return None, None
+        return None, None, False
     found = _status_of(text)
     if found is None:
         raise BadValue(f"{_shown(cell)} is not a status; allowed: Actief, Wachten op goedkeuring, Wachten op "
@@ -189,9 +191,16 @@ def parse_status(cell: Cell) -> tuple[Status | None, dt.date | None]:
     return found
 
 
+def parse_status(cell: Cell) -> tuple[Status | None, dt.date | None]:
+    """The status and a date written in it (`Activeren mogelijk tot 21-07-2021`); (None, None) when empty."""
+    status, day, _ = read_status(cell)
+    return status, day
+
+
 def in_progress(cell: Cell) -> bool:
     """Whether a status says a mutation is being processed (R6; `parse_status` reads it as active)."""
-    return _IN_PROGRESS_PATTERN.match(_status_text(cell)) is not None
+    found = _status_of(_status_text(cell))
+    return found is not None and found[2]
 
 
 def parse_date(cell: Cell) -> dt.date | None:
@@ -329,9 +338,9 @@ def _person(table: Table, row: Row, columns: dict[str, int], errors: _Errors) ->
         bad("name", f"{name[:40]!r} is not a usable name (at most 200 printable characters)")
     role = read("role", parse_role, None)
     level = read("level", parse_level, None)
-    no_status: tuple[Status | None, dt.date | None] = (None, None)
+    no_status: tuple[Status | None, dt.date | None, bool] = (None, None, False)
     no_factor: tuple[SecondFactorType | None, str | None, str] = (None, None, "")
-    status, in_status = read("status", parse_status, no_status)
+    status, in_status, changing = read("status", read_status, no_status)
     deadline = read("activation_end", parse_date, None)
     factor, phone, factor_text = read("factor", parse_factor, no_factor)
     means_type = read("type", parse_type, None)
@@ -342,7 +351,7 @@ def _person(table: Table, row: Row, columns: dict[str, int], errors: _Errors) ->
     if len(errors.items) > before or role is None or level is None:
         return None
     return _Person(row.number, email, name, role, level, status, deadline or in_status, factor, phone, factor_text,
-                   means_type, read("status", in_progress, False))
+                   means_type, changing)
 
 
 # ------------------------------------------------------------------------------------------------ build
