@@ -55,6 +55,21 @@ PER_USER = 10
 FIXED = dt.date(2028, 3, 15)     # the fixed end date of two services of every group
 ROLLING_END = TODAY + dt.timedelta(days=3 * 365)   # a rolling authorisation far from its renewal window
 
+#: The phase targets of issue #15 (seconds), by the breakdown's names; the whole command: WALL_TARGET, RSS_TARGET.
+PHASE_TARGETS = {
+    "imports": 0.3,
+    "load + check the config": 0.5,
+    "open the session (acting admin, token, clock)": 0.2,
+    "read the backend (all pages)": 0.8,
+    "make_plan": 0.3,
+}
+WALL_TARGET, RSS_TARGET = 2.5, 150
+PURE_TARGET = 0.2                # (a): make_plan of 100,000 authorisations over 50 organisations
+#: Against the peer (octoDNS planning as many objects, 1% changed, measured right after (b)): at most these.
+PEER_WALL_RATIO, PEER_RSS_RATIO = 1 / 30, 1 / 4
+#: The peer's script, beside the checkout (../shared/bench), as CI lays it out.
+PEER_SCRIPT = Path(__file__).resolve().parents[2] / "shared" / "bench" / "octodns_peer.sh"
+
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024       # Linux: kilobytes
@@ -354,22 +369,6 @@ def set_clock(db: Path, day: dt.date) -> None:
         store.close()
 
 
-#: The phase targets of issue #15 (seconds), by the breakdown's names; the whole command: WALL_TARGET, RSS_TARGET.
-PHASE_TARGETS = {
-    "imports": 0.3,
-    "load + check the config": 0.5,
-    "open the session (acting admin, token, clock)": 0.2,
-    "read the backend (all pages)": 0.8,
-    "make_plan": 0.3,
-}
-WALL_TARGET, RSS_TARGET = 2.5, 150
-PURE_TARGET = 0.2                # (a): make_plan of 100,000 authorisations over 50 organisations
-#: Against the peer (octoDNS planning as many objects, 1% changed, measured right after (b)): at most these.
-PEER_WALL_RATIO, PEER_RSS_RATIO = 1 / 30, 1 / 4
-#: The peer's script, beside the checkout (../shared/bench), as CI lays it out.
-PEER_SCRIPT = Path(__file__).resolve().parents[2] / "shared" / "bench" / "octodns_peer.sh"
-
-
 @dataclass(frozen=True)
 class Measured:
     ok: bool
@@ -528,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         ok &= measured.ok
         if args.peer:
             print()
-            ok &= print_peer(measured, args.big_users * PER_USER, args.peer_script) and measured.ok
+            ok &= print_peer(measured, args.big_users * PER_USER, args.peer_script)
     print("within targets" if ok else "NOT within targets")
     return 0 if ok else 1
 
