@@ -16,9 +16,10 @@ ROOT = Path(__file__).resolve().parents[1] / "reconciler"
 ALLOWED: dict[str, set[str]] = {
     "domain": set(),
     "diagnostics": set(),
-    "config": {"domain", "diagnostics"},
-    "plan": {"domain", "config", "diagnostics"},
-    "backend": {"domain", "config", "diagnostics"},
+    "collector": set(),
+    "config": {"domain", "diagnostics", "collector"},
+    "plan": {"domain", "config", "diagnostics", "collector"},
+    "backend": {"domain", "config", "diagnostics", "collector"},
 }
 
 

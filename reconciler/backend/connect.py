@@ -176,7 +176,7 @@ def _load_sandbox() -> tuple[Callable[..., Any], tuple[type[BaseException], ...]
     the routes and their models (~70,000 objects) live as long as the process: imported with the cyclic GC paused,
     as its passes over them find nothing, and frozen, so the collections while a plan reads 100,000 objects do not
     walk them again (a third of the read's GC time)."""
-    from reconciler.config.yamlpos import gc_paused
+    from reconciler.collector import gc_paused
 
     with gc_paused():
         from reconciler.backend.sandbox.app import ConnectionDropped, create_app

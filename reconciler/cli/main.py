@@ -10,7 +10,7 @@ import click
 
 from reconciler import __version__
 from reconciler.cli.exits import EXIT_ERROR, EXIT_OK
-from reconciler.config.yamlpos import gc_paused
+from reconciler.collector import gc_paused
 
 
 #: Each command: the module that declares it and its name there. A command's module is imported when the command

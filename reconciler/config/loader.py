@@ -15,12 +15,13 @@ from typing import Any, Sequence
 
 import pydantic
 
+from reconciler.collector import gc_paused
 from reconciler.config.checks import check_dates, check_estate, check_org
 from reconciler.config.loaded import LoadedOrg, Reporter
 from reconciler.config.models import OrgConfig
 from reconciler.config.schema import CATALOGUE_SCHEMA, ORG_SCHEMA, schema_problems, schema_words
 from reconciler.config import yamlpos
-from reconciler.config.yamlpos import JsonPath, Mark, YamlDocument, YamlLoadError, decode, gc_paused, load_yaml
+from reconciler.config.yamlpos import JsonPath, Mark, YamlDocument, YamlLoadError, decode, load_yaml
 from reconciler.diagnostics import Diagnostic, Severity, format_json_path
 from reconciler.domain.catalogue import Catalogue, Service, bundled_catalogue
 

@@ -9,10 +9,8 @@ alias expansion and integer length are bounded: every limit is a positioned erro
 
 from __future__ import annotations
 
-import gc
 import sys
 from array import array
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -21,6 +19,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
+from reconciler.collector import gc_paused
 from reconciler.diagnostics import JsonPath  # noqa: F401  (re-exported: configs name paths this way)
 
 _T = "tag:yaml.org,2002:"
@@ -174,20 +173,6 @@ def load_yaml(text: str) -> YamlDocument:
     """Parse one YAML document into plain data, keeping nodes for positions; syntax errors raise."""
     with gc_paused():
         return _load(text)
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Building hundreds of thousands of nodes triggers the cyclic GC over and over (4x slower); the
-    nodes form no garbage cycles, so collection waits until the document is built."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.freeze()  # what was built is long-lived: keep later collections from walking it again
-            gc.enable()
 
 
 def _load(text: str) -> YamlDocument:

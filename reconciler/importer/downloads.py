@@ -21,7 +21,7 @@ from typing import AsyncIterator, Mapping, Sequence
 from reconciler.backend.read import ActualState
 from reconciler.backend.session import Session
 from reconciler.config.loaded import LoadedOrg
-from reconciler.config.yamlpos import gc_paused
+from reconciler.collector import gc_paused
 from reconciler.domain.catalogue import Catalogue, Service
 from reconciler.domain.means import MeansType, Role, Subscription
 from reconciler.domain.state import Chain, Means, Membership, OrgInfo, OrgState, Pending, PendingKind, Status, World
