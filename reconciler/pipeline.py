@@ -106,9 +106,19 @@ T = TypeVar("T")
 def run(work: Callable[[], Awaitable[T]]) -> T:
     """Run `work` (one of the functions below) on an event loop. What stops it comes out as the one exception
     that says why, unwrapped from the task groups' exception groups: an invalid config first, then the user's
-    situation (`user_errors`), else the first error."""
+    situation (`user_errors`), else the first error.
+
+    The result is kept off the event loop's main task: when asyncio's runner puts the Ctrl-C handler back, it
+    looks the old handler up in an enum (`signal.getsignal`), whose miss formats the handler's repr, and with it
+    the finished task's result. For a 10,000-step apply report that repr took ~0.2 s (1.5% of the apply)."""
+    results: list[T] = []
+
+    async def main() -> None:
+        results.append(await work())
+
     try:
-        return anyio.run(work)
+        anyio.run(main)
+        return results[0]
     except BaseException as exc:
         leaf = first_failure(exc, (ConfigInvalid,))
         if not isinstance(leaf, ConfigInvalid):

@@ -11,6 +11,7 @@ from typing import Callable
 import anyio
 import pytest
 
+from reconciler import pipeline
 from reconciler.cli.runner import leaves
 from reconciler.pipeline import ApplyOptions, ConfigInvalid, Refused, apply_paths, build_plan, load_valid
 from reconciler.plan.model import Plan
@@ -201,3 +202,22 @@ def test_the_catalogue_listing_and_its_import_say_their_problems_as_lines(tmp_pa
     assert made is None and said and all(line.startswith(f"error: {bad}") for line in said)
     with pytest.raises(Unusable):
         import_catalogue(str(bad), str(tmp_path / "no" / "out.yaml"))
+
+
+def test_run_returns_the_result_without_ever_formatting_it() -> None:
+    """The result stays off the event loop's main task, whose repr (with the result's) asyncio's runner formats
+    when it restores the Ctrl-C handler: for a large apply report that cost ~0.2 s."""
+    formatted: list[str] = []
+
+    class Watched:
+        def __repr__(self) -> str:       # a raise would be swallowed by reprlib: count instead
+            formatted.append("repr")
+            return "Watched()"
+
+    result = Watched()
+
+    async def work() -> Watched:
+        return result
+
+    assert pipeline.run(work) is result
+    assert formatted == []

@@ -10,13 +10,18 @@ from reconciler.domain import operations as ops
 from reconciler.plan.model import Change
 
 
-def path_kvk(change: Change) -> str:
+def _operation(step: Change | ops.AdminOperation) -> ops.AdminOperation:
+    """A plan item's operation, or the operation itself (a caller that has decoded it already)."""
+    return step.operation() if isinstance(step, Change) else step
+
+
+def path_kvk(step: Change | ops.AdminOperation) -> str:
     """The organisation in whose URL the request is made (its revision is the If-Match): a link is asked for
     in an organisation the means is already in (R15); everything else in the plan's own organisation."""
-    op = change.operation()
+    op = _operation(step)
     if isinstance(op, ops.LinkMeans) and op.from_kvk:
         return op.from_kvk
-    return change.kvk
+    return op.kvk
 
 
 def means_ids(change: Change) -> list[str]:
@@ -27,11 +32,12 @@ def means_ids(change: Change) -> list[str]:
     return [p["means_id"]] if "means_id" in p else []
 
 
-async def send(client: BeheerClient, change: Change, *, if_match: int | None, key: str) -> MutationResult:
-    """Make the request that performs the change's operation: the one place an action meets the API. Backend
+async def send(client: BeheerClient, step: Change | ops.AdminOperation, *, if_match: int | None,
+               key: str) -> MutationResult:
+    """Make the request that performs a plan item's operation: the one place an action meets the API. Backend
     errors propagate as `BackendError` subclasses."""
     kw: dict[str, Any] = {"if_match": if_match, "idempotency_key": key}
-    op = change.operation()
+    op = _operation(step)
     match op:
         case ops.RequestMeans():
             return await client.request_means(op.kvk, email=op.email, name=op.name, role=op.role, level=op.level,
@@ -71,4 +77,4 @@ async def send(client: BeheerClient, change: Change, *, if_match: int | None, ke
             return await client.revoke_chain(op.kvk, op.intermediary_kvk, op.services, **kw)
         case ops.RemoveIntermediary():
             return await client.remove_intermediary(op.kvk, op.intermediary_kvk, **kw)
-    raise ValueError(f"unknown action {change.action}")  # pragma: no cover
+    raise ValueError(f"unknown action {op.action}")  # pragma: no cover

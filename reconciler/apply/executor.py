@@ -70,6 +70,8 @@ class Executor:
     #: the first audit write that failed: no request is sent after it
     audit_failure: AuditError | None = field(default=None, init=False)
     _report: ApplyReport | None = field(default=None, init=False)
+    #: step id -> the organisation whose URL (and revision) its request goes to (`calls.path_kvk`), found once
+    _where: dict[str, str] = field(default_factory=dict, init=False)
 
     async def run(self) -> ApplyReport:
         report = ApplyReport(self.plan_id, [empty_result(org) for org in self.plan.organisations])
@@ -125,7 +127,8 @@ class Executor:
 
         for org in orgs:
             for change in org.changes:
-                related = {path_kvk(change)}
+                where = self._where[change.id] = path_kvk(change)
+                related = {where}
                 for mid in means_ids(change):
                     related |= set(self.world.memberships_of(mid))
                 for kvk in related & parent.keys():
@@ -159,7 +162,7 @@ class Executor:
         logged = self._log("step-result", plan_id=self.plan_id, step_id=c.id, kvk=c.kvk, action=c.action.value,
                            target=c.target, outcome=step.outcome.value, code=step.code, message=step.message,
                            attempts=step.attempts, ms=round(step.seconds * 1000, 1), because=step.because,
-                           replayed=step.replayed, revision=self.revisions.get(path_kvk(c)), key=step.key)
+                           replayed=step.replayed, revision=self.revisions.get(self._where.get(c.id, c.kvk)), key=step.key)
         if not logged and step.key is not None and self._report is not None:
             self._report.unlogged.append(step)       # sent, and the log does not say how it ended
         self.progress.done(step)
@@ -183,9 +186,9 @@ class Executor:
         guard = self._guard(change, actor)
         if guard:
             return StepResult(change, Outcome.FAILED, guard[0], guard[1])
-        placeholder = f"pending:{change.id}"
+        op = change.operation(f"pending:{change.id}")
         try:
-            effects = rules.execute(self.world, actor, change.operation(placeholder), self.plan.today)
+            effects = rules.execute(self.world, actor, op, self.plan.today)
         except rules.Refusal as refusal:
             cause = _cause(change, failed)
             if cause is not None:
@@ -193,14 +196,14 @@ class Executor:
                                   f"it depends on that step ({refusal.code}: {refusal.message})", because=cause.change.id)
             return StepResult(change, Outcome.FAILED, refusal.code, f"not sent: the backend would refuse it now "
                               f"({refusal.message}); plan again")
-        where = path_kvk(change)
+        where = self._where.get(change.id) or path_kvk(op)
         key = idempotency_key(self.plan_id, change.id)
         if not self._log("step-intent", plan_id=self.plan_id, step_id=change.id, kvk=change.kvk,
                          action=change.action.value, target=change.target, key=key):
             return StepResult(change, Outcome.SKIPPED, message=f"not attempted: {AUDIT_STOP}")
         started = time.perf_counter()
         try:
-            answer = await send(client, change, if_match=self.revisions.get(where), key=key)
+            answer = await send(client, op, if_match=self.revisions.get(where), key=key)
         except BackendError as error:
             seconds = time.perf_counter() - started
             if isinstance(error, PreconditionFailed):

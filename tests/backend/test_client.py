@@ -625,3 +625,39 @@ def test_the_json_of_an_answer_is_what_response_json_gives(body: bytes, content_
     except ValueError as exc:
         got = ("error", type(exc))
     assert got == expected
+
+
+# ------------------------------------------------------------------------------------- URLs and cookies
+@pytest.mark.parametrize("base", ["http://127.0.0.1:8700", "https://beheer.example/api/", "https://b.example/a b"])
+@pytest.mark.parametrize("path", ["/v1/me", "/v1/organisations/12345678/means/m%201/role", "/v1/x/é y/ü?",
+                                  "v1/relative"])
+def test_a_path_becomes_the_url_httpx_would_make_of_it(base: str, path: str) -> None:
+    """The client parses each path once; the URL is the one httpx's own joining with the base URL gives."""
+    client = BeheerClient(base, TOKEN)
+    assert client._url(path) == client.http.build_request("GET", path).url
+    assert client._url(path) is client._url(path)
+
+
+def test_the_kept_urls_stay_bounded() -> None:
+    client = BeheerClient("http://127.0.0.1:8700", TOKEN)
+    for i in range(3000):
+        client._url(f"/v1/organisations/12345678/means/m{i}/role")
+    assert 0 < len(client._urls) <= 512
+
+
+async def test_a_cookie_the_server_sets_is_never_sent_back() -> None:
+    """The API authenticates by token: a cookie from an answer (a session, a tracker) is not kept or replayed."""
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("Cookie"))
+        return httpx.Response(200, json={"means_id": "m1", "email": "a@example.nl", "level": "EH3",
+                                         "read_only": False},
+                              headers={"Set-Cookie": "session=stolen; Path=/"})
+
+    async with BeheerClient("http://127.0.0.1:8700", TOKEN, transport=httpx.MockTransport(handler)) as client:
+        client.http.cookies = {"preset": "1"}           # a cookie set on the client is not kept either
+        await client.me()
+        await client.me()
+        assert len(client.http.cookies) == 0
+    assert seen == [None, None]
