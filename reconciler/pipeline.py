@@ -13,6 +13,7 @@ sent), `Unusable` (an option's value: an out file, a tariff file, the plan key),
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ import anyio
 
 from reconciler import __version__
 from reconciler.apply.preflight import Refused
+from reconciler.collector import gc_paused
 from reconciler.config.loader import LoadResult, date_findings, load_paths, read_capped
 from reconciler.config.shard import Shard, parse_shard, pick_orgs
 from reconciler.config.yamlpos import MAX_BYTES
@@ -611,7 +613,8 @@ async def apply_saved(path: str, paths: Sequence[str], opts: ApplyOptions) -> Ap
     from reconciler.backend.connect import parse_backend_spec
 
     try:
-        data = load_plan_data(Path(path))
+        with gc_paused():                             # a 10,000-step plan is ~600,000 objects, kept to the end
+            data = load_plan_data(Path(path))
         key = plan_key()
         if key is not None:
             check_signature(Path(path), data, key)
@@ -651,6 +654,7 @@ async def apply_saved(path: str, paths: Sequence[str], opts: ApplyOptions) -> Ap
             raise Refused("the saved plan is stale; nothing was changed. Plan again "
                           "(`reconciler plan PATH... --out plan.json`):\n  " + "\n  ".join(reasons))
         changed = differences(data, derived.plan)
+        del data                                      # the file's document is not needed again
         if changed:
             shown = changed[:_MAX_SHOWN] + ([f"... and {len(changed) - _MAX_SHOWN} more"]
                                             if len(changed) > _MAX_SHOWN else [])
@@ -717,6 +721,9 @@ async def _execute(plan: Plan, world: World, session: Session, opts: ApplyOption
                       "--audit-log - for no audit log)") from None
     try:
         await opts.confirm(plan)
+        # What the apply holds to its end (the world, the plan, the config) is long-lived: frozen, the collections
+        # that each step's requests and answers trigger do not walk it again and again (~0.2 s of 10,000 steps).
+        gc.freeze()
         executor = Executor(plan, plan_id(plan), world, session.clients, session.actors, audit=audit,
                             progress=opts.progress() if opts.progress else Quiet(), concurrency=opts.concurrency)
         report = await executor.run()

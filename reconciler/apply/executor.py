@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 import anyio
+import httpx
 
 from reconciler.apply.audit import AuditError, AuditLog
 from reconciler.apply.calls import means_ids, path_kvk, send
@@ -84,17 +85,31 @@ class Executor:
                   steps=len(self.plan.changes), today=self.plan.today)
         limiter = anyio.Semaphore(self.concurrency)
 
+        # Each lane that runs sends over a connection pool of its own, taken from these (at most `concurrency`)
+        # and given back when the lane is done: at every request httpcore looks at each connection of its pool.
+        made: list[httpx.AsyncClient] = []
+        free: list[httpx.AsyncClient] = []
+
         async def lane(orgs: list[OrgPlan]) -> None:
             failed: list[StepResult] = []          # a step may wait on a failed step of an earlier organisation
             async with limiter:
+                connection = free.pop() if free else None
                 for org in orgs:
-                    await self._org(org, results[org.kvk], failed)
+                    client = self.clients.get(org.kvk)
+                    if connection is None and client is not None and (connection := client.new_connection()):
+                        made.append(connection)
+                    await self._org(org, results[org.kvk], failed,
+                                    client.over(connection) if client is not None and connection else client)
+                if connection is not None:
+                    free.append(connection)
 
         try:
             async with anyio.create_task_group() as tg:
                 for orgs in self._lanes():
                     tg.start_soon(lane, orgs)
         finally:
+            for connection in made:
+                await connection.aclose()
             self.progress.finish()
             self._log("apply-finished", plan_id=self.plan_id, **report.summary())
             if self.audit_failure is not None:
@@ -139,7 +154,8 @@ class Executor:
         return list(lanes.values())
 
     # --------------------------------------------------------------------------------- one organisation
-    async def _org(self, org: OrgPlan, result: OrgResult, failed: list[StepResult]) -> None:
+    async def _org(self, org: OrgPlan, result: OrgResult, failed: list[StepResult],
+                   client: BeheerClient | None) -> None:
         for change in org.changes:
             if self.audit_failure is not None and not result.stopped:
                 result.stopped = AUDIT_STOP
@@ -148,7 +164,7 @@ class Executor:
                                                 because=failed[-1].change.id if failed else None))
                 continue
             self.progress.step(change)
-            step = await self._step(change, failed)
+            step = await self._step(change, failed, client)
             self._record(result, step)
             if step.outcome is Outcome.FAILED:
                 failed.append(step)
@@ -178,9 +194,8 @@ class Executor:
         return None
 
     # ----------------------------------------------------------------------------------------- one step
-    async def _step(self, change: Change, failed: list[StepResult]) -> StepResult:
+    async def _step(self, change: Change, failed: list[StepResult], client: BeheerClient | None) -> StepResult:
         actor = self.actors.get(change.kvk)
-        client = self.clients.get(change.kvk)
         if actor is None or client is None:
             return StepResult(change, Outcome.FAILED, "R1", "no acting beheerder for this organisation")
         guard = self._guard(change, actor)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import calendar
 from collections import Counter
 import datetime as dt
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
 from reconciler.domain.means import MeansType, Role, SecondFactorType, Subscription
 from reconciler.domain.catalogue import Catalogue, Service
@@ -120,7 +120,7 @@ class View(Protocol):
     def memberships_of(self, means_id: str) -> dict[str, Membership]: ...
     def members(self, kvk: str) -> dict[str, Membership]: ...
     def member_count(self, kvk: str) -> int: ...
-    def active_admins(self, kvk: str) -> list[str]: ...
+    def active_admins(self, kvk: str) -> Iterable[str]: ...
     def tax_means(self, kvk: str) -> list[str]: ...
     def authorisations_of(self, kvk: str, means_id: str) -> dict[str, dt.date]: ...
     def authorisation(self, kvk: str, means_id: str, service: str) -> dt.date | None: ...
@@ -193,17 +193,17 @@ def _second_factor_ok(level: Level, factor: SecondFactorType | None, phone: str 
         raise Refusal("R19", "second factor sms needs a mobile number")
 
 
-def admin_count_after(view: View, kvk: str, removed: str) -> int:
-    """R1: active admins that remain once `removed` is gone; one whose termination is already scheduled
-    does not count, or two admins could schedule each other away and leave none when the day comes."""
-    staying = 0
+def admin_stays(view: View, kvk: str, removed: str) -> bool:
+    """R1: whether an active admin remains once `removed` is gone; one whose termination is already scheduled
+    does not count, or two admins could schedule each other away and leave none when the day comes. Stops at the
+    first (every request of a new means asks it: counting them all was a tenth of planning 10,000 steps)."""
     for mid in view.active_admins(kvk):
         if mid == removed:
             continue
         membership = view.membership(kvk, mid)
         if membership is not None and membership.terminates_on is None:
-            staying += 1
-    return staying
+            return True
+    return False
 
 
 def _end_date(today: dt.date, end: dt.date | None) -> dt.date:
@@ -265,7 +265,7 @@ def _request_means(view: View, actor: Means, op: RequestMeans, today: dt.date) -
 def _admins_stay(view: View, kvk: str, who: str) -> None:
     """R1: no one joins an organisation whose every admin is scheduled to leave (R14: it is ending), or the
     newcomer would be left without an admin on that day."""
-    if admin_count_after(view, kvk, removed="") == 0:
+    if not admin_stays(view, kvk, removed=""):
         raise Refusal("R1", f"every beheerder of {kvk} is scheduled to leave (the organisation is ending, R14); "
                             f"{who} cannot join it")
 
@@ -331,7 +331,7 @@ def _change_role(view: View, actor: Means, op: ChangeRole, today: dt.date) -> li
     if op.role is Role.GEBRUIKER:
         if means.id == actor.id:
             raise Refusal("R3", "you cannot make yourself a gebruiker; another beheerder must do it")
-        if means.active and admin_count_after(view, op.kvk, means.id) == 0:
+        if means.active and not admin_stays(view, op.kvk, means.id):
             raise Refusal("R1", f"{means.email} is the only active beheerder; make someone else beheerder first")
     else:
         if not admin_level_ok(means.effective_level):
@@ -431,7 +431,7 @@ def _terminate(view: View, actor: Means, op: Terminate, today: dt.date) -> list[
     if not now:             # R6 guards changes; a termination "per direct" is the exit of a leaver (3.4)
         _no_pending(means)
     last = view.member_count(op.kvk) == 1
-    leaves_no_admin = means.active and membership.is_admin and admin_count_after(view, op.kvk, means.id) == 0
+    leaves_no_admin = means.active and membership.is_admin and not admin_stays(view, op.kvk, means.id)
     # R14 (3.4.1): with no other means of the organisation active, its sole admin may end its own means now,
     # and with it the organisation ("Omdat er geen andere gebruikers actief zijn")
     ends_organisation = last or (now and means.id == actor.id and leaves_no_admin

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from reconciler.domain.means import ByEmail, MeansType, Role, SecondFactorType, Subscription
 from reconciler.domain.catalogue import Catalogue
@@ -265,13 +265,15 @@ class World:
         state = self.orgs.get(kvk)
         return len(state.members) if state else 0
 
-    def active_admins(self, kvk: str) -> list[str]:
+    def active_admins(self, kvk: str) -> Iterator[str]:
+        """Lazily, in membership order: R1 asks it per request and most often needs only the first."""
         state = self.orgs.get(kvk)
         if state is None:
-            return []
-        means = self.means              # the members' roles and statuses read directly: R1 asks it per request
-        return [mid for mid, ms in state.members.items()
-                if ms.role is Role.BEHEERDER and means[mid].status is Status.ACTIEF]
+            return
+        means = self.means              # the members' roles and statuses read directly
+        for mid, ms in state.members.items():
+            if ms.role is Role.BEHEERDER and means[mid].status is Status.ACTIEF:
+                yield mid
 
     def tax_means(self, kvk: str) -> list[str]:
         state = self.orgs.get(kvk)

@@ -430,7 +430,7 @@ class _OrgPlanner:
     def _own_end(self, means: Means) -> str:
         """Why the acting admin's own means stays, and what ending it would take and cost."""
         why = "the acting admin's own means is never terminated by the reconciler"
-        if rules.admin_count_after(self.sim, self.kvk, means.id) > 0 or rules.others_active(self.sim, self.kvk,
+        if rules.admin_stays(self.sim, self.kvk, means.id) or rules.others_active(self.sim, self.kvk,
                                                                                                  means.id):
             return why + "; another beheerder must do it"
         waiting = sorted(self.sim.means[m].email for m in self.sim.members(self.kvk) if m != means.id)

@@ -29,11 +29,19 @@ def _copy(value: Any) -> Any:
     return value
 
 
+#: Values written as they are: most of an item's fields (copying and probing each cost a third of the item).
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _item(item: Change | Deferred | Manual | Unmanaged) -> dict[str, Any]:
-    data = {name: _copy(getattr(item, name)) for name in _names(type(item))}
-    for key, value in list(data.items()):
-        if hasattr(value, "value"):
-            data[key] = value.value
+    data: dict[str, Any] = {}
+    for name in _names(type(item)):
+        value = getattr(item, name)
+        if type(value) in _PLAIN:
+            data[name] = value
+        else:
+            value = _copy(value)
+            data[name] = value.value if hasattr(value, "value") else value     # an enum: its value
     if isinstance(item, Change):
         data["symbol"] = item.symbol
         data["stage"] = int(item.stage)

@@ -215,3 +215,32 @@ def test_the_audit_log_has_a_line_per_step_and_never_a_token(sb: Sandbox) -> Non
 def test_idempotency_keys_differ_per_plan_and_step() -> None:
     assert idempotency_key("p1", "s1") == idempotency_key("p1", "s1")
     assert len({idempotency_key("p1", "s1"), idempotency_key("p2", "s1"), idempotency_key("p1", "s2")}) == 3
+
+
+def test_a_lane_sends_over_a_connection_pool_of_its_own_and_closes_it(sb: Sandbox) -> None:
+    """httpcore looks at every connection of a pool at each request, so each running lane gets a pool of its own
+    (made like the session's), at most `concurrency` of them, all closed when the apply ends; the session's own
+    pool stays open, and the requests still count in the session's counter."""
+    sb.setup(ADMIN)
+    sb.write(ADMIN + user("x@acme.nl", auths="{service: rvo/tenderned, until: rolling}") + user("y@acme.nl"))
+
+    async def work(session: Session, planned: Planned) -> tuple[ApplyReport, list[Any], int, bool]:
+        client = session.clients[KVK]
+        made: list[Any] = []
+        new_connection = client.new_connection
+
+        def tracked() -> Any:
+            pool = new_connection()
+            made.append(pool)
+            return pool
+
+        client.new_connection = tracked  # type: ignore[method-assign]
+        before = client.requests_total
+        report = await Executor(planned.plan, plan_id(planned.plan), planned.world.copy(), session.clients,
+                                session.actors, concurrency=2).run()
+        return report, made, client.requests_total - before, session.client.http.is_closed
+
+    report, made, sent, session_closed = sb.session(work)
+    assert report.ok and len(report.organisations[0].steps) == 2
+    assert len(made) == 1 and made[0] is not None and made[0].is_closed
+    assert sent == 2 and not session_closed

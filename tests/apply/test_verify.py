@@ -63,6 +63,37 @@ def test_every_edited_value_is_found(path: tuple[Any, ...]) -> None:
                    for line in found)
 
 
+def same_in_python(value: Any) -> Any:
+    """A value Python calls equal (`==`) that JSON writes otherwise: `true` for `1`, `1.0` for `1`, `1` for
+    `true`, `-0.0` for `0.0`; None where there is none."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return float(value) if value not in (0, 1) else bool(value)
+    if isinstance(value, float):
+        return -value if value == 0 else int(value) if value.is_integer() else None
+    return None
+
+
+def test_a_number_or_flag_of_another_json_type_is_found_though_python_calls_it_equal() -> None:
+    numbers = []
+    for path in PATHS:
+        node = DATA
+        for key in path:
+            node = node[key]
+        if same_in_python(node) is not None:
+            numbers.append((path, node))
+    assert numbers, "the sample plan has numbers and flags"
+    for path, value in numbers:
+        data = copy.deepcopy(DATA)
+        node = data
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = same_in_python(value)
+        assert node[path[-1]] == value and json.dumps(node[path[-1]]) != json.dumps(value)
+        assert differences(data, PLAN), path
+
+
 def test_labels_and_cost_decide_nothing() -> None:
     data = copy.deepcopy(DATA)
     data["cost"]["once"] = 1e9

@@ -661,3 +661,14 @@ async def test_a_cookie_the_server_sets_is_never_sent_back() -> None:
         await client.me()
         assert len(client.http.cookies) == 0
     assert seen == [None, None]
+
+
+def test_a_new_connection_is_made_like_the_client_s_own_and_over_shares_token_and_counter() -> None:
+    client = BeheerClient("https://beheer.example/api", TOKEN, timeouts=Timeouts(connect=1.5))
+    other = client.with_token("other-token").new_connection()       # a sibling makes one too
+    assert other is not None and other is not client.http
+    assert other.base_url == client.http.base_url and other.trust_env and other.timeout == client.http.timeout
+    assert BeheerClient("http://127.0.0.1:8700", TOKEN).new_connection().trust_env is False  # type: ignore[union-attr]
+    moved = client.over(other)
+    assert moved.http is other and moved.request_counts is client.request_counts and moved.has_token
+    assert BeheerClient("http://127.0.0.1:8700", TOKEN, http=httpx.AsyncClient()).new_connection() is None

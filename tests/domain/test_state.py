@@ -129,8 +129,8 @@ def test_active_admins_are_active_beheerders_only() -> None:
     w = world()
     w.apply([PutMeans(means("carl", "carl@acme.nl", status=Status.WACHTEN_OP_ACTIVATIE)),
              PutMembership(KVK, "carl", Membership(Role.BEHEERDER))])
-    assert w.active_admins(KVK) == ["anna"]                      # not bob (gebruiker), not carl (not active)
-    assert w.active_admins("99999999") == []
+    assert list(w.active_admins(KVK)) == ["anna"]                    # not bob (gebruiker), not carl (not active)
+    assert list(w.active_admins("99999999")) == []
 
 
 def test_tax_means_counts_members_and_pending_links() -> None:

@@ -385,7 +385,7 @@ def test_the_store_answers_the_view_as_the_world_does_after_the_same_effects(sto
             assert view.means_by_email("BOB@acme.nl") == world.get_means("bob")
         assert store.members(KVK) == world.members(KVK)
         assert store.member_count(KVK) == world.member_count(KVK) == 3
-        assert store.active_admins(KVK) == world.active_admins(KVK) == [anna]
+        assert store.active_admins(KVK) == list(world.active_admins(KVK)) == [anna]
         assert store.tax_means(KVK) == world.tax_means(KVK) == ["tax"]
         for mid in (anna, "bob", "carl", "tax", "nobody"):
             assert store.get_means(mid) == world.get_means(mid)
