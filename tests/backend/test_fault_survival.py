@@ -19,6 +19,7 @@ import anyio
 import httpx
 import pytest
 import uvicorn
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from reconciler.backend.client import BeheerClient, RetryPolicy, Timeouts
 from reconciler.backend.errors import (
@@ -309,3 +310,13 @@ async def test_a_key_reused_for_another_request_is_refused(served: Served) -> No
                                             idempotency_key="step-1")
             assert info.value.status == 422
             assert sorted(m["email"] for m in await s.means()) == ["anna@acme.nl", "bob@acme.nl"]
+
+
+def test_the_served_sandbox_names_no_software_and_takes_no_forwarded_address(served: Served) -> None:
+    """`sandbox serve` hides uvicorn's `server` header and does not let a client claim another address with
+    X-Forwarded-For (uvicorn trusts it from loopback by default, through a middleware it then adds)."""
+    response = httpx.get(f"{served.base_url}/openapi.json")
+    assert response.status_code == 200 and "server" not in response.headers and "date" in response.headers
+    config = uvicorn.Config(create_app(":memory:"), **uvicorn_options())
+    config.load()
+    assert not isinstance(config.loaded_app, ProxyHeadersMiddleware)

@@ -207,8 +207,10 @@ def http_protocol() -> type:
 
 def uvicorn_options() -> dict[str, Any]:
     """How the sandbox is served (also by benchmarks/apply_scale.py): the protocol above; no access log (at the
-    warning level its lines are formatted only to be dropped)."""
-    return {"http": http_protocol(), "access_log": False}
+    warning level its lines are formatted only to be dropped); no `X-Forwarded-*` taken from a client (uvicorn
+    trusts them from loopback by default: the sandbox is reached directly, and a client's claimed address means
+    nothing to it); no `server` header naming the software."""
+    return {"http": http_protocol(), "access_log": False, "proxy_headers": False, "server_header": False}
 
 
 def run(served: Served) -> None:
