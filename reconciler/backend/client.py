@@ -20,6 +20,7 @@ import sys
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from http.cookiejar import Cookie, CookieJar
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping, TypeVar
 
 import anyio
@@ -159,8 +160,18 @@ class _TokenRedaction:
 REDACTION = _TokenRedaction()
 
 
+class _NoCookies(CookieJar):
+    """A jar that takes no cookie, however it is offered (`cookies[...] =`, `.set`, `.update` all end here)."""
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        return None
+
+
 class _Jarless(httpx.Cookies):
-    """A cookie jar that keeps nothing (see `_Http`)."""
+    """A cookie jar that keeps nothing (see `_Http`): not a server's Set-Cookie, nor a cookie put in by code."""
+
+    def __init__(self) -> None:
+        super().__init__(_NoCookies())
 
     def extract_cookies(self, response: httpx.Response) -> None:
         return None

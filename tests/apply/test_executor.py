@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import anyio
+import httpx
 import pytest
 
 from reconciler.apply.audit import AuditLog
 from reconciler.apply.executor import Executor, idempotency_key
 from reconciler.apply.report import ApplyReport, Outcome
 from reconciler.apply.saved import plan_id
+from reconciler.backend.client import BeheerClient
 from reconciler.backend.sandbox.controls import SandboxControls
 from reconciler.backend.session import Session, open_session
 from reconciler.pipeline import Planned, plan_in_session
@@ -244,3 +246,70 @@ def test_a_lane_sends_over_a_connection_pool_of_its_own_and_closes_it(sb: Sandbo
     assert report.ok and len(report.organisations[0].steps) == 2
     assert len(made) == 1 and made[0] is not None and made[0].is_closed
     assert sent == 2 and not session_closed
+
+
+def _org_configs(tmp: Path, count: int) -> list[str]:
+    """`count` organisations, each an admin and two EH2 users to request: one lane each."""
+    paths = []
+    for i in range(count):
+        kvk = f"{50000000 + i:08d}"
+        path = tmp / f"{kvk}.yaml"
+        path.write_text(f'version: 1\norganisation: {{kvk: "{kvk}", name: Org {i}}}\nusers:\n'
+                        f"  - {{email: admin@o{i}.nl, name: Admin, role: beheerder, level: EH3, second_factor: {{type: otp}}}}\n"
+                        f"  - {{email: a@o{i}.nl, name: A, role: gebruiker, level: EH2}}\n"
+                        f"  - {{email: b@o{i}.nl, name: B, role: gebruiker, level: EH2}}\n")
+        paths.append(str(path))
+    return paths
+
+
+@pytest.mark.parametrize("concurrency", [1, 8])
+def test_fifty_organisations_go_over_at_most_concurrency_pools_each_step_with_its_organisation_s_token(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, concurrency: int) -> None:
+    """50 lanes, one organisation a 412 in its first step: at most `concurrency` pools are made and all are
+    closed at the end (the session's stays open); every request carries the token of the organisation in its
+    URL; the 412 stops that organisation only; every other step is done, and the next plan has only the
+    stopped organisation's work."""
+    paths = _org_configs(tmp_path, 50)
+    backend = f"sandbox:{tmp_path / 'sb.db'}"
+    stale = f"{50000000 + 7:08d}"
+    pools: list[Any] = []
+    sent: list[tuple[str, str | None]] = []
+    original = BeheerClient.new_connection
+
+    def tracked(self: BeheerClient) -> Any:
+        pool = original(self)
+        assert pool is not None
+
+        async def record(request: httpx.Request) -> None:
+            sent.append((request.url.path.split("/")[3], request.headers.get("Authorization")))
+
+        pool.event_hooks = {"request": [record], "response": []}
+        pools.append(pool)
+        return pool
+
+    monkeypatch.setattr(BeheerClient, "new_connection", tracked)
+
+    async def go() -> tuple[ApplyReport, dict[str, str], bool, list[str]]:
+        result = load_paths(paths, dt.date.today())
+        assert result.ok
+        async with open_session(backend, result.orgs) as session:
+            planned = await plan_in_session(session, tuple(paths), result, None)
+            tokens = {kvk: f"Bearer {c._token.reveal()}" for kvk, c in session.clients.items()}  # type: ignore[union-attr]
+            assert len(set(tokens.values())) == 50
+            await session.clients[stale].request_means(stale, email="c@o7.nl", name="C", role="gebruiker", level="EH2")
+            report = await Executor(planned.plan, plan_id(planned.plan), planned.world.copy(), session.clients,
+                                    session.actors, concurrency=concurrency).run()
+            closed = session.client is not None and session.client.http.is_closed
+            again = await plan_in_session(session, tuple(paths), load_paths(paths, dt.date.today()), None)
+            return report, tokens, closed, [o.kvk for o in again.plan.organisations if o.changes]
+
+    report, tokens, session_closed, left = anyio.run(go)
+    assert 1 <= len(pools) <= concurrency and all(pool.is_closed for pool in pools) and not session_closed
+    assert len(sent) == 49 * 2 + 1 and all(tokens[kvk] == auth for kvk, auth in sent)
+    for org in report.organisations:
+        outcomes = [s.outcome for s in org.steps]
+        if org.kvk == stale:
+            assert outcomes == [Outcome.FAILED, Outcome.SKIPPED] and "412" in (org.stopped or "")
+        else:
+            assert outcomes == [Outcome.DONE, Outcome.DONE], org.kvk
+    assert left == [stale]

@@ -13,12 +13,13 @@ from typing import Any, Callable
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from reconciler.backend.client import BeheerClient, RetryPolicy, Timeouts, token_from_env
+from reconciler.backend.client import BeheerClient, RetryPolicy, Timeouts, _segment, token_from_env
 from reconciler.backend.connect import DroppedConnectionTransport
 from reconciler.backend.errors import (
     BackendError, BackendUnreachable, ConfigurationError, Forbidden, IdempotencyMismatch, InvalidRequest,
@@ -672,3 +673,127 @@ def test_a_new_connection_is_made_like_the_client_s_own_and_over_shares_token_an
     moved = client.over(other)
     assert moved.http is other and moved.request_counts is client.request_counts and moved.has_token
     assert BeheerClient("http://127.0.0.1:8700", TOKEN, http=httpx.AsyncClient()).new_connection() is None
+
+
+# ---------------------------------------------------------------- URLs and per-lane pools, attacked (issue #15)
+BASES = ["http://127.0.0.1:8700", "http://127.0.0.1:8700/", "https://beheer.example/api", "https://beheer.example/a/b/",
+         "https://b.example:8443/x%20y/", "http://[::1]:9/p?q=1"]
+#: identifiers as `_segment` lets them through: anything without a slash, including ?, #, %, spaces and non-ASCII
+IDS = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/"), min_size=1, max_size=12).filter(
+    lambda s: s not in {".", ".."})
+
+
+def _joined(client: BeheerClient, target: str | httpx.URL, params: dict[str, str]) -> Any:
+    """The URL a request to `target` goes to, or the kind of error it raises (the old and new path must agree)."""
+    try:
+        return client.http.build_request("POST", target, params=params or None).url
+    except Exception as exc:  # noqa: BLE001 - the same refusal is what is compared
+        return type(exc)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(base=st.sampled_from(BASES), kvk=IDS, means_id=IDS, cursor=st.none() | st.text(max_size=6))
+def test_any_identifier_goes_to_the_url_httpx_s_own_joining_gives(base: str, kvk: str, means_id: str,
+                                                                  cursor: str | None) -> None:
+    """Whatever an id holds (`?`, `#`, `%2F`, spaces, non-ASCII), the kept URL, with the query on top, is the one
+    httpx made of the path before the URLs were kept: no request goes to another path, query or host."""
+    client = BeheerClient(base, TOKEN)
+    path = f"/v1/organisations/{_segment(kvk)}/means/{_segment(means_id)}/role"
+    params = {"cursor": cursor} if cursor is not None else {}
+    try:
+        kept: Any = client._url(path)
+    except Exception as exc:  # noqa: BLE001
+        kept = type(exc)
+    expected = _joined(client, path, params)
+    assert (_joined(client, kept, params) if isinstance(kept, httpx.URL) else kept) == expected
+    if isinstance(kept, httpx.URL):
+        assert (kept.scheme, kept.host, kept.port) == (client.http.base_url.scheme, client.http.base_url.host,
+                                                       client.http.base_url.port)
+
+
+def test_clients_on_other_base_urls_never_share_a_kept_url() -> None:
+    """The URLs are kept per client: a client (or its sibling over another pool) never sends to a URL kept by a
+    client of another backend, even for the same path."""
+    one = BeheerClient("https://one.example/api/", TOKEN)
+    two = BeheerClient("https://two.example/other/", TOKEN)
+    path = f"/v1/organisations/{KVK}/means"
+    assert str(one._url(path)) == f"https://one.example/api/v1/organisations/{KVK}/means"
+    assert str(two._url(path)) == f"https://two.example/other/v1/organisations/{KVK}/means"
+    pool = two.new_connection()
+    assert pool is not None
+    moved = one.over(pool)                            # over another backend's pool: that pool's base decides
+    assert str(moved._url(path)) == str(two._url(path))
+    assert str(one._url(path)).startswith("https://one.example/api/")
+
+
+@pytest.mark.parametrize("path", ["//evil.example/v1/me", "https://evil.example/v1/me"])
+def test_a_path_that_names_a_host_stays_on_the_backend(path: str) -> None:
+    client = BeheerClient("https://beheer.example/api/", TOKEN)
+    assert client._url(path).host == "beheer.example"
+
+
+async def test_a_lane_s_pool_sends_each_organisation_s_own_token_and_keeps_no_cookie() -> None:
+    """`over` moves a client, its token and nothing else, onto a lane's pool: the requests of two organisations'
+    clients over one pool each carry their own token; a cookie set over the pool is never replayed."""
+    seen: list[tuple[str | None, str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.headers.get("Authorization"), request.headers.get("Cookie")))
+        return httpx.Response(200, json={"means_id": "m1", "email": "a@example.nl", "level": "EH3", "read_only": False},
+                              headers={"Set-Cookie": "session=stolen; Path=/"})
+
+    async with BeheerClient("http://127.0.0.1:8700", TOKEN, transport=httpx.MockTransport(handler)) as session:
+        other = session.with_token("other-org-token")
+        pool = other.new_connection()
+        assert pool is not None
+        try:
+            await session.over(pool).me()
+            await other.over(pool).me()
+            await session.over(pool).me()
+            assert len(pool.cookies) == 0 and not pool.is_closed
+        finally:
+            await pool.aclose()
+        assert not session.http.is_closed
+    assert seen == [(f"Bearer {TOKEN}", None), ("Bearer other-org-token", None), (f"Bearer {TOKEN}", None)]
+
+
+@pytest.mark.parametrize("base, proxied", [("http://10.1.2.3:8700", False), ("https://beheer.example", True)])
+def test_a_lane_s_pool_follows_the_proxy_rule_of_the_session(monkeypatch: pytest.MonkeyPatch, base: str,
+                                                             proxied: bool) -> None:
+    """Plain http (loopback or --allow-insecure-http) never goes through HTTP(S)_PROXY / ALL_PROXY, where the
+    token would travel in clear to another host; https may. A lane's pool is made by the same rule."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(name, "http://proxy.example:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = BeheerClient(base, TOKEN)
+    pool = client.with_token("other").new_connection()
+    assert pool is not None
+    for http in (client.http, pool):
+        url = client._url("/v1/me")
+        assert (http._transport_for_url(url) is not http._transport) is proxied, http
+
+
+async def test_a_cookie_put_into_the_client_s_jar_is_never_sent() -> None:
+    """The jar keeps nothing however a cookie is put in (item, `set`, `update`), on the session's pool and on a
+    lane's: before, only a server's Set-Cookie and a replaced jar were dropped, and these three were sent."""
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("Cookie"))
+        return httpx.Response(200, json={"means_id": "m1", "email": "a@example.nl", "level": "EH3", "read_only": False})
+
+    async with BeheerClient("http://127.0.0.1:8700", TOKEN, transport=httpx.MockTransport(handler)) as client:
+        pool = client.new_connection()
+        assert pool is not None
+        try:
+            for http in (client.http, pool):
+                http.cookies["planted"] = "1"
+                http.cookies.set("other", "2", domain="127.0.0.1")
+                http.cookies.update({"third": "3"})
+                assert len(http.cookies) == 0
+            await client.me()
+            await client.over(pool).me()
+        finally:
+            await pool.aclose()
+    assert seen == [None, None]

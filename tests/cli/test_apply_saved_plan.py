@@ -368,3 +368,24 @@ def test_a_plan_with_rolling_end_dates_is_good_for_its_own_day_only(tmp_path: Pa
     assert org["valid_until"] == "2026-12-02" and "rolling end date" in org["valid_until_reason"]
     assert repo.run("sandbox", "clock", "set", "2026-12-02")[0] == 0      # a day later, or a replay
     refused(repo, plan_file, config, "the saved plan is stale", "on 2026-12-02")
+
+
+@pytest.mark.parametrize("spelling, said", [("{n}e0", "revision: {n}.0 in the file"),
+                                            ("{n}0e-1", "revision: {n}.0 in the file"),
+                                            ("NaN", "not a valid plan"), ("Infinity", "not a valid plan"),
+                                            ("-0.0", "changed since the plan was made (revision -0.0 then"),
+                                            ("true", "not a valid plan")])
+def test_a_revision_respelt_in_the_file_is_refused(tmp_path: Path, spelling: str, said: str) -> None:
+    """The revision written as raw JSON text an editor might use (an exponent, NaN, Infinity, -0.0, a flag): a
+    number Python calls equal still differs as JSON (issue #15: the fast comparison), the rest is not a plan."""
+    import re
+
+    repo = Repo(tmp_path)
+    config = repo.config(HEAD + "users:\n" + ADMIN + users(1))
+    plan_file = saved(repo, config)
+    text = plan_file.read_text()
+    n = revision(repo, config)
+    edited, count = re.subn(rf'"revision": {n}\b', f'"revision": {spelling.format(n=n)}', text, count=1)
+    assert count == 1
+    plan_file.write_text(edited)
+    refused(repo, plan_file, config, said.format(n=n))

@@ -122,3 +122,24 @@ def test_one_json_for_the_api_and_the_plan() -> None:
     assert json_value(value) == {"level": "EH2+", "end": "2027-03-31", "ids": ["b", "a"], "set": ["x", "y"],
                                  "none": None}
     assert "none" not in json_value(value, drop_none=True)
+
+
+def test_plain_values_pass_through_json_value_as_the_general_path_gives_them() -> None:
+    """The fast path for plain values (issue #15) writes what the general path wrote: enums (str and int ones)
+    as their value, a str subclass as its text, a flag as a flag and not a number, containers walked."""
+    import enum
+
+    from reconciler.domain.wire import json_value
+
+    class Kvk(str):
+        pass
+
+    class Stage(enum.IntEnum):
+        ADD = 2
+
+    value = {"kvk": Kvk("12345678"), "stage": Stage.ADD, "flag": True, "one": 1, "half": 0.5, "zero": -0.0,
+             "role": Role.BEHEERDER, "nested": [{"level": Level.EH3, "ids": ("a", Kvk("b"))}], "none": None}
+    got = json_value(value)
+    assert json.dumps(got) == ('{"kvk": "12345678", "stage": 2, "flag": true, "one": 1, "half": 0.5, "zero": -0.0, '
+                               '"role": "beheerder", "nested": [{"level": "EH3", "ids": ["a", "b"]}], "none": null}')
+    assert type(got["stage"]) is int and got["flag"] is True and type(got["role"]) is str

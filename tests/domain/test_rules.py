@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from reconciler.config.models import MeansType, Role, SecondFactorType, Subscription
 from reconciler.domain import rules
@@ -341,3 +342,58 @@ def test_pass_time_two_last_members_ending_on_one_day_end_the_organisation_r14()
     before = w.copy()
     rules.pass_time(w, TODAY, w.due(), lambda _event, effects: w.apply(effects))   # nothing left to do
     assert w == before
+
+
+# ------------------------------------------------------------- R1 as `admin_stays` (was a count), issue #15
+#: a member: its role, its means' status, and whether its termination is already scheduled
+MEMBER = st.tuples(st.sampled_from(list(Role)), st.sampled_from(list(Status)), st.booleans())
+
+
+def admins_left(view: rules.View, kvk: str, removed: str) -> int:
+    """R1 as it was counted before `admin_stays` (`admin_count_after`): the reference."""
+    staying = 0
+    for mid in list(view.active_admins(kvk)):
+        membership = view.membership(kvk, mid)
+        if mid != removed and membership is not None and membership.terminates_on is None:
+            staying += 1
+    return staying
+
+
+def members_world(members: list[tuple[Role, Status, bool]]) -> World:
+    w = world()
+    for i, (role, status, leaving) in enumerate(members):
+        w.means[f"m{i}"] = person(f"m{i}", status=status)
+        w.orgs[KVK].members[f"m{i}"] = Membership(role, TODAY + dt.timedelta(days=9) if leaving else None)
+    return w
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(MEMBER, max_size=7), st.sampled_from(["", "m0", "m1", "m3", "m6", "nobody"]))
+def test_r1_an_admin_stays_exactly_when_the_count_was_not_zero(members: list[tuple[Role, Status, bool]],
+                                                               removed: str) -> None:
+    """Stopping at the first staying admin decides what the count decided, for every mix of roles, statuses
+    and scheduled terminations, whoever is removed (or nobody: a newcomer joining, R14)."""
+    w = members_world(members)
+    assert rules.admin_stays(w, KVK, removed) is (admins_left(w, KVK, removed) > 0)
+    assert rules.admin_stays(w, OTHER, removed) is False                   # an organisation the world lacks
+    assert list(w.active_admins(KVK)) == list(w.active_admins(KVK))       # a fresh answer per question
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(MEMBER, min_size=1, max_size=5), st.integers(0, 4))
+def test_r1_refusals_follow_the_count(members: list[tuple[Role, Status, bool]], who: int) -> None:
+    """Demoting a member is refused for R1 exactly when no other active admin stays (the count was 0): the acting
+    admin's own termination is scheduled, so it does not count."""
+    w = members_world([(Role.BEHEERDER, Status.ACTIEF, True)] + members)    # m0 acts, and is leaving itself
+    target = f"m{1 + who % len(members)}"
+    means, membership = w.means[target], w.orgs[KVK].members[target]
+    last = means.active and membership.is_admin and admins_left(w, KVK, target) == 0
+    demote = rules.ChangeRole(KVK, target, Role.GEBRUIKER)
+    try:
+        rules.execute(w, "m0", demote, TODAY)
+        refused_r1 = False
+    except rules.Refusal as refusal:
+        refused_r1 = refusal.code == "R1"
+    assert refused_r1 is (means.active and membership.role is Role.BEHEERDER and admins_left(w, KVK, target) == 0)
+    assert rules.admin_stays(w, KVK, target) is not (admins_left(w, KVK, target) == 0)
+    assert last is (means.active and membership.is_admin and not rules.admin_stays(w, KVK, target))

@@ -319,3 +319,47 @@ def test_every_rule_id_r1_to_r20_is_accepted(validator: Draft202012Validator) ->
     for n in range(1, 21):
         data = _mutated(_set(lambda d: _org(d)["deferred"][0], "rule", f"R{n}"))
         assert errors(validator, data) == [], n
+
+
+# ============================================================================ the fast path of `_item` (issue #15)
+def _item_before(item: Any) -> dict[str, Any]:
+    """`json_plan._item` as it was before plain values were passed through: every field copied, then any value
+    with a `.value` (an enum) replaced by it. The reference the fast path must match byte for byte."""
+    from reconciler.plan.model import PER_SERVICE, Change, Deferred, Manual, target_list
+    from reconciler.render import json_plan as jp
+
+    data = {name: jp._copy(getattr(item, name)) for name in jp._names(type(item))}
+    for key, value in list(data.items()):
+        if hasattr(value, "value"):
+            data[key] = value.value
+    if isinstance(item, Change):
+        data["symbol"] = item.symbol
+        data["stage"] = int(item.stage)
+        data = jp._with_services(data, item.target, list(item.params.get("service_keys", [])))
+    elif isinstance(item, (Deferred, Manual)):
+        by_service = item.action in PER_SERVICE and item.person is not None
+        data = jp._with_services(data, item.person if by_service else item.target,
+                                 target_list(item.target) if by_service else [])
+    data.pop("kvk", None)
+    return data
+
+
+def test_plan_json_is_byte_identical_to_the_general_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plain values written as they are, everything else as before: enums by value, a str subclass as text, a
+    flag as `true` (not `1`), nested params copied; the same bytes for every hand-built plan and odd values."""
+    from reconciler.render import json_plan as jp
+
+    class Email(str):
+        pass
+
+    plans = {name: make() for name, make in HAND_BUILT.items()}
+    odd = every_action_plan()
+    change = odd.organisations[0].changes[0]
+    change.target, change.person, change.removal = Email("x@acme.nl"), Email("x@acme.nl"), 1  # type: ignore[assignment]
+    change.cost_once, change.detail = -0.0, Email("a -> b")
+    change.params = {**change.params, "nested": [{"origin": Origin.DRIFT, "flag": True, "n": (1, 2.0)}]}
+    plans["odd"] = odd
+    fast = {name: render_json(plan) for name, plan in plans.items()}
+    monkeypatch.setattr(jp, "_item", _item_before)
+    assert {name: render_json(plan) for name, plan in plans.items()} == fast
+    assert '"removal": 1' in fast["odd"] and '"cost_once": -0.0' in fast["odd"]

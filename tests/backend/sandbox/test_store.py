@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from reconciler.backend.sandbox.store import (
     SCHEMA_VERSION, IdempotencyRecord, Page, SandboxStore, hash_token,
@@ -504,3 +505,38 @@ def test_an_organisation_is_read_once_per_transaction_until_a_write(store: Sandb
             assert store.org(KVK) is None
     finally:
         store.conn.set_trace_callback(None)
+
+
+# --------------------------------------------------------------------- R1 over the store (issue #15)
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(list(Role)), st.sampled_from(list(Status)), st.booleans()), max_size=6))
+def test_r1_whether_an_admin_stays_is_answered_by_the_store_as_by_the_world(
+        members: list[tuple[Role, Status, bool]]) -> None:
+    """`rules.admin_stays` stops at the first staying admin; the store lists its admins in another order (by id)
+    than the world (by membership): both must decide R1 alike, whoever leaves, and as a count of them did."""
+    store = SandboxStore(":memory:")
+    try:
+        store.set_clock(TODAY)
+        store.create_organisation(KVK, "Acme", "anna@acme.nl", "Anna", Level.EH3)
+        anna = admin_id(store)
+        with store.transaction():
+            world = World(store.catalogue)
+            world.orgs[KVK] = OrgState(store.org(KVK))  # type: ignore[arg-type]
+            world.apply([PutMeans(store.get_means(anna)), PutMembership(KVK, anna, Membership(Role.BEHEERDER))])  # type: ignore[arg-type]
+        effects: list[Effect] = []
+        for i, (role, status, leaving) in enumerate(members):
+            mid = f"z{9 - i}"                         # ids that sort against the order of joining
+            effects += [PutMeans(user(mid, status=status)),
+                        PutMembership(KVK, mid, Membership(role, END if leaving else None))]
+        if members and members[0][2]:                 # anna leaving too, at times
+            effects.append(PutMembership(KVK, anna, Membership(Role.BEHEERDER, END)))
+        world.apply(effects)
+        write(store, effects)
+        with store.transaction():
+            assert sorted(store.active_admins(KVK)) == sorted(world.active_admins(KVK))
+            for removed in ("", anna, "nobody", *(f"z{9 - i}" for i in range(len(members)))):
+                count = sum(1 for mid in store.active_admins(KVK)
+                            if mid != removed and store.membership(KVK, mid).terminates_on is None)  # type: ignore[union-attr]
+                assert rules.admin_stays(store, KVK, removed) is rules.admin_stays(world, KVK, removed) is (count > 0)
+    finally:
+        store.close()
