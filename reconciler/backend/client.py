@@ -22,6 +22,7 @@ from collections import Counter
 from dataclasses import dataclass
 from http.cookiejar import Cookie, CookieJar
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping, TypeVar
+from urllib.parse import quote
 
 import anyio
 import httpx
@@ -269,12 +270,18 @@ def _decode_json(response: httpx.Response) -> Any:
     return response.json()
 
 
+#: What a path segment may hold as it is (RFC 3986 `pchar` but `%`): everything else is percent-escaped.
+_SEGMENT_SAFE = "!$&'()*+,;=:@-._~"
+
+
 def _segment(value: str) -> str:
-    """A path segment from an identifier; refuses anything that would change the path's shape."""
+    """A path segment from an identifier (the backend's own ids are hostile too): refuses what would change the
+    path's shape (a slash, `.`, `..`), and escapes what would end the path early (`?`, `#`) or be read as an
+    escape (`%`), so the request names exactly that id and no other (an id `m1#x` must not act on `m1`)."""
     text = str(value)
     if not text or "/" in text or text in {".", ".."}:
         raise ValueError(f"invalid identifier in a URL path: {text!r}")
-    return text
+    return quote(text, safe=_SEGMENT_SAFE)
 
 
 def _org_list(name: str, parse: Callable[[Any], T], resource: str | None = None) -> tuple[

@@ -504,6 +504,23 @@ async def test_path_identifiers_cannot_escape(make_client):
             await client.get_means(KVK, "../x")
 
 
+@pytest.mark.parametrize("means_id", ["m1#x", "m1?role=beheerder", "m1%2F..%2Fm2", "m1%23", "m 1", "mé"])
+async def test_an_identifier_that_would_end_the_path_early_is_escaped_and_names_only_itself(means_id: str) -> None:
+    """A means id from the backend is hostile too: `m1#x` must not act on `m1` (a `#` or `?` would end the path
+    there) and `%2F` must not be read as an escape; the server decodes the segment back to the id itself."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"revision": 2, "result": {}})
+
+    async with BeheerClient("http://127.0.0.1:8700", TOKEN, transport=httpx.MockTransport(handler)) as client:
+        await client.change_role(KVK, means_id, Role.BEHEERDER)
+    [request] = seen
+    assert request.url.path == f"/v1/organisations/{KVK}/means/{means_id}/role"    # decoded: the id, whole
+    assert request.url.query == b"" and request.url.fragment == ""
+
+
 # ----------------------------------------------------------------------------------------------- tokens
 async def test_the_bearer_token_is_sent(script, make_client):
     script.on("GET", "/v1/me", ok(ME))
@@ -678,7 +695,7 @@ def test_a_new_connection_is_made_like_the_client_s_own_and_over_shares_token_an
 # ---------------------------------------------------------------- URLs and per-lane pools, attacked (issue #15)
 BASES = ["http://127.0.0.1:8700", "http://127.0.0.1:8700/", "https://beheer.example/api", "https://beheer.example/a/b/",
          "https://b.example:8443/x%20y/", "http://[::1]:9/p?q=1"]
-#: identifiers as `_segment` lets them through: anything without a slash, including ?, #, %, spaces and non-ASCII
+#: identifiers `_segment` takes: anything without a slash, including ?, #, %, spaces and non-ASCII (it escapes them)
 IDS = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/"), min_size=1, max_size=12).filter(
     lambda s: s not in {".", ".."})
 
