@@ -71,8 +71,9 @@ class Executor:
     #: the first audit write that failed: no request is sent after it
     audit_failure: AuditError | None = field(default=None, init=False)
     _report: ApplyReport | None = field(default=None, init=False)
-    #: step id -> the organisation whose URL (and revision) its request goes to (`calls.path_kvk`), found once
-    _where: dict[str, str] = field(default_factory=dict, init=False)
+    #: (organisation, step id) -> the organisation whose URL (and revision) its request goes to (`calls.path_kvk`),
+    #: found once
+    _where: dict[tuple[str, str], str] = field(default_factory=dict, init=False)
 
     async def run(self) -> ApplyReport:
         report = ApplyReport(self.plan_id, [empty_result(org) for org in self.plan.organisations])
@@ -108,12 +109,13 @@ class Executor:
                 for orgs in self._lanes():
                     tg.start_soon(lane, orgs)
         finally:
-            for connection in made:
-                await connection.aclose()
             self.progress.finish()
             self._log("apply-finished", plan_id=self.plan_id, **report.summary())
             if self.audit_failure is not None:
                 report.audit_failure = str(self.audit_failure)
+            with anyio.CancelScope(shield=True):       # closed after the log's last line, even on Ctrl-C
+                for connection in made:
+                    await connection.aclose()
         return report
 
     def _log(self, event: str, **fields: object) -> bool:
@@ -142,7 +144,7 @@ class Executor:
 
         for org in orgs:
             for change in org.changes:
-                where = self._where[change.id] = path_kvk(change)
+                where = self._where[change.kvk, change.id] = path_kvk(change)
                 related = {where}
                 for mid in means_ids(change):
                     related |= set(self.world.memberships_of(mid))
@@ -175,10 +177,11 @@ class Executor:
     def _record(self, result: OrgResult, step: StepResult) -> None:
         result.steps.append(step)
         c = step.change
+        where = self._where.get((c.kvk, c.id), c.kvk)
         logged = self._log("step-result", plan_id=self.plan_id, step_id=c.id, kvk=c.kvk, action=c.action.value,
                            target=c.target, outcome=step.outcome.value, code=step.code, message=step.message,
                            attempts=step.attempts, ms=round(step.seconds * 1000, 1), because=step.because,
-                           replayed=step.replayed, revision=self.revisions.get(self._where.get(c.id, c.kvk)), key=step.key)
+                           replayed=step.replayed, revision=self.revisions.get(where), key=step.key)
         if not logged and step.key is not None and self._report is not None:
             self._report.unlogged.append(step)       # sent, and the log does not say how it ended
         self.progress.done(step)
@@ -211,7 +214,7 @@ class Executor:
                                   f"it depends on that step ({refusal.code}: {refusal.message})", because=cause.change.id)
             return StepResult(change, Outcome.FAILED, refusal.code, f"not sent: the backend would refuse it now "
                               f"({refusal.message}); plan again")
-        where = self._where.get(change.id) or path_kvk(op)
+        where = self._where.get((change.kvk, change.id)) or path_kvk(op)
         key = idempotency_key(self.plan_id, change.id)
         if not self._log("step-intent", plan_id=self.plan_id, step_id=change.id, kvk=change.kvk,
                          action=change.action.value, target=change.target, key=key):
