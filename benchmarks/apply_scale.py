@@ -741,6 +741,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"apply at scale: {args.changes} changes in {args.orgs} organisations, the sandbox served by uvicorn on "
           f"loopback (thread), reconciler in subprocesses; {os.cpu_count()} CPUs, Python "
           f"{sys.version.split()[0]}")
+    from plan_scale import compile_package           # beside this script
+
+    print(f"  {compile_package()}")
     started = time.perf_counter()
     results = []
     if not args.skip_clean:
