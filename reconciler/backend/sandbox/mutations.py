@@ -56,7 +56,9 @@ def _run(request: Request, actor: Actor, kvk: str, headers: MutationHeaders, bod
          target: str | None, work: Work, status: int, location: str | None) -> Response:
     store = get_store(request)
     key = headers.idempotency_key
-    method, path = request.method, request.url.path
+    # the path as the server received it, decoded: `request.url` is built and parsed again for each request, and
+    # depending on Starlette's version it cut the path at a `?` or `#` that was part of an id, or escaped it
+    method, path = request.method, request.scope["path"]
     body_hash = hashlib.sha256(body).hexdigest()
     with store.transaction(write=True):
         if key is not None:

@@ -75,6 +75,16 @@ async def test_the_same_key_for_another_request_is_422(sandbox: Sandbox) -> None
     assert r.status_code == 422 and r.json()["code"] == "idempotency-mismatch"
 
 
+async def test_the_same_key_for_another_id_that_only_differs_after_a_hash_is_422(sandbox: Sandbox) -> None:
+    """The idempotency record keeps the path as received: ids `m1#a` and `m1#b` are two requests (some Starlette
+    versions cut `request.url.path` at the `#`, and the second was answered with the first's reply)."""
+    key = {"Idempotency-Key": "same-key"}
+    first = await sandbox.post(f"/v1/organisations/{KVK}/means/m1%23a/role", {"role": "beheerder"}, headers=key)
+    second = await sandbox.post(f"/v1/organisations/{KVK}/means/m1%23b/role", {"role": "beheerder"}, headers=key)
+    assert first.status_code == 404 and "idempotent-replayed" not in second.headers
+    assert second.status_code == 422 and second.json()["code"] == "idempotency-mismatch"
+
+
 async def test_keys_are_per_token(sandbox: Sandbox) -> None:
     r = await sandbox.client.post("/sandbox/tokens", json={"means_id": sandbox.admin_id})
     other = r.json()["token"]
