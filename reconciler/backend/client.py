@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import random as _random
+import re
 import sys
 import uuid
 from collections import Counter
@@ -228,15 +229,23 @@ def _second_factor(kind: SecondFactorType | str | None, phone: str | None) -> di
     return {"type": _wire(kind), "phone": phone}
 
 
+#: Most digits a revision read from an ETag may have: a longer one is no revision (and `int` refuses one of
+#: 4,300 digits with a ValueError of its own).
+_MAX_REVISION_DIGITS = 19
+
+
 def _revision_from_etag(value: str | None) -> int | None:
-    """`"12"` or `W/"12"` -> 12; None when absent or not a number."""
+    """`"12"` or `W/"12"` -> 12; None when absent or not a number. Only ASCII digits count: `str.isdigit` also
+    takes `²` or `٣` (a header decoded as Latin-1 or UTF-8 can hold them), which `int` refuses or misreads."""
     if not value:
         return None
     text = value.strip()
     if text.startswith("W/"):
         text = text[2:]
     text = text.strip('"')
-    return int(text) if text.isdigit() else None
+    if not (text.isascii() and text.isdigit() and len(text) <= _MAX_REVISION_DIGITS):
+        return None
+    return int(text)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -247,13 +256,13 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value.strip()))
     except ValueError:
         pass
-    try:
+    try:                                    # a year past 9999 or the C int range is OverflowError, not ValueError
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.timezone.utc)
+        return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
+    except (TypeError, ValueError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
 
 
 def _decode_json(response: httpx.Response) -> Any:
@@ -269,6 +278,15 @@ def _decode_json(response: httpx.Response) -> Any:
             pass
     return response.json()
 
+
+#: What a problem's `code` may look like (`R4`, `not-found`, `idempotency-mismatch`): the message names it as it
+#: is, so a code of another shape (a line break, an escape, the token echoed back) is not kept.
+_PROBLEM_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: Most characters of a backend's explanation, or a cursor, that a message repeats.
+_MAX_DETAIL = 500
+#: Longest `next_cursor` taken: it is sent back in the next page's URL, and a URL past httpx's 65,536 characters
+#: is `httpx.InvalidURL` (no transport error: an internal error).
+_MAX_CURSOR = 4096
 
 #: What a path segment may hold as it is (RFC 3986 `pchar` but `%`): everything else is percent-escaped.
 _SEGMENT_SAFE = "!$&'()*+,;=:@-._~"
@@ -491,15 +509,16 @@ class BeheerClient:
         except ValueError:
             data = None
         if isinstance(data, Mapping):
-            code = data.get("code") if isinstance(data.get("code"), str) else None
+            raw_code = data.get("code")
+            code = raw_code if isinstance(raw_code, str) and _PROBLEM_CODE.fullmatch(raw_code) else None
             title = data.get("title") if isinstance(data.get("title"), str) else None
             raw = data.get("detail")
             if isinstance(raw, str):
                 detail = raw
             elif raw is not None:           # e.g. a framework's list of validation errors
-                detail = json.dumps(raw, ensure_ascii=False)[:500]
-        elif response.text:
-            detail = response.text.strip()[:300]
+                detail = self._redact(json.dumps(raw, ensure_ascii=False))[:_MAX_DETAIL]
+        elif response.text:                 # redacted before it is cut: a cut could keep the token's first half
+            detail = self._redact(response.text.strip())[:300]
         cls = error_class_for(response.status_code, code)
         return cls(self._redact(detail), status=response.status_code, code=code,
                    title=self._redact(title) if title else None, method=method, path=path, attempts=attempt,
@@ -562,6 +581,8 @@ class BeheerClient:
             nxt = data.get("next_cursor")
             if nxt is not None and not isinstance(nxt, str):
                 raise ValueError("'next_cursor' should be a string or null")
+            if nxt is not None and len(nxt) > _MAX_CURSOR:   # it goes into the next URL, which httpx caps at 64 KiB
+                raise ValueError(f"'next_cursor' is {len(nxt)} characters long, more than {_MAX_CURSOR}")
             return Page(items=tuple(map(parse_item, data["items"])), next_cursor=nxt or None)
 
         return await self._get(path, parse, {"limit": limit, "cursor": cursor})
@@ -576,8 +597,8 @@ class BeheerClient:
             if page.next_cursor is None:
                 return
             if page.next_cursor in seen:
-                raise UnexpectedResponse(f"the backend returned cursor {page.next_cursor!r} twice",
-                                         method="GET", path=path)
+                cursor_text = self._redact(repr(page.next_cursor))[:_MAX_DETAIL]
+                raise UnexpectedResponse(f"the backend returned cursor {cursor_text} twice", method="GET", path=path)
             seen.add(page.next_cursor)
             cursor = page.next_cursor
 

@@ -824,3 +824,85 @@ async def test_a_cookie_put_into_the_client_s_jar_is_never_sent() -> None:
         finally:
             await pool.aclose()
     assert seen == [None, None]
+
+
+# --------------------------------------------------------------------------------- a hostile backend's headers
+@pytest.mark.parametrize("etag", ['"\xb2"'.encode("latin-1"), '"\u00b2"'.encode(), '"\u0663"'.encode(),
+                                  b'"' + b"9" * 5000 + b'"', b'W/"-3"'])
+async def test_an_etag_that_is_no_ascii_number_is_no_revision(etag: bytes) -> None:
+    """`str.isdigit` takes `²` and `٣`; `int` refuses the first (and 5,000 digits), misreads the second: such an
+    ETag is no revision (None), never an internal error. Without one in the body, that is UnexpectedResponse."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = {"kvk": KVK, "name": "Acme"} if request.method == "GET" else {"result": {}}
+        return httpx.Response(200, json=body, headers=[(b"ETag", etag)])
+
+    async with BeheerClient("http://backend.test", TOKEN, transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(UnexpectedResponse, match="revision"):
+            await client.get_organisation(KVK)
+        with pytest.raises(UnexpectedResponse, match="revision"):
+            await client.change_role(KVK, "m1", Role.BEHEERDER)
+
+
+@pytest.mark.parametrize("value", ["Mon, 01 Jan 99999999999 00:00:00 GMT", "Fri, 31 Dec 9999 23:59:59 -2359",
+                                   "1e999", "-5", "nan"])
+async def test_a_retry_after_out_of_any_range_is_no_crash(script, sleeps, make_client, value: str) -> None:
+    """A date past the calendar (OverflowError in `email.utils`), infinity, a negative or NaN wait: the client
+    either gives up with RateLimited or waits within its budget, never an internal error."""
+    script.on("GET", "/v1/me", problem(429, "rate-limited", "slow down", {"Retry-After": value}), ok(ME))
+    async with make_client(retry=RetryPolicy(max_total_delay=30)) as client:
+        try:
+            await client.me()
+        except RateLimited as exc:
+            assert exc.attempts == 1 and sleeps.calls == []
+    assert all(0 <= s <= 30 for s in sleeps.calls)
+
+
+# ----------------------------------------------------------------------------- a hostile backend's problem text
+async def test_a_problem_code_of_another_shape_is_not_repeated(script, make_client) -> None:
+    """The code is named in the message as it is: a code with a line break would forge a line of its own under
+    ours, and one that echoes the token would show it. Only a code shaped like `R4` or `not-found` is kept."""
+    code = f"x{TOKEN}\nerror: all changes applied\x1b[2J"
+    script.on("GET", "/v1/me", problem(400, code, "d"))
+    async with make_client() as client:
+        with pytest.raises(BackendError) as info:
+            await client.me()
+    assert info.value.code is None
+    assert TOKEN not in str(info.value) and "\n" not in str(info.value) and "\x1b" not in str(info.value)
+
+
+@pytest.mark.parametrize("body", [
+    {"detail": ["a" * 487, TOKEN]},                      # cut at 500 characters of its JSON
+    "b" * 290 + TOKEN,                                   # a plain body, cut at 300
+])
+async def test_a_long_body_is_redacted_before_it_is_cut(body: Any) -> None:
+    """Cutting first kept the token's first half (`tok-SUP`), which redaction then no longer recognised."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        if isinstance(body, str):
+            return httpx.Response(400, text=body)
+        return httpx.Response(400, json=body)
+
+    async with BeheerClient("http://backend.test", TOKEN, transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(BackendError) as info:
+            await client.me()
+    assert TOKEN[:7] not in str(info.value) and "***" in str(info.value)
+
+
+async def test_a_repeated_cursor_is_redacted_and_shortened(script, make_client) -> None:
+    """The cursor a backend repeats is its own text: the message redacts the token and shows at most 500
+    characters of it."""
+    cursor = TOKEN + "x" * 4000
+    script.on("GET", f"/v1/organisations/{KVK}/events", ok({"items": [], "next_cursor": cursor}))
+    async with make_client() as client:
+        with pytest.raises(UnexpectedResponse, match="twice") as info:
+            await client.list_all_events(KVK)
+    assert TOKEN not in str(info.value) and len(str(info.value)) < 1_000
+
+
+async def test_a_cursor_too_long_for_a_url_is_refused(script, make_client) -> None:
+    """A cursor goes back in the next URL: past httpx's 65,536 characters that was `httpx.InvalidURL`, an internal
+    error; a cursor past 4,096 characters is an off-contract answer instead, and no second request is sent."""
+    script.on("GET", f"/v1/organisations/{KVK}/events", ok({"items": [], "next_cursor": "c" * 70_000}))
+    async with make_client() as client:
+        with pytest.raises(UnexpectedResponse, match="next_cursor"):
+            await client.list_all_events(KVK)
+    assert len(script.seen) == 1
