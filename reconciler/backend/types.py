@@ -75,6 +75,16 @@ def _str(data: Mapping[str, Any], key: str) -> str:
     return value
 
 
+def _path_id(data: Mapping[str, Any], key: str) -> str:
+    """An identifier the reconciler will put in a URL path (a means id, an intermediary's KvK number): a string
+    that names one segment. One that cannot (empty, `.`, `..`, with a `/`) is refused here, when the backend is
+    read, rather than by the client halfway through an apply (an internal error after some steps were sent)."""
+    value = _str(data, key)
+    if not value or "/" in value or value in {".", ".."}:
+        raise ValueError(f"{key!r} is {value!r}, which no URL path can name (empty, '.', '..' or with a '/')")
+    return value
+
+
 def _opt_str(data: Mapping[str, Any], key: str) -> str | None:
     value = data.get(key)
     if value is None:
@@ -213,7 +223,7 @@ class RemoteMeans:
         if not isinstance(orgs, list):
             raise ValueError("'organisations' should be a list of KvK numbers")
         return cls(
-            id=str(d["id"]), email=_str(d, "email"), name=_str(d, "name"), role=_enum(Role, d, "role"),
+            id=_path_id(d, "id"), email=_str(d, "email"), name=_str(d, "name"), role=_enum(Role, d, "role"),
             level=_enum(Level, d, "level"),
             type=_enum(MeansType, d, "type") if d.get("type") is not None else MeansType.REGULIER,
             status=_enum(Status, d, "status"), second_factor=factor_type, phone=phone,
@@ -280,7 +290,7 @@ class RemoteChain:
         for item in services:
             entry = _mapping(item, "chain authorisation service")
             ends[_str(entry, "service").lower()] = _date(entry, "end_date")
-        return cls(intermediary_kvk=_str(d, "intermediary_kvk"), name=_opt_str(d, "name"), ends=ends)
+        return cls(intermediary_kvk=_path_id(d, "intermediary_kvk"), name=_opt_str(d, "name"), ends=ends)
 
     @property
     def services(self) -> frozenset[str]:

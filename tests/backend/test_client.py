@@ -906,3 +906,22 @@ async def test_a_cursor_too_long_for_a_url_is_refused(script, make_client) -> No
         with pytest.raises(UnexpectedResponse, match="next_cursor"):
             await client.list_all_events(KVK)
     assert len(script.seen) == 1
+
+
+@pytest.mark.parametrize("bad", ["a/b", "..", ".", ""])
+async def test_an_identifier_no_path_can_name_is_refused_when_read(script, make_client, bad: str) -> None:
+    """A means id or intermediary KvK number the client could never put in a path is off-contract at once (an
+    UnexpectedResponse naming it), not a ValueError from `_segment` halfway through an apply; so is a means id
+    that is no string (`null` was read as the id "None")."""
+    script.on("GET", f"/v1/organisations/{KVK}/means", ok({"items": [means_json(id=bad)], "next_cursor": None}))
+    script.on("GET", f"/v1/organisations/{KVK}/chain-authorisations",
+              ok({"items": [{"intermediary_kvk": bad, "name": None, "services": []}], "next_cursor": None}))
+    async with make_client() as client:
+        with pytest.raises(UnexpectedResponse, match="'id' is"):
+            await client.list_all_means(KVK)
+        with pytest.raises(UnexpectedResponse, match="'intermediary_kvk' is"):
+            await client.list_all_chains(KVK)
+    script.on("GET", f"/v1/organisations/{KVK}/means", ok({"items": [means_json(id=None)], "next_cursor": None}))
+    async with make_client() as client:
+        with pytest.raises(UnexpectedResponse, match="'id' should be a string"):
+            await client.list_all_means(KVK)
