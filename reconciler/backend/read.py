@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 import anyio
 
 from reconciler.backend.client import BeheerClient
-from reconciler.backend.errors import Forbidden, NotFound
+from reconciler.backend.errors import Forbidden, NotFound, UnexpectedResponse
 from reconciler.domain.catalogue import Catalogue
 from reconciler.domain.state import OrgState, World
 
@@ -29,6 +29,10 @@ async def read_state(clients: Mapping[str, BeheerClient], kvks: Sequence[str], c
     """The backend's state of `kvks`, each read with its own client (its acting admin's token)."""
     state = ActualState(World(catalogue))
     limiter = anyio.Semaphore(concurrency)
+    by_email: dict[str, str] = {}          # e-mail (lower-cased) -> means id, over every organisation read
+
+    def refuse(kvk: str, why: str) -> UnexpectedResponse:
+        return UnexpectedResponse(why, method="GET", path=f"/v1/organisations/{kvk}/means")
 
     async def read_one(kvk: str) -> None:
         client = clients.get(kvk)
@@ -46,7 +50,20 @@ async def read_state(clients: Mapping[str, BeheerClient], kvks: Sequence[str], c
             chains = await client.list_all_chains(kvk)
         org_state = OrgState(org.to_info(), revision=org.revision)
         for m in means:
-            state.world.means.setdefault(m.id, m.to_means())
+            # A means is one person everywhere (R15): an id listed twice, an id that is another e-mail address in
+            # another organisation, or an address under two ids would have the plan act on a means as someone it
+            # is not (a change planned for alice sent to the id the backend gave mallory). Refused, not guessed.
+            known = state.world.means.get(m.id)
+            if m.id in org_state.members:
+                raise refuse(kvk, f"the backend listed means {m.id!r} twice")
+            if known is not None and known.key != m.email.lower():
+                raise refuse(kvk, f"the backend gave means {m.id!r} as {m.email!r} here and as {known.email!r} "
+                                  "in another organisation")
+            if by_email.setdefault(m.email.lower(), m.id) != m.id:
+                raise refuse(kvk, f"the backend gave {m.email!r} two means ids, {by_email[m.email.lower()]!r} "
+                                  f"and {m.id!r}")
+            if known is None:
+                state.world.means[m.id] = m.to_means()
             state.world.linked[m.id] = m.organisations
             org_state.members[m.id] = m.to_membership()
         org_state.authorisations = ends
