@@ -287,6 +287,8 @@ _MAX_DETAIL = 500
 #: Longest `next_cursor` taken: it is sent back in the next page's URL, and a URL past httpx's 65,536 characters
 #: is `httpx.InvalidURL` (no transport error: an internal error).
 _MAX_CURSOR = 4096
+#: Empty pages in a row, each with a next cursor, after which a list is taken to never end.
+_MAX_EMPTY_PAGES = 100
 
 #: What a path segment may hold as it is (RFC 3986 `pchar` but `%`): everything else is percent-escaped.
 _SEGMENT_SAFE = "!$&'()*+,;=:@-._~"
@@ -588,9 +590,13 @@ class BeheerClient:
         return await self._get(path, parse, {"limit": limit, "cursor": cursor})
 
     async def _pages(self, path: str, parse_item: Callable[[Any], T], limit: int) -> AsyncIterator[Page[T]]:
-        """Every page of a list endpoint, following `next_cursor`; a cursor seen twice is a backend bug."""
+        """Every page of a list endpoint, following `next_cursor`. A backend that would keep this going for ever is
+        refused: a cursor seen twice, a page seen twice under a fresh cursor each time (its first item opened an
+        earlier page: items of a list are distinct), or more than `_MAX_EMPTY_PAGES` empty pages in a row."""
         cursor: str | None = None
         seen: set[str] = set()
+        firsts: set[str] = set()
+        empty = 0
         while True:
             page = await self._page(path, parse_item, limit, cursor)
             yield page
@@ -601,6 +607,18 @@ class BeheerClient:
                 raise UnexpectedResponse(f"the backend returned cursor {cursor_text} twice", method="GET", path=path)
             seen.add(page.next_cursor)
             cursor = page.next_cursor
+            if page.items:
+                empty = 0
+                first = repr(page.items[0])
+                if first in firsts:
+                    raise UnexpectedResponse("the backend returned the same page twice (under another cursor)",
+                                             method="GET", path=path)
+                firsts.add(first)
+            else:
+                empty += 1
+                if empty > _MAX_EMPTY_PAGES:
+                    raise UnexpectedResponse(f"the backend returned {empty} empty pages in a row, each with a next "
+                                             "cursor", method="GET", path=path)
 
     async def _iter(self, path: str, parse_item: Callable[[Any], T], limit: int) -> AsyncIterator[T]:
         """Every item of a list endpoint, page by page."""

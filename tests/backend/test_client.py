@@ -925,3 +925,21 @@ async def test_an_identifier_no_path_can_name_is_refused_when_read(script, make_
     async with make_client() as client:
         with pytest.raises(UnexpectedResponse, match="'id' should be a string"):
             await client.list_all_means(KVK)
+
+
+@pytest.mark.parametrize("items", [[means_json(1)], []])
+async def test_a_list_that_never_ends_under_fresh_cursors_is_refused(items: list[Any]) -> None:
+    """A new cursor each time defeats the "cursor seen twice" check: the same page again, or empty page after
+    empty page, went on for ever (plan hung). Both are refused after a bounded number of requests."""
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        if len(sent) > 500:
+            raise AssertionError("still reading")
+        return httpx.Response(200, json={"items": items, "next_cursor": f"c{len(sent)}"})
+
+    async with BeheerClient("http://backend.test", TOKEN, transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(UnexpectedResponse, match="same page twice|empty pages in a row"):
+            await client.list_all_means(KVK)
+    assert len(sent) == (2 if items else 101)
