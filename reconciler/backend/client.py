@@ -690,11 +690,15 @@ class BeheerClient:
                             second_factor: SecondFactorType | str | None = None, phone: str | None = None,
                             subscription: Subscription | str | None = None, if_match: int | None = None,
                             idempotency_key: str | None = None) -> MutationResult:
-        """Request a new means (201; it then waits for the supplier's approval)."""
+        """Request a new means (201; it then waits for the supplier's approval). The answer's result is checked to
+        be a means here, where off-contract is UnexpectedResponse (the outcome unknown): the apply reads the new
+        id from it (`MutationResult.means()`), and a KeyError there stopped the apply as an internal error."""
         body = {"email": email, "name": name, "role": role, "level": level, "type": type,
                 "second_factor": _second_factor(second_factor, phone), "subscription": subscription}
-        return await self._mutate("POST", f"{self._org(kvk)}/means", body, if_match=if_match,
-                                  idempotency_key=idempotency_key)
+        path = f"{self._org(kvk)}/means"
+        answer = await self._mutate("POST", path, body, if_match=if_match, idempotency_key=idempotency_key)
+        self._parse(RemoteMeans.parse, answer.result, "POST", path, answer.status)
+        return answer
 
     async def change_role(self, kvk: str, means_id: str, role: Role | str, *, if_match: int | None = None,
                           idempotency_key: str | None = None) -> MutationResult:

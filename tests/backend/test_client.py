@@ -943,3 +943,15 @@ async def test_a_list_that_never_ends_under_fresh_cursors_is_refused(items: list
         with pytest.raises(UnexpectedResponse, match="same page twice|empty pages in a row"):
             await client.list_all_means(KVK)
     assert len(sent) == (2 if items else 101)
+
+
+@pytest.mark.parametrize("result", [{}, {"granted": 2}, means_json(1, id="a/b"), means_json(1, email=None)])
+async def test_a_request_means_answer_that_is_no_means_is_an_unexpected_response(script, make_client,
+                                                                                  result: Any) -> None:
+    """The apply takes the new means' id from the answer (`MutationResult.means()`): an answer without a means
+    raised KeyError there, an internal error after the step was sent. The client now says UnexpectedResponse
+    (the apply's "outcome unknown"), redacted like every other."""
+    script.on("POST", f"/v1/organisations/{KVK}/means", ok({"revision": 3, "result": result}, status=201))
+    async with make_client() as client:
+        with pytest.raises(UnexpectedResponse):
+            await client.request_means(KVK, email="u@acme.nl", name="U", role=Role.GEBRUIKER, level=Level.EH3)
