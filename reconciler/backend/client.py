@@ -404,6 +404,10 @@ class BeheerClient:
         sibling._http_options = self._http_options
         return sibling
 
+    def redact(self, text: str) -> str:
+        """`text` with this client's token blanked: for a message made elsewhere of what the backend sent."""
+        return self._redact(text)
+
     @property
     def has_token(self) -> bool:
         return bool(self._token)

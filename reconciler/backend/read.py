@@ -32,6 +32,9 @@ async def read_state(clients: Mapping[str, BeheerClient], kvks: Sequence[str], c
     by_email: dict[str, str] = {}          # e-mail (lower-cased) -> means id, over every organisation read
 
     def refuse(kvk: str, why: str) -> UnexpectedResponse:
+        """The backend's own values are in `why`: one that echoes a token is blanked, as in the client's errors."""
+        for client in clients.values():
+            why = client.redact(why)
         return UnexpectedResponse(why, method="GET", path=f"/v1/organisations/{kvk}/means")
 
     async def read_one(kvk: str) -> None:

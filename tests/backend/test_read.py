@@ -18,6 +18,7 @@ from reconciler.pipeline import first_failure
 pytestmark = pytest.mark.anyio
 
 A, B = "11111111", "22222222"
+TOKEN = "tok-SUPER-secret-4711"
 
 
 def means(means_id: str, email: str, kvk: str) -> dict[str, Any]:
@@ -34,7 +35,7 @@ async def read(lists: dict[str, list[dict[str, Any]]]) -> Any:
         items = lists[parts[3]] if parts[4] == "means" else []
         return httpx.Response(200, json={"items": items, "next_cursor": None})
 
-    async with BeheerClient("http://backend.test", "tok", transport=httpx.MockTransport(handler)) as client:
+    async with BeheerClient("http://backend.test", TOKEN, transport=httpx.MockTransport(handler)) as client:
         return await read_state({A: client, B: client}, [A, B], Catalogue())
 
 
@@ -51,6 +52,8 @@ async def test_one_means_in_two_organisations_is_read_once() -> None:
     # bob under two ids: `means_by_email` took whichever came last.
     ({A: [means("y", "bob@b.nl", A)], B: [means("z", "BOB@b.nl", B)]}, "two means ids"),
     ({A: [], B: [means("y", "bob@b.nl", B), means("z", "bob@b.nl", B)]}, "two means ids"),
+    # the backend's values are in the message: one that echoes the token is blanked
+    ({A: [], B: [means(TOKEN, "x@b.nl", B), means(TOKEN, "y@b.nl", B)]}, "listed means '***' twice"),
 ])
 async def test_a_means_list_that_contradicts_itself_is_refused(lists: dict[str, list[dict[str, Any]]],
                                                                says: str) -> None:
