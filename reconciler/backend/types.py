@@ -348,7 +348,10 @@ class RemoteEvent:
         else:
             target = None if raw_target is None else str(raw_target)
         actor = d.get("actor")
-        return cls(id=str(d["id"]), at=dt.datetime.fromisoformat(_str(d, "at")), today=_opt_date(d, "today"),
+        at = dt.datetime.fromisoformat(_str(d, "at"))
+        if at.tzinfo is None:             # taken as UTC: a naive time and an aware one cannot even be compared
+            at = at.replace(tzinfo=dt.timezone.utc)
+        return cls(id=str(d["id"]), at=at, today=_opt_date(d, "today"),
                    actor=None if actor is None else str(actor), action=_str(d, "action"), target=target,
                    outcome=_opt_str(d, "outcome"), code=_opt_str(d, "code"),
                    idempotency_key=_opt_str(d, "idempotency_key"))

@@ -144,5 +144,8 @@ def _day(event: RemoteEvent) -> dt.date:
     return event.today or event.at.date()
 
 
-def _order(event: RemoteEvent) -> tuple[dt.datetime, int | str]:
-    return (event.at, int(event.id) if event.id.isdigit() else event.id)
+def _order(event: RemoteEvent) -> tuple[dt.datetime, tuple[int, int | str]]:
+    """Time, then id: a numeric id by its number, before any other (an int and a str cannot be compared, and
+    `isdigit` also takes `²`, which `int` refuses: the backend's ids are its own text)."""
+    numeric = event.id.isascii() and event.id.isdigit() and len(event.id) <= 30
+    return (event.at, (0, int(event.id)) if numeric else (1, event.id))
