@@ -276,7 +276,10 @@ def _decode_json(response: httpx.Response) -> Any:
             return from_json(response.content)
         except ValueError:
             pass
-    return response.json()
+    try:
+        return response.json()
+    except RecursionError:              # arrays nested past Python's recursion limit: not JSON we can read
+        raise ValueError("the JSON is nested too deeply") from None
 
 
 #: What a problem's `code` may look like (`R4`, `not-found`, `idempotency-mismatch`): the message names it as it
@@ -512,7 +515,7 @@ class BeheerClient:
         detail = ""
         try:
             data = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):     # not JSON, or arrays nested past the recursion limit
             data = None
         if isinstance(data, Mapping):
             raw_code = data.get("code")
@@ -522,7 +525,10 @@ class BeheerClient:
             if isinstance(raw, str):
                 detail = raw
             elif raw is not None:           # e.g. a framework's list of validation errors
-                detail = self._redact(json.dumps(raw, ensure_ascii=False))[:_MAX_DETAIL]
+                try:
+                    detail = self._redact(json.dumps(raw, ensure_ascii=False))[:_MAX_DETAIL]
+                except RecursionError:
+                    detail = "(a detail nested too deeply to show)"
         elif response.text:                 # redacted before it is cut: a cut could keep the token's first half
             detail = self._redact(response.text.strip())[:300]
         cls = error_class_for(response.status_code, code)

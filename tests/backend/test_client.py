@@ -955,3 +955,21 @@ async def test_a_request_means_answer_that_is_no_means_is_an_unexpected_response
     async with make_client() as client:
         with pytest.raises(UnexpectedResponse):
             await client.request_means(KVK, email="u@acme.nl", name="U", role=Role.GEBRUIKER, level=Level.EH3)
+
+
+@pytest.mark.parametrize("status", [200, 400, 503])
+@pytest.mark.parametrize("body", [b"[" * 100_000 + b"]" * 100_000,
+                                  b'{"detail": ' + b"[" * 990 + b"]" * 990 + b"}"])
+async def test_json_nested_past_the_recursion_limit_is_no_internal_error(status: int, body: bytes) -> None:
+    """`json.loads` raises RecursionError (no ValueError) on arrays nested 100,000 deep, and `json.dumps` on a
+    detail nested nearly as deep as it can read: an answer is then not understood, or has no readable detail."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=body, headers={"Content-Type": "application/json"})
+
+    async with BeheerClient("http://backend.test", TOKEN, transport=httpx.MockTransport(handler),
+                            retry=RetryPolicy(attempts=1)) as client:
+        with pytest.raises(BackendError) as info:
+            await client.me()
+    if status == 200:
+        assert isinstance(info.value, UnexpectedResponse)
+    assert len(str(info.value)) < 1_000
