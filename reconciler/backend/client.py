@@ -287,6 +287,8 @@ def _decode_json(response: httpx.Response) -> Any:
 _PROBLEM_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 #: Most characters of a backend's explanation, or a cursor, that a message repeats.
 _MAX_DETAIL = 500
+#: Most characters of a problem's string `detail` or `title` a message repeats.
+_MAX_SHOWN = 2000
 #: Longest `next_cursor` taken: it is sent back in the next page's URL, and a URL past httpx's 65,536 characters
 #: is `httpx.InvalidURL` (no transport error: an internal error).
 _MAX_CURSOR = 4096
@@ -532,9 +534,15 @@ class BeheerClient:
         elif response.text:                 # redacted before it is cut: a cut could keep the token's first half
             detail = self._redact(response.text.strip())[:300]
         cls = error_class_for(response.status_code, code)
-        return cls(self._redact(detail), status=response.status_code, code=code,
-                   title=self._redact(title) if title else None, method=method, path=path, attempts=attempt,
+        return cls(self._shown(detail), status=response.status_code, code=code,
+                   title=self._shown(title) if title else None, method=method, path=path, attempts=attempt,
                    retry_after=_retry_after(response.headers.get("Retry-After")))
+
+    def _shown(self, text: str) -> str:
+        """A backend's detail or title as a message repeats it: redacted, then at most `_MAX_SHOWN` characters (a
+        megabyte of detail would be a megabyte on the terminal and in the audit log, once per attempt)."""
+        text = self._redact(text)
+        return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + "\u2026"
 
     def _json(self, response: httpx.Response, method: str, path: str) -> Any:
         try:

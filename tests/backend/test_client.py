@@ -973,3 +973,14 @@ async def test_json_nested_past_the_recursion_limit_is_no_internal_error(status:
     if status == 200:
         assert isinstance(info.value, UnexpectedResponse)
     assert len(str(info.value)) < 1_000
+
+
+async def test_a_megabyte_of_detail_is_shortened_after_redaction(script, make_client) -> None:
+    """A string detail or title was repeated whole: a megabyte on the terminal and in the audit log."""
+    body = {"code": "invalid", "title": "t" * 1_000_000, "detail": "d" * 1990 + TOKEN + "d" * 1_000_000}
+    script.on("GET", "/v1/me", ok(body, status=422))
+    async with make_client() as client:
+        with pytest.raises(InvalidRequest) as info:
+            await client.me()
+    assert len(str(info.value)) < 2_500 and len(info.value.title or "") < 2_500
+    assert TOKEN[:7] not in str(info.value) and str(info.value).count("***") == 1
