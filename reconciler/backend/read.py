@@ -31,11 +31,11 @@ async def read_state(clients: Mapping[str, BeheerClient], kvks: Sequence[str], c
     limiter = anyio.Semaphore(concurrency)
     by_email: dict[str, str] = {}          # e-mail (lower-cased) -> means id, over every organisation read
 
-    def refuse(kvk: str, why: str) -> UnexpectedResponse:
+    def refuse(kvk: str, why: str, resource: str = "means") -> UnexpectedResponse:
         """The backend's own values are in `why`: one that echoes a token is blanked, as in the client's errors."""
         for client in clients.values():
             why = client.redact(why)
-        return UnexpectedResponse(why, method="GET", path=f"/v1/organisations/{kvk}/means")
+        return UnexpectedResponse(why, method="GET", path=f"/v1/organisations/{kvk}/{resource}")
 
     async def read_one(kvk: str) -> None:
         client = clients.get(kvk)
@@ -71,6 +71,9 @@ async def read_state(clients: Mapping[str, BeheerClient], kvks: Sequence[str], c
             org_state.members[m.id] = m.to_membership()
         org_state.authorisations = ends
         for c in chains:
+            if c.intermediary_kvk in org_state.chains:     # one entry per intermediary (R18): which would be true?
+                raise refuse(kvk, f"the backend listed intermediary {c.intermediary_kvk!r} twice",
+                             "chain-authorisations")
             org_state.chains[c.intermediary_kvk] = c.to_chain()
         state.world.orgs[kvk] = org_state
         state.revisions[kvk] = org.revision

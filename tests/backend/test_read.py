@@ -26,13 +26,16 @@ def means(means_id: str, email: str, kvk: str) -> dict[str, Any]:
             "type": "regulier", "status": "actief", "second_factor": {"type": "otp"}, "organisations": [kvk]}
 
 
-async def read(lists: dict[str, list[dict[str, Any]]]) -> Any:
-    """The state of organisations A and B, whose means lists are `lists` (everything else empty)."""
+async def read(lists: dict[str, list[dict[str, Any]]], chains: list[dict[str, Any]] | None = None) -> Any:
+    """The state of organisations A and B, whose means lists are `lists` and B's chain list `chains` (everything
+    else empty)."""
     def handler(request: httpx.Request) -> httpx.Response:
         parts = request.url.path.split("/")          # ['', 'v1', 'organisations', kvk, list?]
         if len(parts) == 4:
             return httpx.Response(200, json={"kvk": parts[3], "name": "Org", "revision": 1})
         items = lists[parts[3]] if parts[4] == "means" else []
+        if parts[4] == "chain-authorisations" and parts[3] == B:
+            items = chains or []
         return httpx.Response(200, json={"items": items, "next_cursor": None})
 
     async with BeheerClient("http://backend.test", TOKEN, transport=httpx.MockTransport(handler)) as client:
@@ -63,3 +66,19 @@ async def test_a_means_list_that_contradicts_itself_is_refused(lists: dict[str, 
     error = first_failure(info.value, (UnexpectedResponse,))
     assert isinstance(error, UnexpectedResponse) and says in str(error)
     assert "/means]" in str(error) and "\n" not in str(error)
+
+
+async def test_an_intermediary_listed_twice_is_refused() -> None:
+    """One entry per intermediary (R18): two, with other services and dates, leave no way to tell which is true
+    (read as it was, the last one won, and the plan compared the config with it)."""
+    def chain(service: str) -> dict[str, Any]:
+        return {"intermediary_kvk": "47474747", "name": "Boekhouder",
+                "services": [{"service": service, "end_date": "2030-01-01"}]}
+
+    state = await read({A: [], B: []}, [chain("u1")])
+    assert set(state.world.orgs[B].chains) == {"47474747"}
+    with pytest.raises(BaseException) as info:
+        await read({A: [], B: []}, [chain("u1"), chain("u2")])
+    error = first_failure(info.value, (UnexpectedResponse,))
+    assert isinstance(error, UnexpectedResponse) and "listed intermediary '47474747' twice" in str(error)
+    assert "/chain-authorisations]" in str(error)
