@@ -72,7 +72,7 @@ class Executor:
     audit_failure: AuditError | None = field(default=None, init=False)
     _report: ApplyReport | None = field(default=None, init=False)
     #: (organisation, step id) -> the organisation whose URL (and revision) its request goes to (`calls.path_kvk`),
-    #: found once
+    #: found once when the lanes are made: each step's result line names that revision, skipped steps' too
     _where: dict[tuple[str, str], str] = field(default_factory=dict, init=False)
 
     async def run(self) -> ApplyReport:
@@ -214,7 +214,7 @@ class Executor:
                                   f"it depends on that step ({refusal.code}: {refusal.message})", because=cause.change.id)
             return StepResult(change, Outcome.FAILED, refusal.code, f"not sent: the backend would refuse it now "
                               f"({refusal.message}); plan again")
-        where = self._where.get((change.kvk, change.id)) or path_kvk(op)
+        where = path_kvk(op)
         key = idempotency_key(self.plan_id, change.id)
         if not self._log("step-intent", plan_id=self.plan_id, step_id=change.id, kvk=change.kvk,
                          action=change.action.value, target=change.target, key=key):

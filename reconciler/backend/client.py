@@ -516,8 +516,8 @@ class BeheerClient:
         title: str | None = None
         detail = ""
         try:
-            data = response.json()
-        except (ValueError, RecursionError):     # not JSON, or arrays nested past the recursion limit
+            data = _decode_json(response)
+        except ValueError:                      # not JSON, or arrays nested past the recursion limit
             data = None
         if isinstance(data, Mapping):
             raw_code = data.get("code")

@@ -270,9 +270,8 @@ class World:
         state = self.orgs.get(kvk)
         if state is None:
             return
-        means = self.means              # the members' roles and statuses read directly
         for mid, ms in state.members.items():
-            if ms.role is Role.BEHEERDER and means[mid].status is Status.ACTIEF:
+            if ms.is_admin and self.means[mid].active:
                 yield mid
 
     def tax_means(self, kvk: str) -> list[str]:

@@ -8,14 +8,15 @@ from enum import Enum
 from typing import Any, Mapping
 
 
-#: Already JSON: most values are, and asking each whether it is a Mapping (an ABC) cost more than the rest.
-_PLAIN = frozenset({str, int, float, bool, type(None)})
+#: Types whose values are JSON as they are: most values are, and asking each whether it is a Mapping (an ABC)
+#: cost more than the rest (the plan's JSON passes them through the same way).
+JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def json_value(value: Any, *, drop_none: bool = False) -> Any:
     """`value` as JSON; sets sorted (a stable order); with `drop_none`, keys whose value is None are left out
     (the API's defaults apply)."""
-    if type(value) in _PLAIN:
+    if type(value) in JSON_SCALARS:
         return value
     if isinstance(value, Enum):
         return value.value

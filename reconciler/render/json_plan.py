@@ -7,6 +7,7 @@ from dataclasses import fields
 from functools import cache
 from typing import Any
 
+from reconciler.domain.wire import JSON_SCALARS
 from reconciler.plan.model import PER_SERVICE, Change, Deferred, Manual, OrgPlan, Plan, Unmanaged, target_list
 
 #: 2: an item's `target` is the object acted on in all three lists (a blocked grant named its services), with
@@ -29,15 +30,11 @@ def _copy(value: Any) -> Any:
     return value
 
 
-#: Values written as they are: most of an item's fields (copying and probing each cost a third of the item).
-_PLAIN = frozenset({str, int, float, bool, type(None)})
-
-
 def _item(item: Change | Deferred | Manual | Unmanaged) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for name in _names(type(item)):
         value = getattr(item, name)
-        if type(value) in _PLAIN:
+        if type(value) in JSON_SCALARS:       # most fields: copying and probing each cost a third of the item
             data[name] = value
         else:
             value = _copy(value)
