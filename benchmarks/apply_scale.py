@@ -25,8 +25,8 @@ must be empty (converged) and every person must hold exactly one means.
 "bound by:" says what limits the rate, measured over the steps alone: how the applying process and the
 sandbox server's threads spent that time (on a CPU, waiting in the run queue for one, or asleep: /proc
 schedstat), the CPU each spends per change, the share of the server's CPU inside the changes' transactions
-(the rest is HTTP and FastAPI), and what the audit log's two lines and the JSON of a request and its answer
-cost per change (measured in this process before the run).
+(the rest is HTTP and checking the request), and what the audit log's two lines and the JSON of a request and
+its answer cost per change (measured in this process before the run).
 Run 2, the same on a fresh database with injected faults on /v1 (POST /sandbox/faults; default p_503 0.04,
 p_429 0.03, p_drop 0.03, fixed seed; a drop commits, then cuts the connection): the same figures plus
 retries (write requests counted minus steps done), answers replayed from the idempotency record, whether the
@@ -375,7 +375,7 @@ def tail(text: str, lines: int = 8) -> str:
 class TxMeter:
     """CPU (thread time) inside the sandbox's change transactions: `mutations._run`, which every /v1 change runs in
     (idempotency record, If-Match, the rules, the writes, the audit row); the rest of the server's CPU is HTTP
-    (uvicorn and its parser), FastAPI (routing, validation, dependencies), the token's lookup and the request's
+    (uvicorn and its parser), checking the request's parts (`sandbox/fastlane.py`), the token's lookup and the request's
     count."""
 
     cpu = 0.0
@@ -473,7 +473,8 @@ def bound_by(child: Child, window: tuple[float, float], done: int, tx_cpu: float
         f"{on['the applying process']:.0%} of the time, waiting for one {queued['the applying process']:.0%}; the "
         f"server's threads {on['the sandbox server']:.0%} and {queued['the sandbox server']:.0%}; of the server's CPU "
         f"{tx_cpu / server_cpu:.0%} inside the changes' transactions (SQL, rules, idempotency record, audit row), the "
-        f"rest HTTP (uvicorn, {Served.parser}), FastAPI, the token's lookup and the request's count; the audit log's two lines "
+        f"rest HTTP (uvicorn, {Served.parser}), checking the request's parts (the fast lane; FastAPI for what it leaves), "
+        f"the token's lookup and the request's count; the audit log's two lines "
         f"per change {audit_s * 1e6:.0f} us "
         f"({audit_s / apply_cpu * done:.1%} of the applying process's CPU); JSON of a request and its answer, both "
         f"ends, {json_s * 1e6:.0f} us ({json_s * done / (apply_cpu + server_cpu):.1%} of both))",
