@@ -5,7 +5,8 @@ request, half of what an apply spends per change; aiohttp parses with llhttp (C)
 The client keeps speaking httpx (its requests, answers, errors and in-process ASGI transport are unchanged):
 only the bytes on the wire go through aiohttp. Each answer is read whole here, at most `MAX_ANSWER_BYTES`,
 and aiohttp's failures become the httpx errors they are (a dropped connection, a timeout, a refused connect),
-so retries and messages stay as they were.
+so retries and messages stay as they were. One limit is added: an answer's head must come within the sum of
+the timeouts (an endless run of interim `1xx` answers hung httpx's transport for ever, as it does aiohttp's).
 
 Not taken from aiohttp: its cookie jar (a server's cookies are neither kept nor sent, as with `_Http`), its
 redirects, its decompression (httpx decodes, as before), and its proxy settings (httpx routes proxied URLs
