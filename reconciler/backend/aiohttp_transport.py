@@ -9,14 +9,16 @@ so retries and messages stay as they were. One limit is added: an answer's head 
 the timeouts (an endless run of interim `1xx` answers hung httpx's transport for ever, as it does aiohttp's).
 
 Not taken from aiohttp: its cookie jar (a server's cookies are neither kept nor sent, as with `_Http`), its
-redirects, its decompression (httpx decodes, as before), and its proxy settings (httpx routes proxied URLs
-through its own transports, as before).
+redirects, its decompression and its proxy settings (httpx routes proxied URLs through its own transports, as
+before). A compressed answer (gzip or deflate, what the client accepts) is decoded here, to at most
+`MAX_ANSWER_BYTES` too: a few megabytes of gzip can hold gigabytes, which httpx would decode whole.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+import zlib
 from typing import Any
 
 import aiohttp
@@ -32,6 +34,29 @@ _CHUNK = 256 * 1024
 
 class AnswerTooLarge(httpx.RemoteProtocolError):
     """The backend's answer passed `MAX_ANSWER_BYTES`."""
+
+
+#: zlib's window bits per content coding taken; deflate is tried raw as well (servers send both forms).
+_CODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def _decoded(content: bytes, coding: str, request: httpx.Request) -> bytes:
+    """`content` decoded from `coding`, at most `MAX_ANSWER_BYTES` of it."""
+    if coding not in _CODINGS:
+        raise httpx.RemoteProtocolError(f"the answer is encoded as {coding[:40]!r}, which is not taken (gzip and "
+                                        "deflate are)", request=request)
+    for wbits in (_CODINGS[coding], -zlib.MAX_WBITS) if coding == "deflate" else (_CODINGS[coding],):
+        decoder = zlib.decompressobj(wbits)
+        try:
+            out = decoder.decompress(content, MAX_ANSWER_BYTES + 1)
+        except zlib.error as exc:
+            error = exc
+            continue
+        if len(out) > MAX_ANSWER_BYTES or decoder.unconsumed_tail:
+            raise AnswerTooLarge(f"the answer decodes to more than the {MAX_ANSWER_BYTES} bytes taken",
+                                 request=request)
+        return out
+    raise httpx.RemoteProtocolError(f"the answer's {coding} does not decode ({error})", request=request)
 
 
 def _mapped(exc: BaseException, request: httpx.Request) -> httpx.TransportError:
@@ -117,6 +142,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             if deadline.expired():
                 raise httpx.ReadTimeout(f"no complete answer head within {head:g} s", request=request) from None
             raise _mapped(exc, request) from None
+        coding = answer.headers.get("Content-Encoding", "").strip().lower()
+        if coding and coding != "identity":
+            content = _decoded(content, coding, request)
+            headers = [(k, v) for k, v in headers if k.lower() not in (b"content-encoding", b"content-length")]
         extensions = {"http_version": b"HTTP/1.1"}
         if reason:
             extensions["reason_phrase"] = reason.encode("latin-1", "replace")

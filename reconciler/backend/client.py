@@ -204,7 +204,7 @@ def _pool(options: dict[str, Any]) -> _Http:
     the environment applies (https only): httpx's own transports take those, by httpx's rules, as before. A
     transport the caller gave (an in-process app, a test's) is used as given."""
     if (options["transport"] is None and str(options["base_url"]).lower().startswith(("http://", "https://"))
-            and not (options["trust_env"] and getproxies())):
+            and not (options["trust_env"] and any(scheme != "no" for scheme in getproxies()))):
         from reconciler.backend.aiohttp_transport import AiohttpTransport   # aiohttp's import only when used
 
         transport = AiohttpTransport(trust_env=options["trust_env"], timeout=options["timeout"])
@@ -381,7 +381,8 @@ class BeheerClient:
             # tunnels keep TLS end to end; CI runners often need a proxy).
             plain = base_url.lower().startswith("http://")
             self._http_options = {"base_url": base_url, "transport": transport, "timeout": self.timeouts.to_httpx(),
-                                  "headers": {"Accept": "application/json"}, "follow_redirects": False,
+                                  "headers": {"Accept": "application/json", "Accept-Encoding": "gzip, deflate"},
+                                  "follow_redirects": False,
                                   "trust_env": not plain}
             http = _pool(self._http_options)
         #: The underlying httpx client (same transport, no token attached): for `/sandbox` control calls.
@@ -478,7 +479,7 @@ class BeheerClient:
             except _NOT_RETRIED as exc:
                 raise BackendUnreachable(self._transport_detail(exc), method=method, path=path,
                                          attempts=attempt) from None
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, httpx.DecodingError) as exc:     # a body that does not decode too
                 failure = BackendUnreachable(self._transport_detail(exc), method=method, path=path,
                                              attempts=attempt)
                 log.debug("%s %s: attempt %d failed: %s", method, path, attempt, self._transport_detail(exc))
@@ -518,9 +519,10 @@ class BeheerClient:
             url = self._urls[path] = base.copy_with(raw_path=base.raw_path + httpx.URL(path).raw_path.lstrip(b"/"))
         return url
 
-    def _transport_detail(self, exc: httpx.TransportError) -> str:
+    def _transport_detail(self, exc: httpx.TransportError | httpx.DecodingError) -> str:
         kind = {httpx.TimeoutException: "timed out", httpx.ConnectError: "connection failed",
-                httpx.RemoteProtocolError: "connection dropped before a complete response"}
+                httpx.RemoteProtocolError: "connection dropped before a complete response",
+                httpx.DecodingError: "an answer that does not decode"}
         what = next((text for cls, text in kind.items() if isinstance(exc, cls)), "transport error")
         text = self._redact(str(exc)).strip()
         return f"{what} ({type(exc).__name__}{': ' + text if text else ''})"

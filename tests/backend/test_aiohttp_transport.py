@@ -14,6 +14,7 @@ import os
 import socket
 import time
 import warnings
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -387,6 +388,77 @@ async def test_a_gzip_answer_is_decoded_once(framing: str) -> None:
         assert await client.call("GET", "/v1/me") == ME
         assert (await client.me()).email == "a@acme.nl"
     assert b"gzip" in server.requests[0].values("accept-encoding")[0]
+
+
+def _raw_deflate(data: bytes) -> bytes:
+    encoder = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return encoder.compress(data) + encoder.flush()
+
+
+@pytest.mark.parametrize("coding, encode", [("deflate", zlib.compress), ("deflate", _raw_deflate),
+                                            ("x-gzip", gzip.compress)])
+async def test_deflate_in_both_forms_and_x_gzip_are_decoded(coding: str, encode: Callable[[bytes], bytes]) -> None:
+    body = encode(json.dumps(ME).encode())
+    data = answer_bytes("200 OK", body, "Content-Type: application/json", f"Content-Encoding: {coding}")
+    async with RawServer(raw(data, keep=True)) as server, client_for(server) as client:
+        assert await client.call("GET", "/v1/me") == ME
+    assert server.requests[0].values("accept-encoding") == [b"gzip, deflate"]     # nothing it cannot bound
+
+
+async def test_a_compression_bomb_is_refused_by_what_it_decodes_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small gzip body that decodes to far more than the limit ends as AnswerTooLarge, before httpx would decode
+    it whole into memory."""
+    monkeypatch.setattr(aiohttp_transport, "MAX_ANSWER_BYTES", 100_000)
+    bomb = gzip.compress(b"0" * 5_000_000)
+    assert len(bomb) < 100_000
+    data = answer_bytes("200 OK", bomb, "Content-Type: application/json", "Content-Encoding: gzip")
+    async with RawServer(raw(data)) as server:
+        async with plain_http(server) as http:
+            with pytest.raises(AnswerTooLarge, match="decodes to more than"):
+                await http.get("/v1/me")
+        async with client_for(server) as client:
+            with pytest.raises(BackendUnreachable, match="AnswerTooLarge"):
+                await client.me()
+
+
+@pytest.mark.parametrize("coding, body, said", [
+    ("br", b"\x0b\x02\x80{}\x03", "not taken"),
+    ("gzip", b"not gzip at all", "does not decode"),
+    ("gzip, gzip", gzip.compress(gzip.compress(b"{}")), "not taken"),
+])
+async def test_an_answer_in_a_coding_not_taken_or_broken_is_a_protocol_error(coding: str, body: bytes,
+                                                                              said: str) -> None:
+    data = answer_bytes("200 OK", body, "Content-Type: application/json", f"Content-Encoding: {coding}")
+    async with RawServer(raw(data)) as server:
+        async with plain_http(server) as http:
+            with pytest.raises(httpx.RemoteProtocolError, match=said):
+                await http.get("/v1/me")
+        async with client_for(server) as client:
+            with pytest.raises(BackendUnreachable, match=said):
+                await client.me()
+
+
+async def test_a_broken_gzip_from_any_transport_is_unreachable_not_an_internal_error() -> None:
+    """httpx decodes for an in-process transport: its DecodingError (not a TransportError) is a backend failure the
+    client retries and names, like any broken answer."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+                              content=b"not gzip at all")
+    sleeps = Sleeps()
+    client = BeheerClient("http://sandbox.test", TOKEN, transport=httpx.MockTransport(handler),
+                          retry=RetryPolicy(attempts=2, base_delay=0.01), sleep=sleeps)
+    async with client:
+        with pytest.raises(BackendUnreachable, match="does not decode") as info:
+            await client.me()
+    assert info.value.attempts == 2 and len(sleeps.calls) == 1
+    assert TOKEN not in str(info.value)
+
+
+def test_no_proxy_alone_keeps_aiohttp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NO_PROXY names hosts not to proxy; by itself it routes nothing through a proxy."""
+    _no_proxy_env(monkeypatch)
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    assert isinstance(BeheerClient("https://beheer.example", TOKEN).http._transport, AiohttpTransport)
 
 
 async def test_status_reason_and_repeated_headers_come_through() -> None:

@@ -82,14 +82,8 @@ def _run(request: Request, actor: Actor, kvk: str, headers: MutationHeaders, bod
                 raise ApiError(412, "precondition-failed",
                                f"organisation {kvk} is at revision {current}, not {headers.if_match}; "
                                "read it again and re-plan", headers={"ETag": etag(current or 0)})
-            store.conn.execute("SAVEPOINT work")
-            try:
+            with store.savepoint():
                 done = work(store)
-            except BaseException:
-                store.conn.execute("ROLLBACK TO work")
-                store.conn.execute("RELEASE work")
-                raise
-            store.conn.execute("RELEASE work")
             revision = done.revision if done.revision is not None else store.revision(kvk) or 0
             payload = json_bytes({"revision": revision, "result": done.result})
             out_headers = {"content-type": "application/json", "etag": etag(revision)}

@@ -173,6 +173,34 @@ def test_each_write_raises_the_revision_by_one_however_many_effects(store: Sandb
     assert revision(store) == first + 2  # type: ignore[operator]
 
 
+def _db_revision(store: SandboxStore, kvk: str = KVK) -> int:
+    """The revision as the file has it, past anything the store remembers."""
+    return int(store.conn.execute("SELECT revision FROM organisations WHERE kvk = ?", (kvk,)).fetchone()[0])
+
+
+def test_within_a_transaction_the_revision_read_follows_every_write_and_every_undo(store: SandboxStore) -> None:
+    """The store remembers an organisation's revision within a transaction (a change reads it before and after):
+    a write raises it, an undone savepoint and a deleted organisation forget it, as the file does."""
+    users(store, "bob")
+    anna = admin_id(store)
+    store.create_organisation(OTHER, "Other", "anna@acme.nl", "Anna", Level.EH3)
+    with store.transaction(write=True):
+        start = store.revision(KVK)
+        assert store.org(KVK) is not None and store.revision(KVK) == start == _db_revision(store)
+        store.apply([PutAuthorisation(KVK, "bob", TENDERNED, END)])
+        assert store.revision(KVK) == start + 1 == _db_revision(store)  # type: ignore[operator]
+        with pytest.raises(RuntimeError), store.savepoint():
+            store.apply([PutAuthorisation(KVK, "bob", GENERAL3, END)])
+            assert store.revision(KVK) == start + 2 == _db_revision(store)  # type: ignore[operator]
+            raise RuntimeError("refused after a write")
+        assert store.revision(KVK) == start + 1 == _db_revision(store)  # type: ignore[operator]
+        assert store.revision(OTHER) is not None
+        store.apply([DeleteMembership(OTHER, anna), DeleteOrganisation(OTHER)])
+        assert store.revision(OTHER) is None and store.org(OTHER) is None
+    with store.transaction():
+        assert store.revision(KVK) == start + 1  # type: ignore[operator]
+
+
 def test_a_means_change_touches_the_request_s_organisation_or_else_all_it_is_linked_to(
         store: SandboxStore) -> None:
     users(store, "bob")
