@@ -32,6 +32,10 @@ from reconciler.backend.sandbox.context import authenticate, bearer, mutation_he
 #: Paths remembered with their route: an organisation's bulk changes repeat one path; a change of one means
 #: seldom repeats, so the memory is bounded.
 PATHS_KEPT = 1024
+#: Only paths up to this long are remembered (a change's path, with ids of at most 64 characters, is under 150): a
+#: client's long paths (uvicorn takes 64 kB, an in-process client any length) would otherwise be kept 1024 times,
+#: with copies of their parameters.
+PATH_CHARS_KEPT = 256
 
 #: Fills one parameter from the request, its path parameters, its headers and its body's JSON.
 _Resolve = Callable[[Request, dict[str, str], dict[bytes, bytes], Any], Awaitable[tuple[str, Any]]]
@@ -156,7 +160,7 @@ def _json(body: bytes, headers: dict[bytes, bytes]) -> Any:
         raise _NotTaken
     try:
         return json.loads(body)
-    except ValueError:                              # not JSON, or not UTF-8
+    except Exception:         # not JSON, not UTF-8, nested too deep (RecursionError): FastAPI's 400 (422 here)
         raise _NotTaken from None
 
 
@@ -182,12 +186,16 @@ class FastLane:
     def __init__(self, api: FastAPI, routes: list[Any]) -> None:
         self._api = api
         self._routes = [r for r in routes if isinstance(r, APIRoute) and r.methods & {"POST", "DELETE"}]
+        #: The methods of those routes: a request with another (GET, HEAD, ...) is not looked up, nor remembered.
+        self._methods = frozenset(m for r in self._routes for m in r.methods)
         self._found: dict[tuple[str, str], tuple[_Lane, dict[str, str]] | None] = {}
         #: Requests the lane answered itself (the rest went to FastAPI): for tests that it takes what it should.
         self.taken = 0
 
     def _find(self, method: str, path: str) -> tuple[_Lane, dict[str, str]] | None:
         """The lane of the route FastAPI would choose (the first that matches), and the path's parameters."""
+        if method not in self._methods:
+            return None
         key = (method, path)
         if key in self._found:
             return self._found[key]
@@ -198,13 +206,16 @@ class FastLane:
                 lane = _lane(route)
                 found = (lane, match.groupdict()) if lane is not None else None
                 break
-        if len(self._found) >= PATHS_KEPT:
-            self._found.clear()
-        self._found[key] = found
+        if len(path) <= PATH_CHARS_KEPT:
+            if len(self._found) >= PATHS_KEPT:
+                self._found.clear()
+            self._found[key] = found
         return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
-        found = self._find(scope["method"], scope["path"]) if scope["type"] == "http" else None
+        # with a `root_path` (a mounted app, `uvicorn --root-path`) Starlette matches the path without it: FastAPI's
+        found = self._find(scope["method"], scope["path"]) if scope["type"] == "http" and not scope.get(
+            "root_path") else None
         if found is None:
             await app(scope, receive, send)
             return

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.backend.sandbox import routes_v1
+from reconciler.backend.sandbox import fastlane
 from reconciler.backend.sandbox.fastlane import FastLane
 
 from tests.backend.sandbox.conftest import KVK, TODAY, open_sandbox, seed_means
@@ -196,8 +197,10 @@ TOKENS = ["valid", None, "Bearer nope", "Basic abc", "Bearer ", "bearer valid", 
 KVKS = [KVK, "1234", "1234567a", "99999999"]
 CONTENT_TYPES = ["application/json", None, "text/plain", "application/json; charset=utf-8", "APPLICATION/JSON",
                  "application/merge-patch+json"]
+#: JSON nested deeper than Python's recursion limit: json.loads raises RecursionError, not a ValueError
+DEEP = b"[" * 5000 + b"]" * 5000
 BODIES = ["valid", b"", b"{", b"[]", b"null", b'"x"', b'{"means_ids": ["a"]}', "extra", "bad-date", "\xff",
-          "too-many"]
+          "too-many", DEEP]
 KEYS = ["k-1", None, "", "x" * 256, "x" * 255]
 IF_MATCH = [None, "*", '"1"', "garbage", 'W/"2"']
 EXTRA = [[], [("Idempotency-Key", "k-2")], [("Content-Type", "application/json")], [("X-Other", "1")],
@@ -300,3 +303,64 @@ async def test_reads_and_controls_are_not_the_lane_s(pair: Pair) -> None:
     a, b = await pair.both("GET", f"/v1/organisations/{KVK}/means", headers=_headers(f"Bearer {pair.token}"))
     _same(a, b)
     assert pair.fast.lane.taken == before
+
+
+async def test_json_nested_too_deep_is_fastapi_s_422_not_a_500(pair: Pair) -> None:
+    """json.loads raises RecursionError for JSON nested past Python's recursion limit; FastAPI answers any failure
+    to read the body with its 400 (this contract's 422 `invalid`), before the token is looked at. The lane let the
+    RecursionError through as a 500 with a traceback, for a valid token and a wrong one alike."""
+    assert pair.fast.lane is not None
+    path = f"/v1/organisations/{KVK}/authorisations"
+    for authorization in (f"Bearer {pair.token}", "Bearer nope", None):
+        before = pair.fast.lane.taken
+        a, b = await pair.both("POST", path, body=b"[" * 100_000 + b"]" * 100_000, headers=_headers(authorization))
+        assert a.status_code == 422 and a.json()["code"] == "invalid", a.text
+        _same(a, b)
+        assert pair.fast.lane.taken == before
+    assert await _state(pair.fast, pair.token) == await _state(pair.plain, pair.token)
+
+
+async def test_under_a_root_path_fastapi_routes_the_request(pair: Pair) -> None:
+    """With a `root_path` (the app mounted, or `uvicorn --root-path`) Starlette matches the path less that prefix:
+    under root path `/v1`, `POST /v1/organisations/{kvk}/authorisations` is `/organisations/...` to FastAPI, no
+    route (404). The lane matched the whole path and made the grant FastAPI refuses."""
+    assert pair.fast.lane is not None
+    body = _body("valid", pair.users)
+    for root, path in (("/v1", f"/v1/organisations/{KVK}/authorisations"),
+                       ("/api", f"/api/v1/organisations/{KVK}/authorisations"),
+                       ("/x", f"/v1/organisations/{KVK}/authorisations")):
+        answers = []
+        for twin in (pair.fast, pair.plain):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=twin.app, root_path=root),
+                                         base_url="http://sandbox.test") as client:
+                answers.append(await client.post(path, content=body,
+                                                 headers=_headers(f"Bearer {pair.token}", key=f"root-{root}")))
+        _same(*answers)
+    assert answers[0].status_code == 200                     # a root path that is no prefix of the path: routed
+    assert pair.fast.lane.taken == 0
+    assert await _state(pair.fast, pair.token) == await _state(pair.plain, pair.token)
+
+
+async def test_the_path_cache_keeps_no_long_paths_and_no_reads(pair: Pair) -> None:
+    """The lane remembers at most PATHS_KEPT paths, but each was kept whole, with a copy of its parameters: 1024
+    paths of 64 kB (what uvicorn takes; an in-process client sends any length) held ~130 MB. Reads, which the lane
+    never takes, were remembered too, pushing out the changes' paths."""
+    lane = pair.fast.lane
+    assert lane is not None
+    long_id = "m" * 20_000
+    for n in range(30):
+        a, b = await pair.both("POST", f"/v1/organisations/{KVK}/means/{long_id}{n}/role", body=b'{"role": "beheerder"}',
+                               headers=_headers(f"Bearer {pair.token}"))
+        _same(a, b)
+        assert a.status_code == 422
+        a, b = await pair.both("GET", f"/v1/organisations/{KVK}/means/user-{n}",
+                               headers=_headers(f"Bearer {pair.token}"))
+        _same(a, b)
+    a, b = await pair.both("POST", f"/v1/organisations/{KVK}/means/{pair.users[2]}/role",
+                           body=b'{"role": "beheerder"}', headers=_headers(f"Bearer {pair.token}"))
+    _same(a, b)
+    assert a.status_code == 200 and lane.taken == 1, a.text
+    kept = list(lane._found)
+    assert all(len(path) <= fastlane.PATH_CHARS_KEPT and method in ("POST", "DELETE") for method, path in kept), (
+        sum(len(path) for _, path in kept))
+    assert ("POST", f"/v1/organisations/{KVK}/means/{pair.users[2]}/role") in kept
