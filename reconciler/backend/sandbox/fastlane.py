@@ -266,15 +266,17 @@ class FastLane:
 
 
 async def _read(receive: Receive) -> tuple[bytes, list[Message]]:
-    """The request's body, and the messages it came in (to hand FastAPI the same ones)."""
-    messages: list[Message] = []
+    """The request's body, and the messages that hand FastAPI the same: the body in one (a client that trickles it a
+    byte a message had the lane keep a message per byte, 3x the memory FastAPI's own reading takes)."""
+    chunks: list[bytes] = []
     while True:
         message = await receive()
-        messages.append(message)
         if message["type"] != "http.request":      # the client went away: FastAPI says what that means
-            raise _NotTaken(messages)
+            raise _NotTaken([{"type": "http.request", "body": b"".join(chunks), "more_body": True}, message])
+        chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            return b"".join(m.get("body", b"") for m in messages), messages
+            body = b"".join(chunks)
+            return body, [{"type": "http.request", "body": body, "more_body": False}]
 
 
 def _replaying(messages: list[Message], receive: Receive) -> Receive:
