@@ -25,6 +25,8 @@ from fastapi.params import Depends
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
+from starlette._utils import is_async_callable
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reconciler.backend.sandbox.context import authenticate, bearer, mutation_headers
@@ -255,13 +257,17 @@ class FastLane:
         await response(routed, request.receive, send)
 
     async def _handled(self, exc: Exception, request: Request, send: Send) -> None:
-        """`exc` answered by the handler the app has for its class, as FastAPI's exception middleware does; without
-        one it goes on up, to the server error middleware."""
+        """`exc` answered by the handler the app has for its class, as FastAPI's exception middleware does (a plain
+        function in a worker thread); without one it goes on up, to the server error middleware. A handler for
+        `Exception` is that middleware's: it answers, then raises the exception again (the server logs it)."""
         handlers = self._api.exception_handlers
-        handler = next((handlers[cls] for cls in type(exc).__mro__ if cls in handlers), None)
+        handler = next((handlers[cls] for cls in type(exc).__mro__ if cls in handlers and cls is not Exception), None)
         if handler is None:
             raise exc
-        response = await handler(request, exc)
+        if is_async_callable(handler):
+            response = await handler(request, exc)
+        else:
+            response = await run_in_threadpool(handler, request, exc)
         await response(request.scope, request.receive, send)
 
 

@@ -20,10 +20,13 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.responses import Response
 
 from reconciler.backend.sandbox import routes_v1
 from reconciler.backend.sandbox import fastlane
 from reconciler.backend.sandbox.fastlane import FastLane
+from reconciler.backend.sandbox.problems import ApiError
+from reconciler.backend.sandbox.store import SandboxStore
 
 from tests.backend.sandbox.conftest import KVK, TODAY, open_sandbox, seed_means
 
@@ -426,3 +429,35 @@ async def test_a_body_in_many_messages_or_cut_off_is_answered_as_fastapi_does_an
             tracemalloc.stop()
         assert answer[0] == 404, answer
     assert peaks[0] < 1.5 * peaks[1], peaks
+
+
+async def test_the_app_s_exception_handlers_are_used_as_fastapi_uses_them(pair: Pair,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lane answers an exception with the app's handler, as FastAPI's exception middleware would; but a handler
+    for `Exception` belongs to the server error middleware, which answers and then raises the exception again (so
+    the server logs the traceback; in-process the client sees it), and a plain function is called in a thread. The
+    lane answered with the first and returned quietly, and awaited the second (a TypeError, a 500)."""
+    assert pair.fast.lane is not None
+
+    async def internal(request: Any, exc: Exception) -> Response:
+        return Response(b"internal", status_code=500)
+
+    def refused(request: Any, exc: ApiError) -> Response:
+        return Response(exc.code.encode(), status_code=exc.status)
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the disk is full")
+
+    for twin in (pair.fast, pair.plain):
+        twin.app.add_exception_handler(Exception, internal)
+        twin.app.add_exception_handler(ApiError, refused)
+    path = f"/v1/organisations/{KVK}/authorisations"
+    a, b = await pair.both("POST", path, body=_body("valid", pair.users), headers=_headers("Bearer nope"))
+    assert (a.status_code, a.text) == (401, "unauthorized")
+    _same(a, b)
+    assert pair.fast.lane.taken == 1
+    monkeypatch.setattr(SandboxStore, "prefetch_members", broken)
+    for twin in (pair.fast, pair.plain):
+        with pytest.raises(RuntimeError, match="the disk is full"):
+            await twin.client.post(path, content=_body("valid", pair.users), headers=_headers(f"Bearer {pair.token}"))
+    assert pair.fast.lane.taken == 2
