@@ -7,8 +7,9 @@ idempotency record and the audit row. The lane finds the route once per path and
 same declaration FastAPI uses (a `TypeAdapter` of the parameter's annotation, the body's model), then calls the
 same endpoint with the same dependencies (`authenticate`, `mutation_headers`) and answers an exception with the
 app's own handler, as FastAPI would. Anything it does not take whole (a part that fails its check, a repeated
-header, a body that is not plain `application/json`, a parameter of a kind it does not know) goes to FastAPI
-unchanged, body included, so an error's answer is FastAPI's own: the lane adds no answer of its own.
+header, a body that is not plain `application/json` or does not parse, an app under a root path, a parameter of a
+kind it does not know) goes to FastAPI unchanged, body included, so an error's answer is FastAPI's own: the lane
+adds no answer of its own.
 """
 
 from __future__ import annotations
@@ -215,7 +216,8 @@ class FastLane:
         return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
-        # with a `root_path` (a mounted app, `uvicorn --root-path`) Starlette matches the path without it: FastAPI's
+        # under a `root_path` (a mounted app, `uvicorn --root-path`) Starlette matches the path less that prefix:
+        # FastAPI routes those
         found = self._find(scope["method"], scope["path"]) if scope["type"] == "http" and not scope.get(
             "root_path") else None
         if found is None:
