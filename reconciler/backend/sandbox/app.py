@@ -26,7 +26,7 @@ from reconciler.config.loader import load_catalogue_file
 
 from reconciler.backend.sandbox import models, problems, routes_sandbox, routes_v1
 from reconciler.backend.sandbox.controls import CONTROL_HEADER
-from reconciler.backend.sandbox.fastlane import FastLane
+from reconciler.backend.sandbox.fastlane import PATH_CHARS_KEPT, FastLane
 from reconciler.backend.sandbox.faults import (
     FaultConfig, FaultInjector, RateBudget, RateLimiter, RuleFaults, RuleFaultScope,
 )
@@ -141,9 +141,11 @@ class V1Middleware:
         key = (scope["method"], scope["path"])
         found = self._routes.get(key)
         if found is None:
-            if len(self._routes) >= self.ROUTES_KEPT:
-                self._routes.clear()
-            found = self._routes[key] = self._match(scope)
+            found = self._match(scope)
+            if len(key[1]) <= PATH_CHARS_KEPT:      # a long path is matched, not kept (1024 of 64 kB each)
+                if len(self._routes) >= self.ROUTES_KEPT:
+                    self._routes.clear()
+                self._routes[key] = found
         return found
 
     @staticmethod

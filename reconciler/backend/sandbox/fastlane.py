@@ -26,7 +26,6 @@ from fastapi.params import Depends
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
-from starlette._utils import is_async_callable
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -163,7 +162,7 @@ def _json(body: bytes, headers: dict[bytes, bytes]) -> Any:
         raise _NotTaken
     try:
         return json.loads(body)
-    except Exception:         # not JSON, not UTF-8, nested too deep (RecursionError): FastAPI's 400 (422 here)
+    except (ValueError, RecursionError):    # not JSON, not UTF-8, or nested too deep: FastAPI's 422
         raise _NotTaken from None
 
 
@@ -266,7 +265,7 @@ class FastLane:
         handler = next((handlers[cls] for cls in type(exc).__mro__ if cls in handlers and cls is not Exception), None)
         if handler is None:
             raise exc
-        if is_async_callable(handler):
+        if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(getattr(handler, "__call__", None)):
             response = await handler(request, exc)
         else:
             response = await run_in_threadpool(handler, request, exc)

@@ -60,3 +60,19 @@ def test_request_counts_find_each_route_once_per_path_and_stay_bounded(monkeypat
         assert route == "/v1/organisations/{kvk}/means/{means_id}/role"
     assert len(middleware._routes) <= V1Middleware.ROUTES_KEPT
     assert middleware._route({**scope, "method": "GET"}) == "/v1/organisations/{kvk}/authorisations"
+
+
+def test_request_counts_match_a_long_path_without_keeping_it() -> None:
+    """A path longer than a change's (uvicorn takes 64 kB) is counted by its route, and not remembered: 1024 of
+    them would hold 64 MB."""
+    from reconciler.backend.sandbox.app import V1Middleware
+    from reconciler.backend.sandbox.fastlane import PATH_CHARS_KEPT
+
+    middleware = V1Middleware(app=None, api=None)  # type: ignore[arg-type]
+    for n in range(20):
+        path = f"/v1/organisations/12345678/means/{'m' * (PATH_CHARS_KEPT + n)}/role"
+        assert middleware._route({"type": "http", "method": "POST", "path": path}) == \
+            "/v1/organisations/{kvk}/means/{means_id}/role"
+    assert middleware._routes == {}
+    middleware._route({"type": "http", "method": "POST", "path": "/v1/organisations/12345678/means/m1/role"})
+    assert len(middleware._routes) == 1
