@@ -34,7 +34,7 @@ def comparable(data: dict[str, Any]) -> dict[str, Any]:
 
 def differences(saved: dict[str, Any], derived: Plan) -> list[str]:
     """What differs between a saved plan document and the plan derived again now; empty when identical."""
-    return list(_differences(comparable(saved), comparable(plan_to_data(derived))))
+    return list(_differences(comparable(saved), comparable(plan_to_data(derived, copy=False))))   # only read
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -30,14 +30,14 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def _item(item: Change | Deferred | Manual | Unmanaged) -> dict[str, Any]:
+def _item(item: Change | Deferred | Manual | Unmanaged, copy: bool = True) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for name in _names(type(item)):
         value = getattr(item, name)
         if type(value) in JSON_SCALARS:       # most fields: copying and probing each cost a third of the item
             data[name] = value
         else:
-            value = _copy(value)
+            value = _copy(value) if copy else value
             data[name] = value.value if hasattr(value, "value") else value     # an enum: its value
     if isinstance(item, Change):
         data["symbol"] = item.symbol
@@ -61,10 +61,10 @@ def _with_services(data: dict[str, Any], target: Any, services: list[str]) -> di
     return out
 
 
-def _org(org: OrgPlan) -> dict[str, Any]:
+def _org(org: OrgPlan, copy: bool) -> dict[str, Any]:
     return {"kvk": org.kvk, "name": org.name, "revision": org.revision, "acting_admin": org.acting_admin,
-            "changes": [_item(c) for c in org.changes], "deferred": [_item(d) for d in org.deferred],
-            "manual": [_item(m) for m in org.manual], "unmanaged": [_item(u) for u in org.unmanaged],
+            "changes": [_item(c, copy) for c in org.changes], "deferred": [_item(d, copy) for d in org.deferred],
+            "manual": [_item(m, copy) for m in org.manual], "unmanaged": [_item(u, copy) for u in org.unmanaged],
             "warnings": list(org.warnings),
             "valid_until": org.valid_until.isoformat() if org.valid_until else None,
             "valid_until_reason": org.valid_until_reason,
@@ -72,12 +72,14 @@ def _org(org: OrgPlan) -> dict[str, Any]:
                          "over_threshold": org.over_threshold}}
 
 
-def plan_to_data(plan: Plan) -> dict[str, Any]:
+def plan_to_data(plan: Plan, *, copy: bool = True) -> dict[str, Any]:
+    """The plan as JSON data. Its items' params and targets are copies (a caller may change the data without
+    changing the plan), unless `copy` is false: for a caller that only reads it (`verify` compares it)."""
     return {"format_version": PLAN_FORMAT_VERSION, "tool_version": plan.tool_version,
             "today": plan.today.isoformat(), "config_digest": plan.config_digest, "backend": plan.backend,
             "compared_to": plan.compared_to, "config_paths": list(plan.config_paths), "shard": plan.shard,
             "force_required": plan.force_required,
-            "organisations": [_org(o) for o in plan.organisations], "warnings": list(plan.warnings),
+            "organisations": [_org(o, copy) for o in plan.organisations], "warnings": list(plan.warnings),
             "cost": {"once": plan.cost.once, "yearly": plan.cost.yearly, "currency": plan.cost.currency},
             "summary": plan.summary()}
 

@@ -322,9 +322,10 @@ def test_every_rule_id_r1_to_r20_is_accepted(validator: Draft202012Validator) ->
 
 
 # ============================================================================ the fast path of `_item` (issue #15)
-def _item_before(item: Any) -> dict[str, Any]:
+def _item_before(item: Any, copy: bool = True) -> dict[str, Any]:
     """`json_plan._item` as it was before plain values were passed through: every field copied, then any value
-    with a `.value` (an enum) replaced by it. The reference the fast path must match byte for byte."""
+    with a `.value` (an enum) replaced by it. The reference the fast path must match byte for byte (`copy` is
+    taken and ignored: this copies always)."""
     from reconciler.plan.model import PER_SERVICE, Change, Deferred, Manual, target_list
     from reconciler.render import json_plan as jp
 
