@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import Enum
-from typing import Any, Mapping
+from collections.abc import Mapping    # not typing.Mapping: an isinstance through it costs 4x
+from typing import Any
 
 
 #: Types whose values are JSON as they are: most values are, and asking each whether it is a Mapping (an ABC)
