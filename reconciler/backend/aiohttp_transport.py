@@ -33,6 +33,11 @@ MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 _CHUNK = 256 * 1024
 
+#: The longest status or header line taken. aiohttp's default is 8 kB. httpx (httpcore) took a head of up to
+#: 100 kB, and a gateway in front of a backend can send a long policy or cookie header. aiohttp also caps the
+#: number of header lines, so a head stays bounded.
+MAX_HEADER_LINE = 64 * 1024
+
 
 class AnswerTooLarge(httpx.RemoteProtocolError):
     """The backend's answer passed `MAX_ANSWER_BYTES`."""
@@ -112,7 +117,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         connector = aiohttp.TCPConnector(ssl=self._ssl, limit=self._limit)
         self._session = aiohttp.ClientSession(
             connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False, trust_env=False,
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"))
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            max_line_size=MAX_HEADER_LINE, max_field_size=MAX_HEADER_LINE)
         return self._session
 
     def _timeout(self, request: httpx.Request) -> tuple[aiohttp.ClientTimeout, float | None]:

@@ -242,7 +242,7 @@ async def test_a_read_timeout_given_per_request_wins_over_the_client_s() -> None
     b"HTTP/1.1 2OO OK\r\nContent-Length: 0\r\n\r\n",                             # a status that is no number
     b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\nabc",                         # a negative length
     b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nabcde",   # two lengths that disagree
-    b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 20_000 + b"\r\nContent-Length: 0\r\n\r\n",   # a header past the limit
+    b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 100_000 + b"\r\nContent-Length: 0\r\n\r\n",  # a header past the limit
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",      # a chunk size no hex
 ], ids=["garbage-status-line", "status-no-number", "negative-length", "two-lengths", "huge-header", "bad-chunk"])
 async def test_a_malformed_answer_is_a_protocol_error(data: bytes) -> None:
@@ -657,3 +657,11 @@ def test_pools_share_one_tls_context_per_certificate_setting(monkeypatch: pytest
     other = BeheerClient("https://beheer.example", TOKEN)
     assert other.http._transport._ssl is not client.http._transport._ssl      # type: ignore[attr-defined]
     assert BeheerClient("https://beheer.example", TOKEN).http._transport._ssl is other.http._transport._ssl  # type: ignore
+
+
+async def test_a_long_header_line_httpx_took_is_taken() -> None:
+    """A gateway's long header (a policy, a cookie) of 20 kB: httpx's own transport took it, and so does this one;
+    aiohttp's default limit of 8 kB would have made it a protocol error."""
+    data = json_answer(ME, "200 OK", "X-Policy: " + "a" * 20_000)
+    async with RawServer(raw(data, keep=True)) as server, client_for(server) as client:
+        assert await client.call("GET", "/v1/me") == ME
