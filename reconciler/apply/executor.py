@@ -87,7 +87,8 @@ class Executor:
         limiter = anyio.Semaphore(self.concurrency)
 
         # Each lane that runs sends over a connection pool of its own, taken from these (at most `concurrency`)
-        # and given back when the lane is done: at every request httpcore looks at each connection of its pool.
+        # and given back when the lane is done: lanes do not wait on each other for a connection (and httpcore, which
+        # still serves an https backend behind a proxy, looks at each connection of its pool at every request).
         made: list[httpx.AsyncClient] = []
         free: list[httpx.AsyncClient] = []
 

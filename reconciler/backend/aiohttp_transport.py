@@ -156,13 +156,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 deadline.reschedule(None)           # the head is in: from here each read has its own timeout
                 content = await self._read(answer, request)
                 status, headers, reason = answer.status, answer.raw_headers, answer.reason
+                coding = answer.headers.get("Content-Encoding", "").strip().lower()
         except httpx.TransportError:
             raise
         except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
             if deadline.expired():
                 raise httpx.ReadTimeout(f"no complete answer head within {head:g} s", request=request) from None
             raise _mapped(exc, request) from None
-        coding = answer.headers.get("Content-Encoding", "").strip().lower()
         if coding and coding != "identity":
             content = _decoded(content, coding, request)
             headers = [(k, v) for k, v in headers if k.lower() not in (b"content-encoding", b"content-length")]

@@ -14,6 +14,7 @@ adds no answer of its own.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 from collections.abc import Awaitable, Callable
@@ -170,15 +171,18 @@ def _json(body: bytes, headers: dict[bytes, bytes]) -> Any:
 #: every app of the process (`app._share_routes`), and so are their lanes.
 #: By the route's id (a route compares by its fields, and has no hash), with the route kept alive beside it.
 _LANES: dict[int, tuple[APIRoute, _Lane | None]] = {}
-_HEADERS: list[_Headers] = []
+
+
+@functools.cache
+def _headers() -> _Headers:
+    """`mutation_headers`' checks, made once, at the first change."""
+    return _Headers()
 
 
 def _lane(route: APIRoute) -> _Lane | None:
     found = _LANES.get(id(route))
     if found is None:
-        if not _HEADERS:
-            _HEADERS.append(_Headers())
-        found = _LANES[id(route)] = (route, _Lane.of(route, _HEADERS[0]))
+        found = _LANES[id(route)] = (route, _Lane.of(route, _headers()))
     return found[1]
 
 
